@@ -1,0 +1,20 @@
+# The two commands of the README: `make run` (set up, then start the app) and
+# `make test` (set up with test tools, then run the whole test suite).
+VENV ?= .venv
+
+.PHONY: setup setup-test run test bench
+
+setup:
+	scripts/setup.sh
+
+setup-test:
+	scripts/setup.sh --test
+
+run: setup
+	$(VENV)/bin/voicevibe $(ARGS)
+
+test: setup-test
+	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+
+bench: setup-test
+	$(VENV)/bin/python bench/run.py $(ARGS)

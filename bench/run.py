@@ -1,0 +1,208 @@
+"""VoiceVibe benchmarks: one command, results written to bench/RESULTS.md.
+
+    .venv/bin/python bench/run.py [--quick] [--skip-full]
+
+- STT engine vs Kyutai's reference loop on the same checkpoint and audio, interleaved
+  block by block so both see the same machine load (goal: ratio <= 1.03).
+- Cost of the audio callback (goal: p99 < 0.4 ms) and of the DSP per block.
+- Per-step time of the full-size (1B, random weights) checkpoint in bf16, f32 and q8.
+Checkpoints are generated locally (no network) into ~/.cache/voicevibe/bench.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime
+import gc
+import os
+import platform
+import sys
+import tempfile
+import time
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))
+
+from speech import write_speech  # noqa: E402
+
+from voicevibe.audio import FileSource, MicSource  # noqa: E402
+from voicevibe.config import BLOCK, DspConfig, SttConfig  # noqa: E402
+from voicevibe.dsp import Dsp  # noqa: E402
+from voicevibe.hub import locate_stt  # noqa: E402
+from voicevibe.stt import SttEngine, load_model  # noqa: E402
+from voicevibe.testing.checkpoint import write_checkpoint  # noqa: E402
+from voicevibe.testing.reference import ReferenceLoop, load_reference  # noqa: E402
+
+CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "voicevibe" / "bench"
+RESULTS = ROOT / "bench" / "RESULTS.md"
+
+
+def percentile(values: list[float], q: float) -> float:
+    return float(np.percentile(np.asarray(values), q))
+
+
+def checkpoint(size: str, vad: bool) -> Path:
+    """A generated checkpoint, reused across runs (it is seeded, so always the same)."""
+    folder = CACHE / f"stt-{size}{'-vad' if vad else ''}"
+    if not (folder / "config.json").is_file():
+        print(f"generating the {size} checkpoint in {folder} ...", flush=True)
+        folder.mkdir(parents=True, exist_ok=True)
+        write_checkpoint(folder, size, vad=vad, seed=0, quantize=8 if size == "full" else None)
+    return folder
+
+
+def speech_blocks(n: int) -> list[np.ndarray]:
+    """n blocks of espeak speech with pauses, looped."""
+    with tempfile.TemporaryDirectory() as tmp:
+        blocks = list(FileSource(write_speech(Path(tmp) / "speech.wav"), realtime=False).blocks())
+    return [blocks[i % len(blocks)] for i in range(n)]
+
+
+def engine_vs_reference(folder: Path, dtype: str, n_blocks: int) -> dict:
+    """Time per block of SttEngine.step and the reference loop's step, interleaved."""
+    files = locate_stt(str(folder))
+    engine = SttEngine(load_model(files, dtype), dataclasses.replace(SttConfig(), dtype=dtype))
+    reference = ReferenceLoop(files, load_reference(files, dtype))
+    blocks = speech_blocks(n_blocks)
+    warm = min(10, n_blocks // 5)
+    ours, theirs = [], []
+    for i, block in enumerate(blocks):
+        first, second = (engine.step, reference.step) if i % 2 else (reference.step, engine.step)
+        t0 = time.perf_counter()
+        first(block)
+        t1 = time.perf_counter()
+        second(block)
+        t2 = time.perf_counter()
+        a, b = (t1 - t0, t2 - t1) if i % 2 else (t2 - t1, t1 - t0)
+        if i >= warm:
+            ours.append(a)
+            theirs.append(b)
+    del engine, reference
+    gc.collect()
+    return {"blocks": len(ours), "engine_ms": 1e3 * float(np.median(ours)),
+            "reference_ms": 1e3 * float(np.median(theirs)),
+            "engine_mean_ms": 1e3 * float(np.mean(ours)), "reference_mean_ms": 1e3 * float(np.mean(theirs)),
+            "ratio_median": float(np.median(ours) / np.median(theirs)),
+            "ratio_total": float(np.sum(ours) / np.sum(theirs))}
+
+
+def callback_cost(n: int) -> dict:
+    """The PortAudio callback's own cost, called directly with a device-sized block."""
+    mic = MicSource.__new__(MicSource)  # no device needed to time the callback body
+    import queue
+
+    mic._queue, mic._column, mic.dropped_blocks, mic.status_events = queue.Queue(64), 0, 0, 0
+    indata = np.random.default_rng(0).normal(0, 0.1, (BLOCK, 2)).astype(np.float32)
+    times = []
+    for _ in range(n):
+        t0 = time.perf_counter_ns()
+        mic._callback(indata, BLOCK, None, None)
+        times.append((time.perf_counter_ns() - t0) / 1e6)
+        if mic._queue.full():
+            while not mic._queue.empty():
+                mic._queue.get_nowait()
+    return {"calls": n, "p50_ms": percentile(times, 50), "p99_ms": percentile(times, 99),
+            "max_ms": max(times)}
+
+
+def dsp_cost(n: int) -> dict:
+    """DSP per 1920-sample block on speech."""
+    dsp = Dsp(DspConfig())
+    blocks = speech_blocks(n)
+    times = []
+    for block in blocks:
+        t0 = time.perf_counter_ns()
+        dsp.process(block)
+        times.append((time.perf_counter_ns() - t0) / 1e6)
+    return {"blocks": n, "p50_ms": percentile(times, 50), "p99_ms": percentile(times, 99)}
+
+
+def full_step_times(folder: Path, dtype: str, lm_name: str | None, steps: int) -> dict:
+    """Per-step time of the full-size LM (engine path, Mimi included)."""
+    files = locate_stt(str(folder))
+    if lm_name:
+        files = dataclasses.replace(files, lm=folder / lm_name)
+    t0 = time.perf_counter()
+    engine = SttEngine(load_model(files, dtype), dataclasses.replace(SttConfig(), dtype=dtype))
+    load_s = time.perf_counter() - t0
+    blocks = speech_blocks(steps + 2)
+    times = []
+    for block in blocks:
+        t0 = time.perf_counter()
+        engine.step(block)
+        times.append(time.perf_counter() - t0)
+    del engine
+    gc.collect()
+    times = times[2:]
+    return {"dtype": dtype, "weights": files.lm.name, "steps": len(times), "load_s": load_s,
+            "median_ms": 1e3 * float(np.median(times)), "p95_ms": 1e3 * percentile(times, 95),
+            "realtime_factor": float(np.median(times)) / 0.08}
+
+
+def machine() -> str:
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").exists() \
+        else platform.processor()
+    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    versions = ", ".join(f"{p} {metadata.version(p)}" for p in ("mlx", "moshi_mlx", "rustymimi", "numpy"))
+    blas = "OpenBLAS preloaded" if "openblas" in os.environ.get("LD_PRELOAD", "") else "mlx's bundled BLAS"
+    return (f"- Date: {datetime.date.today()}\n- CPU: {cpu}, {os.cpu_count()} cores, {mem:.0f} GiB RAM, "
+            f"no GPU\n- OS: {platform.platform()}\n- Python {platform.python_version()}; {versions}; {blas}\n")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="fewer blocks (a smoke run)")
+    parser.add_argument("--skip-full", action="store_true", help="skip the full-size (2 GB) checkpoint")
+    args = parser.parse_args()
+    n = 60 if args.quick else 400
+    out = ["# VoiceVibe benchmark results", "", "Written by `bench/run.py`; numbers from one run.", "",
+           "## Machine", "", machine()]
+
+    print("engine vs reference, tiny checkpoint ...", flush=True)
+    tiny = engine_vs_reference(checkpoint("tiny", vad=True), "f32", n)
+    out += ["## STT engine vs Kyutai's reference loop (same checkpoint, same audio, interleaved)", "",
+            "Time per 80 ms block: Mimi encode + one LM step (+ VAD head for the engine).", "",
+            "| checkpoint | blocks | engine median | reference median | ratio (median) | ratio (total) |",
+            "|---|---|---|---|---|---|",
+            f"| tiny f32 (dim 128, 2 layers) | {tiny['blocks']} | {tiny['engine_ms']:.2f} ms | "
+            f"{tiny['reference_ms']:.2f} ms | {tiny['ratio_median']:.3f} | {tiny['ratio_total']:.3f} |"]
+    if not args.skip_full:
+        full_folder = checkpoint("full", vad=False)
+        print("engine vs reference, full checkpoint ...", flush=True)
+        full = engine_vs_reference(full_folder, "bf16", 30 if args.quick else 80)
+        out.append(f"| full bf16 (1B, random weights) | {full['blocks']} | {full['engine_ms']:.1f} ms | "
+                   f"{full['reference_ms']:.1f} ms | {full['ratio_median']:.3f} | {full['ratio_total']:.3f} |")
+    out += ["", "Goal: ratio <= 1.03.", ""]
+
+    print("callback and DSP cost ...", flush=True)
+    cb = callback_cost(20_000 if args.quick else 200_000)
+    dsp = dsp_cost(n)
+    out += ["## Audio path", "", "| what | calls | p50 | p99 |", "|---|---|---|---|",
+            f"| PortAudio callback (copy + put_nowait) | {cb['calls']} | {cb['p50_ms'] * 1e3:.1f} µs | "
+            f"{cb['p99_ms'] * 1e3:.1f} µs |",
+            f"| DSP per 1920-sample block (AGC + gate + meters) | {dsp['blocks']} | {dsp['p50_ms'] * 1e3:.0f} µs | "
+            f"{dsp['p99_ms'] * 1e3:.0f} µs |", "", "Goal: callback p99 < 0.4 ms.", ""]
+
+    if not args.skip_full:
+        out += ["## Full-size checkpoint per step (engine: Mimi encode + LM step + VAD head)", "",
+                "Real time needs <= 80 ms per step (an Apple-GPU property); here, ratios matter.", "",
+                "| dtype | weights | steps | load | median | p95 | x real time |", "|---|---|---|---|---|---|---|"]
+        for dtype, name, steps in [("bf16", None, 20), ("f32", None, 20), ("bf16", "model.q8.safetensors", 5)]:
+            print(f"full-size steps {dtype} {name or ''} ...", flush=True)
+            r = full_step_times(full_folder, dtype, name, 8 if args.quick else steps)
+            out.append(f"| {r['dtype']} | {r['weights']} | {r['steps']} | {r['load_s']:.1f} s | "
+                       f"{r['median_ms']:.0f} ms | {r['p95_ms']:.0f} ms | {r['realtime_factor']:.1f} |")
+        out.append("")
+    RESULTS.write_text("\n".join(out), encoding="utf-8")
+    print(RESULTS.read_text(encoding="utf-8"))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,46 @@
+"""Shared fixtures: tiny random-weight Kyutai STT checkpoints, built once per session."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from moshi_mlx import models
+
+from voicevibe.testing.checkpoint import CONFIG_NAME, write_checkpoint
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny `-candle`-style checkpoint: PyTorch tensor names plus 4 semantic-VAD heads."""
+    return write_checkpoint(tmp_path_factory.mktemp("stt-tiny-candle"), "tiny", vad=True, seed=0)
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint_mlx(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny `-mlx`-style checkpoint: MLX tensor names, no VAD heads, plus model.q8.safetensors."""
+    return write_checkpoint(tmp_path_factory.mktemp("stt-tiny-mlx"), "tiny", seed=0, quantize=8)
+
+
+@pytest.fixture(scope="session")
+def tiny_lm_config(tiny_checkpoint: Path) -> models.LmConfig:
+    """The moshi_mlx `LmConfig` of `tiny_checkpoint` (with its 4 extra heads)."""
+    cfg = json.loads((tiny_checkpoint / CONFIG_NAME).read_text(encoding="utf-8"))
+    return models.LmConfig.from_config_dict(cfg)
+
+
+@pytest.fixture(scope="session")
+def speech_wav(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """About 12 s of espeak-ng speech (English, French, English) with pauses, 22.05 kHz WAV."""
+    from speech import write_speech
+
+    return write_speech(tmp_path_factory.mktemp("speech") / "speech.wav")
+
+
+@pytest.fixture(scope="session")
+def speech_blocks(speech_wav: Path) -> list:
+    """`speech_wav` as the 1920-sample 24 kHz float32 blocks every source yields."""
+    from voicevibe.audio import FileSource
+
+    return list(FileSource(speech_wav, realtime=False).blocks())

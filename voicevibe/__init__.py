@@ -1,0 +1,3 @@
+"""VoiceVibe: a performer's voice turned into live visuals."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,201 @@
+"""The `voicevibe` command: run, transcribe, devices, models download, config.
+
+Exit codes: 0 ok, 2 bad usage or bad input (file, device, config, model), 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import queue
+import sys
+from pathlib import Path
+
+from tqdm import tqdm
+
+from . import __version__
+from .audio import AudioError, FileSource, list_input_devices
+from .config import FRAME_SECONDS, Config, ConfigError, documented_defaults, load_config, parse_override
+from .dsp import Dsp, Levels
+from .events import PhraseEnd, SegmentReset, Status, Word, to_json_dict
+from .hub import ModelError, locate_stt
+
+log = logging.getLogger("voicevibe")
+
+EXIT_OK, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 2, 130
+PROGRESS_MIN_SECONDS = 30.0  # files shorter than this get no progress bar
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with every subcommand."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", type=Path, action="append", default=[], metavar="FILE",
+                        help="extra config.toml layered on top of the defaults (repeatable)")
+    common.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                        help="override one setting, e.g. --set dsp.gain_db=6 (repeatable)")
+    common.add_argument("--model", help="STT model: Hugging Face repo id or local folder (stt.model)")
+    common.add_argument("-v", "--verbose", action="count", default=0, help="more log output")
+
+    parser = argparse.ArgumentParser(prog="voicevibe", description="Live voice to visuals.")
+    parser.add_argument("--version", action="version", version=f"voicevibe {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    run = sub.add_parser("run", parents=[common], help="live: listen and print the transcript")
+    run.add_argument("--input", help="device index, device-name part, or an audio file (rehearsal)")
+    run.add_argument("--channel", type=int, help="input channel on a multi-channel interface (1 = first)")
+    run.add_argument("--fast", action="store_true", help="file input as fast as possible")
+
+    tr = sub.add_parser("transcribe", parents=[common], help="transcribe an audio file")
+    tr.add_argument("audio", type=Path, help="wav, flac, ogg or mp3; any rate, stereo is mixed down")
+    tr.add_argument("--realtime", action="store_true", help="pace the file at real time, as a live input")
+    tr.add_argument("--json", action="store_true", help="one JSON event per line")
+    tr.add_argument("--no-dsp", action="store_true", help="feed the audio untouched (AGC and gate off)")
+
+    sub.add_parser("devices", help="list audio input devices")
+    models = sub.add_parser("models", help="manage model files")
+    msub = models.add_subparsers(dest="models_command", metavar="ACTION", required=True)
+    msub.add_parser("download", parents=[common], help="fetch the STT model into the cache, with progress")
+
+    cfg = sub.add_parser("config", parents=[common], help="print the effective configuration")
+    cfg.add_argument("--defaults", action="store_true", help="print every key with its default and doc")
+    return parser
+
+
+def load(args: argparse.Namespace) -> Config:
+    """The config from files, then --set, then dedicated flags."""
+    overrides = [parse_override(s) for s in args.set]
+    if args.model:
+        overrides.append({"stt": {"model": args.model}})
+    if getattr(args, "channel", None) is not None:
+        overrides.append({"audio": {"channel": args.channel}})
+    if getattr(args, "fast", False):
+        overrides.append({"audio": {"realtime": False}})
+    if getattr(args, "realtime", None) is not None and args.command == "transcribe":
+        overrides.append({"audio": {"realtime": args.realtime}})
+    return load_config(args.config, overrides)
+
+
+def cmd_transcribe(args: argparse.Namespace, config: Config) -> int:
+    """Transcribe a file: plain text, or one JSON event per line."""
+    from .app import transcribe
+    from .stt import SttEngine, load_model
+
+    source = FileSource(args.audio, realtime=config.audio.realtime)  # bad files fail before the model loads
+    model = load_model(locate_stt(config.stt.model), config.stt.dtype)
+    engine = SttEngine(model, config.stt)
+    log.info("model %s loaded (%s, pause detection %s)", config.stt.model, config.stt.dtype,
+             "on" if engine.use_vad else "off")
+    dsp = None if args.no_dsp else Dsp(config.dsp)
+    show = source.duration_seconds >= PROGRESS_MIN_SECONDS
+    with tqdm(total=round(source.duration_seconds, 1), unit="s audio", disable=not show,
+              file=sys.stderr, leave=False) as bar:
+        def on_levels(_: Levels) -> None:
+            bar.update(FRAME_SECONDS)
+
+        for event in transcribe(source.blocks(), engine, dsp, on_levels if dsp else None):
+            if args.json:
+                print(json.dumps(to_json_dict(event), ensure_ascii=False), flush=True)
+            elif isinstance(event, Word):
+                print(event.text, end="", flush=True)
+            elif isinstance(event, PhraseEnd):
+                print(flush=True)
+    if not args.json:
+        print()
+    return EXIT_OK
+
+
+def cmd_run(args: argparse.Namespace, config: Config) -> int:
+    """Live transcription in the terminal until Ctrl-C or the end of a rehearsal file."""
+    from .app import Stopped, SttWorker
+
+    worker = SttWorker(config, Dsp(config.dsp), input_spec=args.input)
+    worker.start()
+    try:
+        while True:
+            try:
+                item = worker.events.get(timeout=0.5)
+            except queue.Empty:
+                continue
+            if isinstance(item, Word):
+                print(item.text, end="", flush=True)
+            elif isinstance(item, PhraseEnd):
+                print(flush=True)
+            elif isinstance(item, Status):
+                print(f"[{item.stage}] {item.message}", file=sys.stderr, flush=True)
+            elif isinstance(item, SegmentReset):
+                log.info("STT state reset (%s) after %d frames", item.reason, item.segment_frames)
+            elif isinstance(item, Levels) and item.weak_signal:
+                log.warning("weak input signal: check the microphone and gain")
+            elif isinstance(item, Stopped):
+                print()
+                return EXIT_OK if item.error is None else EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("\nstopping...", file=sys.stderr)
+        worker.stop()
+        return EXIT_INTERRUPTED
+
+
+def cmd_devices() -> int:
+    """List input devices, or say clearly that there are none."""
+    devices = list_input_devices()
+    if not devices:
+        print("no audio input devices found: plug in a microphone or audio interface "
+              "(or use a file: voicevibe run --input FILE)")
+        return EXIT_OK
+    for d in devices:
+        mark = "*" if d.is_default else " "
+        print(f"{mark} {d.index:3d}  {d.name}  ({d.channels} ch, {d.default_samplerate:.0f} Hz)")
+    return EXIT_OK
+
+
+def cmd_models_download(config: Config) -> int:
+    """Prefetch the STT checkpoint into the Hugging Face cache (progress bars on stderr)."""
+    files = locate_stt(config.stt.model, allow_download=True)
+    for path in (files.lm, files.mimi, files.tokenizer):
+        print(f"ok  {path}")
+    return EXIT_OK
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `voicevibe` console script."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        args = parser.parse_args(["run", *(argv or [])])
+    level = logging.WARNING - 10 * min(getattr(args, "verbose", 0) + 1, 2)
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    try:
+        if args.command == "devices":
+            return cmd_devices()
+        config = load(args)
+        if args.command == "config":
+            print(documented_defaults() if args.defaults else render(config))
+            return EXIT_OK
+        if args.command == "models":
+            return cmd_models_download(config)
+        if args.command == "transcribe":
+            return cmd_transcribe(args, config)
+        return cmd_run(args, config)
+    except (ConfigError, AudioError, ModelError) as e:
+        print(f"voicevibe: error: {e}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+
+
+def render(config: Config) -> str:
+    """The effective configuration as TOML."""
+    import dataclasses
+
+    lines = []
+    for section in dataclasses.fields(config):
+        lines.append(f"[{section.name}]")
+        for key, value in dataclasses.asdict(getattr(config, section.name)).items():
+            lines.append(f"{key} = {json.dumps(value)}")
+        lines.append("")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

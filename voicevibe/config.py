@@ -1,0 +1,267 @@
+"""Configuration: one frozen dataclass per stage, loaded from TOML layers and validated.
+
+Precedence, lowest first: defaults in code, the repo's `config.toml`, the user's
+`config.toml` (platformdirs config dir), files given with `--config`, then command-line
+overrides. Unknown keys, wrong types and out-of-range values raise `ConfigError`
+naming the file, the key, the bad value and what is allowed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import sys
+import textwrap
+import typing
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on Python 3.10 only
+    import tomli as tomllib
+
+import platformdirs
+
+APP_NAME = "voicevibe"
+SAMPLE_RATE = 24_000  # Mimi's rate
+BLOCK = 1920  # 80 ms at 24 kHz: one Mimi frame, one STT step
+FRAME_SECONDS = BLOCK / SAMPLE_RATE  # 0.08 s
+REPO_CONFIG = Path(__file__).resolve().parent.parent / "config.toml"
+
+
+class ConfigError(ValueError):
+    """A configuration value is unknown, of the wrong type or out of range."""
+
+
+def setting(default: Any, doc: str, *, lo: float | None = None, hi: float | None = None,
+            choices: tuple[str, ...] | None = None) -> Any:
+    """A config field with its documentation and allowed range (inclusive) or choices."""
+    return field(default=default, metadata={"doc": doc, "lo": lo, "hi": hi, "choices": choices})
+
+
+def allowed(f: dataclasses.Field, kind: type) -> str:
+    """Human description of what a field of type `kind` accepts."""
+    meta = f.metadata
+    if meta.get("choices"):
+        return "one of " + ", ".join(f'"{c}"' for c in meta["choices"])
+    lo, hi = meta.get("lo"), meta.get("hi")
+    if lo is not None and hi is not None:
+        return f"{_type_name(kind)} from {lo} to {hi}"
+    return _type_name(kind)
+
+
+def _type_name(t: type) -> str:
+    return {bool: "true or false", int: "an integer", float: "a number", str: "a string"}[t]
+
+
+def _validate(obj: Any) -> None:
+    """Check every field of a stage config against its type and range."""
+    hints = typing.get_type_hints(type(obj))
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        expected = hints[f.name]
+        ok_type = (
+            isinstance(value, bool) if expected is bool
+            else isinstance(value, (int, float)) and not isinstance(value, bool) if expected is float
+            else isinstance(value, int) and not isinstance(value, bool) if expected is int
+            else isinstance(value, expected)
+        )
+        if not ok_type:
+            raise ConfigError(f"{f.name} = {value!r}: expected {_type_name(expected)}")
+        meta = f.metadata
+        bad = False
+        if meta.get("choices") and value not in meta["choices"]:
+            bad = True
+        if expected in (int, float):
+            if not math.isfinite(value):
+                bad = True
+            elif meta.get("lo") is not None and value < meta["lo"]:
+                bad = True
+            elif meta.get("hi") is not None and value > meta["hi"]:
+                bad = True
+        if bad:
+            raise ConfigError(f"{f.name} = {value!r}: allowed is {allowed(f, expected)}")
+        if expected is float and isinstance(value, int):
+            object.__setattr__(obj, f.name, float(value))
+
+
+@dataclass(frozen=True)
+class AudioConfig:
+    """Where the audio comes from."""
+
+    input: str = setting("", "Input: '' = system default microphone; a number = device index; "
+                         "otherwise a device-name substring, or the path of an audio file (rehearsal).")
+    channel: int = setting(1, "Input channel to use on a multi-channel interface (1 = first).", lo=1, hi=64)
+    queue_seconds: float = setting(2.0, "Audio the callback queue may hold before blocks are dropped.",
+                                   lo=0.5, hi=30.0)
+    realtime: bool = setting(True, "Pace file input at real time (false: as fast as the engine runs).")
+
+    def __post_init__(self) -> None:
+        _validate(self)
+
+
+@dataclass(frozen=True)
+class DspConfig:
+    """Input conditioning before the model: gain, AGC, noise gate, weak-signal warning."""
+
+    gain_db: float = setting(0.0, "Input pre-gain in dB, applied before AGC.", lo=-24.0, hi=24.0)
+    agc: bool = setting(True, "Automatic gain control toward agc_target_peak.")
+    agc_target_peak: float = setting(0.95, "AGC target peak (linear, full scale = 1).", lo=0.1, hi=1.0)
+    agc_max_gain: float = setting(8.0, "Largest gain the AGC may apply (linear).", lo=1.0, hi=64.0)
+    agc_attack_ms: float = setting(10.0, "AGC gain-reduction time constant.", lo=1.0, hi=1000.0)
+    agc_release_ms: float = setting(800.0, "AGC gain-recovery time constant (slow: no pumping).",
+                                    lo=10.0, hi=10000.0)
+    gate: bool = setting(True, "Noise gate: blocks under the threshold become silence.")
+    gate_threshold: float = setting(0.04, "Gate opening threshold, linear peak (0.04 = -28 dBFS).",
+                                    lo=0.0, hi=1.0)
+    gate_hysteresis_db: float = setting(6.0, "The gate closes this many dB below the opening threshold.",
+                                        lo=0.0, hi=24.0)
+    gate_hold_ms: float = setting(300.0, "The gate stays open this long after the level falls.",
+                                  lo=0.0, hi=5000.0)
+    gate_fade_ms: float = setting(10.0, "Gate open/close ramp, so gating never clicks.", lo=0.0, hi=100.0)
+    weak_peak: float = setting(0.05, "Weak-signal warning when the input peak stays under this...",
+                               lo=0.0, hi=1.0)
+    weak_seconds: float = setting(3.0, "...for this many seconds.", lo=0.5, hi=60.0)
+
+    def __post_init__(self) -> None:
+        _validate(self)
+
+
+@dataclass(frozen=True)
+class SttConfig:
+    """The Kyutai streaming speech-to-text model and its segmenting."""
+
+    model: str = setting("kyutai/stt-1b-en_fr-candle",
+                         "Hugging Face repo id, or a local folder with the same files.")
+    dtype: str = setting("bf16", "LM weights dtype on load.", choices=("bf16", "f16", "f32"))
+    vad: bool = setting(True, "Use the semantic-VAD pause head for phrase ends, when the model has one.")
+    pause_threshold: float = setting(0.6, "Smoothed pause probability that ends a phrase.", lo=0.05, hi=0.99)
+    pause_smoothing: float = setting(0.3, "Weight of each new pause probability in the smoothing (EMA).",
+                                     lo=0.01, hi=1.0)
+    vad_warmup_steps: int = setting(12, "Pause probabilities are ignored for this many steps after a reset.",
+                                    lo=0, hi=200)
+    reset_after_seconds: float = setting(120.0, "After this long, model state is reset at the next pause.",
+                                         lo=2.0, hi=310.0)
+    max_segment_seconds: float = setting(300.0, "Hard cap: without a pause, state is reset at a quiet "
+                                         "moment before this (the model's wall is 327.68 s).",
+                                         lo=4.0, hi=315.0)
+
+    def __post_init__(self) -> None:
+        _validate(self)
+        if self.reset_after_seconds >= self.max_segment_seconds:
+            raise ConfigError(
+                f"reset_after_seconds = {self.reset_after_seconds!r}: must be below "
+                f"max_segment_seconds ({self.max_segment_seconds!r})")
+
+
+SECTIONS: dict[str, type] = {"audio": AudioConfig, "dsp": DspConfig, "stt": SttConfig}
+
+
+@dataclass(frozen=True)
+class Config:
+    """The whole app's configuration, one frozen section per stage."""
+
+    audio: AudioConfig = field(default_factory=AudioConfig)
+    dsp: DspConfig = field(default_factory=DspConfig)
+    stt: SttConfig = field(default_factory=SttConfig)
+
+
+def user_config_path() -> Path:
+    """The user's hand-edited config file (never written by the app)."""
+    return Path(platformdirs.user_config_dir(APP_NAME)) / "config.toml"
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    """Parse one TOML file, turning every failure into a ConfigError naming the file."""
+    try:
+        with open(path, "rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError as e:
+        raise ConfigError(f"{path}: config file not found") from e
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path}: not valid TOML: {e}") from e
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read config file: {e.strerror}") from e
+
+
+def merge(config: Config, data: Mapping[str, Any], source: str) -> Config:
+    """Apply one layer of settings (a parsed TOML document) on top of `config`."""
+    sections = {}
+    for name, values in data.items():
+        if name not in SECTIONS:
+            raise ConfigError(f"{source}: unknown section [{name}]; known sections: "
+                              + ", ".join(f"[{s}]" for s in SECTIONS))
+        if not isinstance(values, Mapping):
+            raise ConfigError(f"{source}: [{name}] must be a table of settings, got {values!r}")
+        current = getattr(config, name)
+        known = {f.name for f in dataclasses.fields(current)}
+        for key in values:
+            if key not in known:
+                raise ConfigError(f"{source}: unknown key [{name}] {key}; known keys: "
+                                  + ", ".join(sorted(known)))
+        try:
+            sections[name] = dataclasses.replace(current, **values)
+        except ConfigError as e:
+            raise ConfigError(f"{source}: [{name}] {e}") from None
+    return dataclasses.replace(config, **sections)
+
+
+def parse_override(text: str) -> dict[str, Any]:
+    """Turn `section.key=value` (value in TOML syntax, bare words as strings) into a layer."""
+    name, sep, value = text.partition("=")
+    section, dot, key = name.strip().partition(".")
+    if not sep or not dot or not key:
+        raise ConfigError(f"--set {text!r}: expected SECTION.KEY=VALUE, e.g. dsp.gain_db=6")
+    try:
+        parsed = tomllib.loads(f"v = {value.strip()}")["v"]
+    except tomllib.TOMLDecodeError:
+        parsed = value.strip()
+    return {section: {key: parsed}}
+
+
+def load_config(files: Iterable[Path] = (), overrides: Iterable[Mapping[str, Any]] = (),
+                *, include_defaults_files: bool = True) -> Config:
+    """Build the config from the default layers, then `files`, then `overrides`."""
+    config = Config()
+    layers: list[Path] = []
+    if include_defaults_files:
+        layers += [p for p in (REPO_CONFIG, user_config_path()) if p.is_file()]
+    for path in [*layers, *files]:
+        config = merge(config, read_toml(Path(path)), str(path))
+    for layer in overrides:
+        config = merge(config, layer, "command line")
+    return config
+
+
+CONFIG_HEADER = """\
+# VoiceVibe configuration: every key, with its default.
+# (Regenerate with `voicevibe config --defaults > config.toml`.)
+#
+# Precedence, lowest first: the defaults in code (identical to this file), this file,
+# your own config.toml (in the platform config dir: ~/.config/voicevibe/config.toml on
+# Linux, ~/Library/Application Support/voicevibe/config.toml on macOS), files given with
+# --config, then --set SECTION.KEY=VALUE and the dedicated command-line flags.
+# `voicevibe config` prints the effective values. Unknown keys, wrong types and
+# out-of-range values stop the start with a message naming the file and the key.
+"""
+
+
+def documented_defaults() -> str:
+    """Render every key with its default and documentation: the repo's config.toml."""
+    lines = [CONFIG_HEADER]
+    for name, cls in SECTIONS.items():
+        lines.append(f"[{name}]")
+        default = cls()
+        hints = typing.get_type_hints(cls)
+        for f in dataclasses.fields(cls):
+            doc = f"{f.metadata['doc']} Allowed: {allowed(f, hints[f.name])}."
+            lines += textwrap.wrap(doc, 92, initial_indent="# ", subsequent_indent="# ")
+            value = getattr(default, f.name)
+            rendered = ("true" if value else "false") if isinstance(value, bool) else (
+                f'"{value}"' if isinstance(value, str) else repr(value))
+            lines.append(f"{f.name} = {rendered}")
+        lines.append("")
+    return "\n".join(lines)

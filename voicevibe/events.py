@@ -1,0 +1,65 @@
+"""Typed events the stages exchange over queues: frozen dataclasses, nothing else."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, Literal
+
+
+@dataclass(frozen=True)
+class Word:
+    """One text token of the transcript: a sentencepiece piece, a leading space opens a word."""
+
+    text: str  # the piece with "▁" turned into a space, as Kyutai's scripts print it
+    token: int  # the text token id
+    step: int  # 80 ms frame index of the stream when the token came out
+    t: float  # seconds of audio the word belongs to (emission time minus the model's delay)
+
+    @property
+    def starts_word(self) -> bool:
+        """True when this piece begins a new word rather than continuing the previous one."""
+        return self.text.startswith(" ")
+
+
+@dataclass(frozen=True)
+class PhraseEnd:
+    """The speaker paused: the semantic-VAD head (or the end of input) closed a phrase."""
+
+    step: int
+    t: float
+    pause_prob: float  # smoothed pause probability; 1.0 when the input ended
+    reason: Literal["vad", "end"] = "vad"
+
+
+@dataclass(frozen=True)
+class SegmentReset:
+    """The STT state (LM cache and Mimi) was reset between two frames, without losing any."""
+
+    step: int  # first frame of the new segment
+    segment_frames: int  # real audio frames the closed segment consumed
+    reason: Literal["pause", "quiet", "limit"]
+
+
+@dataclass(frozen=True)
+class Status:
+    """A human-readable state change or problem for the front end and the log."""
+
+    stage: str
+    message: str
+    level: Literal["info", "warning", "error"] = "info"
+
+
+Event = Word | PhraseEnd | SegmentReset | Status
+
+EVENT_TYPES: dict[type, str] = {Word: "word", PhraseEnd: "phrase_end", SegmentReset: "reset", Status: "status"}
+
+
+def to_json_dict(event: Event) -> dict[str, Any]:
+    """The event as a flat JSON-ready dict with a `type` field first."""
+    return {"type": EVENT_TYPES[type(event)], **dataclasses.asdict(event)}
+
+
+def join_words(words: list[Word]) -> str:
+    """The transcript text of a run of word events."""
+    return "".join(w.text for w in words).strip()

@@ -1,0 +1,1 @@
+"""Offline test helpers: locally generated checkpoints and audio, no network."""
