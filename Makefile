@@ -11,6 +11,7 @@ setup-test:
 	scripts/setup.sh --test
 
 run: setup
+	$(VENV)/bin/voicevibe models download
 	$(VENV)/bin/voicevibe $(ARGS)
 
 test: setup-test

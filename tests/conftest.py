@@ -44,3 +44,16 @@ def speech_blocks(speech_wav: Path) -> list:
     from voicevibe.audio import FileSource
 
     return list(FileSource(speech_wav, realtime=False).blocks())
+
+
+@pytest.fixture(scope="session")
+def tiny_plain(tiny_checkpoint_mlx: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The MLX-named tiny checkpoint with its full-precision model.safetensors (no moshi_name)."""
+    folder = tmp_path_factory.mktemp("stt-tiny-plain")
+    for item in tiny_checkpoint_mlx.iterdir():
+        (folder / item.name).symlink_to(item)
+    (folder / "config.json").unlink()
+    config = json.loads((tiny_checkpoint_mlx / "config.json").read_text())
+    del config["moshi_name"]
+    (folder / "config.json").write_text(json.dumps(config))
+    return folder

@@ -31,3 +31,20 @@ def write_speech(path: Path) -> Path:
         part.unlink()
     soundfile.write(path, np.concatenate(parts), rate)
     return path
+
+
+def long_show(speech_blocks: list[np.ndarray], minutes: float, *, nonstop_from: float, nonstop_minutes: float,
+              seed: int = 7) -> np.ndarray:
+    """A long input as an (n, 1920) array: speech with pauses, and one stretch of non-stop sound.
+
+    The non-stop stretch is noise that keeps getting louder, so no block in it is as quiet as
+    the quietest recent ones: the engine must reset at its hard cap there, not at a pause.
+    """
+    block = speech_blocks[0].shape[0]
+    n = round(minutes * 60 / (block / 24_000))
+    start, length = round(nonstop_from * 60 * 12.5), round(nonstop_minutes * 60 * 12.5)
+    out = np.stack([speech_blocks[i % len(speech_blocks)] for i in range(n)])
+    ramp = np.linspace(0.02, 0.6, length * block, dtype=np.float32)
+    noise = np.random.default_rng(seed).normal(0, 1, length * block).astype(np.float32) * ramp
+    out[start:start + length] = np.clip(noise, -1, 1).reshape(length, block)
+    return out

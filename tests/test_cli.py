@@ -80,3 +80,20 @@ def test_console_script_usage_error_exits_2():
     assert result.returncode == 2 and "audio" in result.stderr
     result = subprocess.run([sys.executable, "-m", "voicevibe", "--version"], capture_output=True, text=True)
     assert result.returncode == 0 and result.stdout.startswith("voicevibe ")
+
+
+def test_run_rehearses_a_file_through_the_live_path(capsys, tiny_checkpoint, speech_wav):
+    """`voicevibe --input FILE --fast`: the worker thread loads the model, runs DSP + STT, exits 0."""
+    code, out, err = run(capsys, "--input", str(speech_wav), "--fast", "--model", str(tiny_checkpoint))
+    assert code == 0, err
+    assert "speech model ready" in err and "listening to file" in err and "with pause detection" in err
+    assert len(out.split()) > 3
+
+
+def test_run_with_a_missing_model_says_what_to_download(capsys, speech_wav, tmp_path, monkeypatch):
+    import huggingface_hub.constants as hc
+
+    monkeypatch.setattr(hc, "HF_HUB_CACHE", str(tmp_path / "empty-cache"))
+    code, _, err = run(capsys, "run", "--input", str(speech_wav))
+    assert code == 2
+    assert "voicevibe models download" in err and "tokenizer_en_fr_audio_8000.model" in err

@@ -20,19 +20,6 @@ from voicevibe.testing.reference import load_reference, reference_tokens
 F32 = dataclasses.replace(SttConfig(), dtype="f32")
 
 
-@pytest.fixture(scope="module")
-def tiny_plain(tiny_checkpoint_mlx, tmp_path_factory):
-    """The MLX-named tiny checkpoint with its full-precision model.safetensors (no moshi_name)."""
-    folder = tmp_path_factory.mktemp("stt-tiny-plain")
-    for item in tiny_checkpoint_mlx.iterdir():
-        (folder / item.name).symlink_to(item)
-    (folder / "config.json").unlink()
-    config = json.loads((tiny_checkpoint_mlx / "config.json").read_text())
-    del config["moshi_name"]
-    (folder / "config.json").write_text(json.dumps(config))
-    return folder
-
-
 def run_engine(engine: SttEngine, blocks: list[np.ndarray]) -> list:
     events = []
     for block in blocks:

@@ -160,9 +160,11 @@ def cmd_models_download(config: Config) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `voicevibe` console script."""
     parser = build_parser()
+    argv = sys.argv[1:] if argv is None else argv
+    commands = {"run", "transcribe", "devices", "models", "config", "-h", "--help", "--version"}
+    if not argv or argv[0] not in commands:
+        argv = ["run", *argv]  # `voicevibe [--input X ...]` starts the show
     args = parser.parse_args(argv)
-    if args.command is None:
-        args = parser.parse_args(["run", *(argv or [])])
     level = logging.WARNING - 10 * min(getattr(args, "verbose", 0) + 1, 2)
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     try:

@@ -66,12 +66,12 @@ def fetch_file(repo: str, filename: str, *, allow_download: bool) -> Path:
         pass
     if not allow_download:
         raise ModelError(f"{repo}: {filename} is not downloaded yet. "
-                         + _missing_help(repo, "live runs never download during a show"))
+                         + _missing_help(repo, "a live run never downloads during the show"))
     log.info("downloading %s from %s", filename, repo)
     try:
         return Path(huggingface_hub.hf_hub_download(repo, filename))
     except (HfHubHTTPError, RequestException, LocalEntryNotFoundError, OSError) as e:
-        raise ModelError(f"{repo}: could not download {filename}: {type(e).__name__}: {e}. "
+        raise ModelError(f"{repo}: could not download {filename}: {type(e).__name__}: {str(e).rstrip('.')}. "
                          + _missing_help(repo, "no cached copy either")) from e
 
 
