@@ -316,9 +316,11 @@ class SttEngine:
     def _lm_step(self, next_audio: list[mx.array]) -> list[Event]:
         """One LM step: feed the previous text token and the previous frame's codes."""
         lm = self.model.lm
+        # Lm._sample is what LmGen.step calls (moshi_mlx is pinned to 0.3.0); with dep_q = 0
+        # there is no depformer, so the audio sampler is unused.
         text, _, out = lm._sample(self._text_in, self._audio_in, self._sampler, self._sampler)
         pause = mx.softmax(lm.extra_heads[PAUSE_HEAD](out), axis=-1)[0, 0, 0] if self.use_vad else None
-        mx.eval(text, pause) if pause is not None else mx.eval(text)
+        mx.eval([text] if pause is None else [text, pause])
         if self._pending_real:
             self.frames_fed += 1
         self._text_in, self._audio_in = text.reshape(1, 1).astype(mx.int32), next_audio
@@ -328,7 +330,7 @@ class SttEngine:
         events: list[Event] = []
         if token not in NO_TEXT_TOKENS:
             piece = self._piece_text(token)
-            t = max(0.0, min(step + 1, self.frames_in) * FRAME_SECONDS - self.model.audio_delay_seconds)
+            t = max(0.0, self.frames_in * FRAME_SECONDS - self.model.audio_delay_seconds)
             events.append(Word(piece, token, step, round(t, 3)))
         if pause is not None and self.pauses.update(float(pause.item()), bool(events)):
             events.append(PhraseEnd(step, round(self.frames_in * FRAME_SECONDS, 3), round(self.pauses.smoothed, 3)))
