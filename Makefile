@@ -10,9 +10,10 @@ setup:
 setup-test:
 	scripts/setup.sh --test
 
+# make run [MODEL=REPO_OR_DIR] [ARGS="--input 2"]
 run: setup
-	$(VENV)/bin/voicevibe models download
-	$(VENV)/bin/voicevibe $(ARGS)
+	$(VENV)/bin/voicevibe models download $(if $(MODEL),--model $(MODEL))
+	$(VENV)/bin/voicevibe $(if $(MODEL),--model $(MODEL)) $(ARGS)
 
 test: setup-test
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
