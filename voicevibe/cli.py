@@ -1,4 +1,4 @@
-"""The `voicevibe` command: run, transcribe, devices, models download, config.
+"""The `voicevibe` command: run, transcribe, prompt, devices, models download, config.
 
 Exit codes: 0 ok, 2 bad usage or bad input (file, device, config, model), 130 interrupted.
 """
@@ -19,6 +19,7 @@ from .audio import AudioError, FileSource, list_input_devices
 from .config import FRAME_SECONDS, Config, ConfigError, documented_defaults, load_config, parse_override
 from .dsp import Dsp, Levels
 from .events import PhraseEnd, SegmentReset, Status, Word, to_json_dict
+from .fallback import AssetError
 from .hub import ModelError, locate_stt
 
 log = logging.getLogger("voicevibe")
@@ -29,13 +30,14 @@ PROGRESS_MIN_SECONDS = 30.0  # files shorter than this get no progress bar
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand."""
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--config", type=Path, action="append", default=[], metavar="FILE",
-                        help="extra config.toml layered on top of the defaults (repeatable)")
-    common.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
-                        help="override one setting, e.g. --set dsp.gain_db=6 (repeatable)")
+    base = argparse.ArgumentParser(add_help=False)
+    base.add_argument("--config", type=Path, action="append", default=[], metavar="FILE",
+                      help="extra config.toml layered on top of the defaults (repeatable)")
+    base.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                      help="override one setting, e.g. --set dsp.gain_db=6 (repeatable)")
+    base.add_argument("-v", "--verbose", action="count", default=0, help="more log output")
+    common = argparse.ArgumentParser(add_help=False, parents=[base])
     common.add_argument("--model", help="STT model: Hugging Face repo id or local folder (stt.model)")
-    common.add_argument("-v", "--verbose", action="count", default=0, help="more log output")
 
     parser = argparse.ArgumentParser(prog="voicevibe", description="Live voice to visuals.")
     parser.add_argument("--version", action="version", version=f"voicevibe {__version__}")
@@ -52,6 +54,16 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--json", action="store_true", help="one JSON event per line")
     tr.add_argument("--no-dsp", action="store_true", help="feed the audio untouched (AGC and gate off)")
 
+    pr = sub.add_parser("prompt", parents=[base], help="turn phrases into image prompts (the brain alone)")
+    pr.add_argument("--model", help="brain model: a .gguf file, a Hugging Face repo id "
+                    "(with brain.model_file), or 'bundled' (brain.model)")
+    pr.add_argument("phrases", nargs="*", help="phrases to turn into prompts; none: one per line from stdin")
+    pr.add_argument("--previous", default="", help="the prompt on screen now (continuity)")
+    pr.add_argument("--style", help="style preset (brain.style), e.g. cinematic, film-noir, synthwave, ukiyo-e")
+    pr.add_argument("--vibe", help="global vibe added to every prompt (brain.vibe)")
+    pr.add_argument("--no-llm", action="store_true", help="fallback prompt builder only, no language model")
+    pr.add_argument("--json", action="store_true", help="one JSON ImagePrompt event per line")
+
     sub.add_parser("devices", help="list audio input devices")
     models = sub.add_parser("models", help="manage model files")
     msub = models.add_subparsers(dest="models_command", metavar="ACTION", required=True)
@@ -66,9 +78,12 @@ def load(args: argparse.Namespace) -> Config:
     """The config from files, then --set, then dedicated flags."""
     overrides = [parse_override(s) for s in args.set]
     if args.model:
-        overrides.append({"stt": {"model": args.model}})
+        overrides.append({"brain" if args.command == "prompt" else "stt": {"model": args.model}})
     if getattr(args, "channel", None) is not None:
         overrides.append({"audio": {"channel": args.channel}})
+    for flag in ("style", "vibe"):
+        if getattr(args, flag, None) is not None:
+            overrides.append({"brain": {flag: getattr(args, flag)}})
     if getattr(args, "fast", False):
         overrides.append({"audio": {"realtime": False}})
     if getattr(args, "realtime", None) is not None and args.command == "transcribe":
@@ -136,6 +151,40 @@ def cmd_run(args: argparse.Namespace, config: Config) -> int:
         return EXIT_INTERRUPTED
 
 
+def cmd_prompt(args: argparse.Namespace, config: Config) -> int:
+    """Phrases (arguments or stdin lines) -> prompts, one per line; this thread loads and owns the model."""
+    from .brain import Brain, load_prompt_model
+    from .events import ImagePrompt, Phrase
+    from .fallback import load_assets
+
+    assets = load_assets(config.brain.blocklist_file)
+    assets.style(config.brain.style)  # an unknown style fails before the model loads
+    model = None
+    if not args.no_llm:
+        loaded = load_prompt_model(config.brain, assets)
+        if loaded.note:
+            print(f"[brain] {loaded.note}", file=sys.stderr, flush=True)
+        model = loaded.model
+        log.info("brain model: %s", model.name if model else "none")
+    brain = Brain(model, config.brain, assets, absent_reason="--no-llm")
+    brain.previous_prompt = args.previous
+    brain.warm_up()
+    phrases = args.phrases or (line.strip() for line in sys.stdin)
+    for text in phrases:
+        if not text:
+            continue
+        result = brain.step(Phrase(text, 0.0, 0.0, "end"))
+        if not isinstance(result, ImagePrompt):
+            log.warning("no prompt for %r (only blocked words)", text)
+        elif args.json:
+            print(json.dumps(to_json_dict(result), ensure_ascii=False), flush=True)
+        else:
+            print(result.text, flush=True)
+            why = f" ({result.reason})" if result.reason else ""
+            log.info("%s in %.0f ms%s", result.source, result.latency_ms, why)
+    return EXIT_OK
+
+
 def cmd_devices() -> int:
     """List input devices, or say clearly that there are none."""
     devices = list_input_devices()
@@ -161,7 +210,7 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the `voicevibe` console script."""
     parser = build_parser()
     argv = sys.argv[1:] if argv is None else argv
-    commands = {"run", "transcribe", "devices", "models", "config", "-h", "--help", "--version"}
+    commands = {"run", "transcribe", "prompt", "devices", "models", "config", "-h", "--help", "--version"}
     if not argv or argv[0] not in commands:
         argv = ["run", *argv]  # `voicevibe [--input X ...]` starts the show
     args = parser.parse_args(argv)
@@ -178,8 +227,10 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_models_download(config)
         if args.command == "transcribe":
             return cmd_transcribe(args, config)
+        if args.command == "prompt":
+            return cmd_prompt(args, config)
         return cmd_run(args, config)
-    except (ConfigError, AudioError, ModelError) as e:
+    except (ConfigError, AudioError, ModelError, AssetError) as e:
         print(f"voicevibe: error: {e}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:

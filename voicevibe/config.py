@@ -157,7 +157,52 @@ class SttConfig:
                 f"max_segment_seconds ({self.max_segment_seconds!r})")
 
 
-SECTIONS: dict[str, type] = {"audio": AudioConfig, "dsp": DspConfig, "stt": SttConfig}
+@dataclass(frozen=True)
+class BrainConfig:
+    """The prompt brain: a local llama.cpp model turning phrases into SDXL-Turbo prompts."""
+
+    model: str = setting("unsloth/gemma-3-1b-it-GGUF",
+                         "Instruct GGUF: Hugging Face repo id (with model_file), a local .gguf file, or "
+                         "\"bundled\" for the offline Gemma 3 270M base model (the fallback when the "
+                         "model cannot be found).")
+    model_file: str = setting("gemma-3-1b-it-Q4_K_M.gguf", "The GGUF file inside the repo named by model.")
+    download: bool = setting(True, "Fetch the model at start when it is not cached (with progress); "
+                             "false: cached copy or the bundled model only.")
+    mode: str = setting("auto", "How the model is asked: chat (instruct models, chat template), completion "
+                        "(few-shot, base models), auto (chat when the GGUF has a chat template).",
+                        choices=("auto", "chat", "completion"))
+    n_threads: int = setting(1, "CPU threads for llama.cpp: 1 was fastest beside other work on 2 cores "
+                             "(bench/RESULTS-brain.md).", lo=1, hi=32)
+    n_ctx: int = setting(2048, "Context length in tokens.", lo=512, hi=32768)
+    gpu_layers: int = setting(-1, "Layers offloaded to the GPU (Metal); -1 = all, 0 = CPU only.",
+                              lo=-1, hi=1000)
+    temperature: float = setting(0.0, "Sampling temperature (0 = greedy: the same phrase gives the same prompt).",
+                                 lo=0.0, hi=1.5)
+    max_tokens: int = setting(80, "Most tokens the model may generate for one prompt.", lo=16, hi=400)
+    time_budget_seconds: float = setting(4.0, "A prompt taking longer is abandoned for the fallback prompt.",
+                                         lo=0.2, hi=60.0)
+    style: str = setting("cinematic", "Style preset (voicevibe/assets/presets.json); changeable live.")
+    vibe: str = setting("", "Global vibe added to every prompt (e.g. \"underwater, melancholic\"); changeable live.")
+    history_seconds: float = setting(30.0, "Seconds of recent transcript the model sees; changeable live.",
+                                     lo=10.0, hi=300.0)
+    prompt_interval_seconds: float = setting(0.0, "0: a prompt for every phrase; else at most one prompt every "
+                                             "this many seconds (2-60), the newest phrase winning; changeable live.",
+                                             lo=0.0, hi=60.0)
+    max_words: int = setting(40, "Longest prompt in words (it must also fit CLIP's 75 usable tokens).",
+                             lo=5, hi=60)
+    phrase_max_seconds: float = setting(8.0, "Without a pause or a full stop, a phrase closes after this long.",
+                                        lo=2.0, hi=60.0)
+    phrase_min_chars: int = setting(15, "Shorter phrases wait to open the next one.", lo=1, hi=200)
+    blocklist_file: str = setting("", "Extra blocklist (one word a line) added to voicevibe/assets/blocklist.txt.")
+
+    def __post_init__(self) -> None:
+        _validate(self)
+        if 0.0 < self.prompt_interval_seconds < 2.0:
+            raise ConfigError(f"prompt_interval_seconds = {self.prompt_interval_seconds!r}: allowed is 0 "
+                              "(every phrase) or a number from 2.0 to 60.0")
+
+
+SECTIONS: dict[str, type] = {"audio": AudioConfig, "dsp": DspConfig, "stt": SttConfig, "brain": BrainConfig}
 
 
 @dataclass(frozen=True)
@@ -167,6 +212,7 @@ class Config:
     audio: AudioConfig = field(default_factory=AudioConfig)
     dsp: DspConfig = field(default_factory=DspConfig)
     stt: SttConfig = field(default_factory=SttConfig)
+    brain: BrainConfig = field(default_factory=BrainConfig)
 
 
 def user_config_path() -> Path:

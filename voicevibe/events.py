@@ -50,9 +50,34 @@ class Status:
     level: Literal["info", "warning", "error"] = "info"
 
 
-Event = Word | PhraseEnd | SegmentReset | Status
+@dataclass(frozen=True)
+class Phrase:
+    """A closed phrase of the transcript, ready for the brain."""
 
-EVENT_TYPES: dict[type, str] = {Word: "word", PhraseEnd: "phrase_end", SegmentReset: "reset", Status: "status"}
+    text: str
+    t_start: float  # seconds of audio of its first word
+    t_end: float
+    reason: Literal["vad", "end", "punctuation", "length"] = "vad"
+
+
+@dataclass(frozen=True)
+class ImagePrompt:
+    """An English image prompt for the renderer, made from a phrase."""
+
+    text: str
+    phrase: str  # what was said
+    style: str  # the style preset
+    mood: str  # one or two words from the model; "" from the fallback
+    source: Literal["model", "fallback"]
+    reason: str = ""  # why the fallback made it (no model, timeout, bad output...); "" from the model
+    latency_ms: float = 0.0  # from the brain taking the phrase to the prompt
+    model: str = ""  # the model that was asked, "" when there is none
+
+
+Event = Word | PhraseEnd | SegmentReset | Status | Phrase | ImagePrompt
+
+EVENT_TYPES: dict[type, str] = {Word: "word", PhraseEnd: "phrase_end", SegmentReset: "reset", Status: "status",
+                                Phrase: "phrase", ImagePrompt: "image_prompt"}
 
 
 def to_json_dict(event: Event) -> dict[str, Any]:

