@@ -11,6 +11,15 @@ from moshi_mlx import models
 from voicevibe.testing.checkpoint import CONFIG_NAME, write_checkpoint
 
 
+@pytest.fixture(autouse=True)
+def user_state(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Every test gets its own empty user config and log dirs (platformdirs reads XDG_*)."""
+    home = tmp_path_factory.mktemp("user")
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(home / "config"))
+    monkeypatch.setenv("XDG_STATE_HOME", str(home / "state"))
+    return home
+
+
 @pytest.fixture(scope="session")
 def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny `-candle`-style checkpoint: PyTorch tensor names plus 4 semantic-VAD heads."""

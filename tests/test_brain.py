@@ -412,7 +412,8 @@ def test_worker_rate_limit_merges_phrases_between_prompts():
 def test_image_prompt_serializes_with_its_type():
     d = to_json_dict(ImagePrompt("a boat", "un bateau", "oil", "", "fallback", "timeout", 500.0, "m"))
     assert d == {"type": "image_prompt", "text": "a boat", "phrase": "un bateau", "style": "oil", "mood": "",
-                 "source": "fallback", "reason": "timeout", "latency_ms": 500.0, "model": "m"}
+                 "source": "fallback", "reason": "timeout", "latency_ms": 500.0, "model": "m",
+                 "phrase_closed_at": 0.0, "brain_start": 0.0, "brain_end": 0.0}
 
 
 def test_cli_prompt_without_llm_prints_json_events(capsys):

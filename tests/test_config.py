@@ -109,3 +109,29 @@ def test_fuzzed_layers_either_load_or_raise_config_error(section, key, value):
         assert str(e).startswith("fuzz: ")
         return
     assert getattr(getattr(config, section), key) == value  # accepted values arrive unchanged
+
+
+def test_window_settings_persist_and_load_after_the_user_config(user_dir, monkeypatch):
+    path = user_dir / "settings.toml"
+    monkeypatch.setattr(cfg, "settings_path", lambda: path)
+    write(user_dir / "config.toml", "[dsp]\ngain_db = 3.0\n[brain]\nvibe = \"from the user file\"\n")
+    config = load_config()
+    changed = dataclasses.replace(config, dsp=dataclasses.replace(config.dsp, gain_db=-6.5),
+                                  brain=dataclasses.replace(config.brain, vibe='néon "rain"\nlate'))
+    cfg.save_settings(changed, {"dsp": ["gain_db"]})
+    cfg.save_settings(changed, {"brain": ["vibe"]})  # a second save keeps the first key
+    again = load_config()
+    assert again.dsp.gain_db == -6.5
+    assert again.brain.vibe == 'néon "rain"\nlate'
+    assert load_config(overrides=[{"dsp": {"gain_db": 1.0}}]).dsp.gain_db == 1.0  # the command line wins
+
+
+def test_saving_a_bad_setting_writes_nothing(user_dir):
+    path = user_dir / "settings.toml"
+    bad = object.__new__(cfg.DspConfig)  # bypasses validation, as a buggy caller could
+    for f in dataclasses.fields(cfg.DspConfig):
+        object.__setattr__(bad, f.name, f.default)
+    object.__setattr__(bad, "gain_db", 99.0)
+    with pytest.raises(ConfigError, match="gain_db"):
+        cfg.save_settings(dataclasses.replace(Config(), dsp=bad), {"dsp": ["gain_db"]}, path)
+    assert not path.exists()

@@ -1,14 +1,15 @@
 """Configuration: one frozen dataclass per stage, loaded from TOML layers and validated.
 
 Precedence, lowest first: defaults in code, the repo's `config.toml`, the user's
-`config.toml` (platformdirs config dir), files given with `--config`, then command-line
-overrides. Unknown keys, wrong types and out-of-range values raise `ConfigError`
+`config.toml` (platformdirs config dir), the settings the window saved (`settings.toml` beside
+it), files given with `--config`, then command-line overrides. Unknown keys, wrong types and out-of-range values raise `ConfigError`
 naming the file, the key, the bad value and what is allowed.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import sys
 import textwrap
@@ -202,7 +203,60 @@ class BrainConfig:
                               "(every phrase) or a number from 2.0 to 60.0")
 
 
-SECTIONS: dict[str, type] = {"audio": AudioConfig, "dsp": DspConfig, "stt": SttConfig, "brain": BrainConfig}
+@dataclass(frozen=True)
+class OscConfig:
+    """Where prompts go: OSC messages over UDP to the render PC(s)."""
+
+    targets: str = setting("127.0.0.1:2992", "Receivers, comma-separated host:port (e.g. "
+                           "\"192.168.1.20:2992, 127.0.0.1:7000\"); empty: send nothing.")
+    preset: str = setting("vocevibe", "Address set: generic (/prompt), vocevibe (Studio-Carlos/VoceVibe's "
+                          "/visual/prompt and friends), scope (Daydream Scope /scope/prompt).",
+                          choices=("generic", "vocevibe", "scope"))
+    bundles: bool = setting(False, "Send each prompt's messages as one OSC bundle (false: plain messages, "
+                            "what TouchDesigner's OSC In DAT shows one per row).")
+    send_style: bool = setting(True, "Also send the style preset name.")
+    send_mood: bool = setting(True, "Also send the mood word(s).")
+    send_json: bool = setting(True, "Also send the whole prompt object as one JSON string.")
+    send_transcript: bool = setting(False, "Also send each closed phrase of the transcript.")
+    send_level: bool = setting(False, "Also send the input level (peak after DSP) about 12 times a second.")
+    send_summary: bool = setting(True, "Also send the slow brain's summary text and summary image prompt.")
+    heartbeat_seconds: float = setting(0.0, "Send a heartbeat this often (0: never).", lo=0.0, hi=60.0)
+    panic_prompt: str = setting("a plain black frame, darkness", "The safe prompt panic sends at once.")
+    max_datagram_bytes: int = setting(1400, "Longer messages are cut at a word boundary, with a warning.",
+                                      lo=256, hi=8192)
+
+    def __post_init__(self) -> None:
+        _validate(self)
+
+
+@dataclass(frozen=True)
+class ControlConfig:
+    """OSC control in: gain, gate, freeze, panic, style, vibe, pause, reset from another machine."""
+
+    enabled: bool = setting(False, "Listen for OSC control messages.")
+    host: str = setting("127.0.0.1", "Interface to bind (0.0.0.0: every interface).")
+    port: int = setting(2993, "UDP port to listen on.", lo=1, hi=65535)
+    allow: str = setting("127.0.0.1", "Senders allowed to control the show, comma-separated IP addresses.")
+
+    def __post_init__(self) -> None:
+        _validate(self)
+
+
+@dataclass(frozen=True)
+class SessionConfig:
+    """The session log (JSONL) and the optional recording of the input beside it."""
+
+    log_dir: str = setting("", "Where session logs go; empty: the platform's user log dir "
+                           "(~/.local/state/voicevibe/log on Linux, ~/Library/Logs/voicevibe on macOS).")
+    record_audio: str = setting("auto", "Record the input (FLAC beside the log): on, off, or auto "
+                                "(on in the window, off in a headless run).", choices=("auto", "on", "off"))
+
+    def __post_init__(self) -> None:
+        _validate(self)
+
+
+SECTIONS: dict[str, type] = {"audio": AudioConfig, "dsp": DspConfig, "stt": SttConfig, "brain": BrainConfig,
+                             "osc": OscConfig, "control": ControlConfig, "session": SessionConfig}
 
 
 @dataclass(frozen=True)
@@ -213,11 +267,46 @@ class Config:
     dsp: DspConfig = field(default_factory=DspConfig)
     stt: SttConfig = field(default_factory=SttConfig)
     brain: BrainConfig = field(default_factory=BrainConfig)
+    osc: OscConfig = field(default_factory=OscConfig)
+    control: ControlConfig = field(default_factory=ControlConfig)
+    session: SessionConfig = field(default_factory=SessionConfig)
 
 
 def user_config_path() -> Path:
     """The user's hand-edited config file (never written by the app)."""
     return Path(platformdirs.user_config_dir(APP_NAME)) / "config.toml"
+
+
+def settings_path() -> Path:
+    """The settings the window saves (owned by the app, loaded after the user's config.toml)."""
+    return Path(platformdirs.user_config_dir(APP_NAME)) / "settings.toml"
+
+
+def render_value(value: Any) -> str:
+    """A scalar setting in TOML syntax."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)  # JSON's string escapes are valid TOML
+    return repr(value)
+
+
+def save_settings(config: Config, changed: Mapping[str, Iterable[str]], path: Path | None = None) -> Path:
+    """Write the named keys' current values (e.g. {"dsp": ["gain_db"]}) over the saved settings file."""
+    path = path or settings_path()
+    saved: dict[str, dict[str, Any]] = read_toml(path) if path.is_file() else {}
+    for section, keys in changed.items():
+        for key in keys:
+            saved.setdefault(section, {})[key] = getattr(getattr(config, section), key)
+    merge(Config(), saved, str(path))  # never write what would not load back
+    lines = ["# Written by VoiceVibe: the settings changed in the window. Safe to delete."]
+    for section, values in saved.items():
+        lines += ["", f"[{section}]"] + [f"{k} = {render_value(v)}" for k, v in values.items()]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    tmp.replace(path)
+    return path
 
 
 def read_toml(path: Path) -> dict[str, Any]:
@@ -274,7 +363,7 @@ def load_config(files: Iterable[Path] = (), overrides: Iterable[Mapping[str, Any
     config = Config()
     layers: list[Path] = []
     if include_defaults_files:
-        layers += [p for p in (REPO_CONFIG, user_config_path()) if p.is_file()]
+        layers += [p for p in (REPO_CONFIG, user_config_path(), settings_path()) if p.is_file()]
     for path in [*layers, *files]:
         config = merge(config, read_toml(Path(path)), str(path))
     for layer in overrides:
@@ -288,8 +377,9 @@ CONFIG_HEADER = """\
 #
 # Precedence, lowest first: the defaults in code (identical to this file), this file,
 # your own config.toml (in the platform config dir: ~/.config/voicevibe/config.toml on
-# Linux, ~/Library/Application Support/voicevibe/config.toml on macOS), files given with
-# --config, then --set SECTION.KEY=VALUE and the dedicated command-line flags.
+# Linux, ~/Library/Application Support/voicevibe/config.toml on macOS), the settings the
+# window saves (settings.toml beside it), files given with --config, then
+# --set SECTION.KEY=VALUE and the dedicated command-line flags.
 # `voicevibe config` prints the effective values. Unknown keys, wrong types and
 # out-of-range values stop the start with a message naming the file and the key.
 """
@@ -306,8 +396,6 @@ def documented_defaults() -> str:
             doc = f"{f.metadata['doc']} Allowed: {allowed(f, hints[f.name])}."
             lines += textwrap.wrap(doc, 92, initial_indent="# ", subsequent_indent="# ")
             value = getattr(default, f.name)
-            rendered = ("true" if value else "false") if isinstance(value, bool) else (
-                f'"{value}"' if isinstance(value, str) else repr(value))
-            lines.append(f"{f.name} = {rendered}")
+            lines.append(f"{f.name} = {render_value(value)}")
         lines.append("")
     return "\n".join(lines)

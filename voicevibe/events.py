@@ -57,7 +57,8 @@ class Phrase:
     text: str
     t_start: float  # seconds of audio of its first word
     t_end: float
-    reason: Literal["vad", "end", "punctuation", "length"] = "vad"
+    reason: Literal["vad", "end", "punctuation", "length", "typed"] = "vad"
+    closed_at: float = 0.0  # time.monotonic() when the phrase closed (0: unknown)
 
 
 @dataclass(frozen=True)
@@ -72,12 +73,27 @@ class ImagePrompt:
     reason: str = ""  # why the fallback made it (no model, timeout, bad output...); "" from the model
     latency_ms: float = 0.0  # from the brain taking the phrase to the prompt
     model: str = ""  # the model that was asked, "" when there is none
+    phrase_closed_at: float = 0.0  # time.monotonic() stamps: the phrase closed (speech end seen by STT),
+    brain_start: float = 0.0  # the brain took it,
+    brain_end: float = 0.0  # the prompt was ready
 
 
-Event = Word | PhraseEnd | SegmentReset | Status | Phrase | ImagePrompt
+@dataclass(frozen=True)
+class Summary:
+    """The slow brain's view of the session so far, with one richer image prompt for it."""
+
+    text: str  # a sentence or two about what the session has been about
+    image_prompt: str  # an English SDXL-Turbo prompt for the whole session so far
+    source: Literal["model", "fallback"]
+    reason: str = ""  # why the fallback made it; "" from the model
+    latency_ms: float = 0.0
+    model: str = ""
+
+
+Event = Word | PhraseEnd | SegmentReset | Status | Phrase | ImagePrompt | Summary
 
 EVENT_TYPES: dict[type, str] = {Word: "word", PhraseEnd: "phrase_end", SegmentReset: "reset", Status: "status",
-                                Phrase: "phrase", ImagePrompt: "image_prompt"}
+                                Phrase: "phrase", ImagePrompt: "image_prompt", Summary: "summary"}
 
 
 def to_json_dict(event: Event) -> dict[str, Any]:
