@@ -1,0 +1,467 @@
+"""The performance window: one dark customtkinter window that drives a `Pipeline`.
+
+Tk is touched only on the main thread. The engine's typed events arrive on `Pipeline.events`;
+the window drains a bounded batch of them every POLL_MS with `after()`, and cancels that poll
+when it closes. The window never touches a model: it only calls the Pipeline's controls.
+Keyboard: space start/stop, F freeze, Esc panic (not while typing in a text field).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import queue
+import sys
+import tkinter as tk
+from collections.abc import Callable
+from pathlib import Path
+from tkinter import filedialog
+from typing import Any
+
+import customtkinter as ctk
+
+from .audio import AudioError, list_input_devices, rescan_devices
+from .config import Config, save_settings
+from .fallback import AssetError, load_assets
+from .gui_panels import build_panels
+from .gui_widgets import AMBER, GREEN, GREY, RED
+
+log = logging.getLogger(__name__)
+
+POLL_MS = 40  # event poll period: 25 Hz is smooth for meters and cheap
+POLL_BATCH = 200  # most events handled per tick, so a burst never freezes the window
+SAVE_DELAY_MS = 1000  # settings are written this long after the last change
+TRANSCRIPT_MAX_LINES = 400
+PHRASE_MARK = "  ⏎\n"  # how a phrase end shows in the transcript
+EXIT_OK, EXIT_NO_DISPLAY = 0, 2
+NO_DISPLAY = ("no display for the window ({why}); for a headless show use `voicevibe run --no-gui` "
+              "(or set DISPLAY)")
+
+
+class PerformanceWindow:
+    """The operator's window: input, DSP, meters, transcript, prompts, brain, OSC, panic, status."""
+
+    def __init__(self, config: Config, root: ctk.CTk, *, input_spec: str | None = None,
+                 pipeline_factory: Callable[..., Any] | None = None,
+                 settings_file: Path | None = None) -> None:
+        self.config, self.root = config, root
+        self.pipeline_factory = pipeline_factory or _default_factory
+        self.settings_file = settings_file
+        self.pipeline: Any = None
+        self.frozen = self.panicked = self.paused = False
+        self._changed: dict[str, set[str]] = {}
+        self._save_id: str | None = None
+        self._poll_id: str | None = None
+        self._ticks = 0
+        self.closed = False
+        self.styles = list(_style_names(config))
+        root.title("VoiceVibe")
+        root.geometry("1500x940")
+        root.protocol("WM_DELETE_WINDOW", self.close)
+        self.ui = build_panels(self, root)
+        for key in ("<space>", "<Key-f>", "<Key-F>", "<Escape>"):
+            root.bind(key, self._on_key)
+        self.refresh_devices()
+        self._preselect_input(config.audio.input if input_spec is None else input_spec)
+        self._poll_id = root.after(POLL_MS, self._poll)
+
+    # ---------- input ----------
+
+    def refresh_devices(self) -> None:
+        """Ask PortAudio for the inputs again and fill the picker (saying so when there are none)."""
+        try:
+            if self.pipeline is None:
+                rescan_devices()
+            devices = list_input_devices()
+        except AudioError as e:
+            devices, problem = [], str(e)
+        else:
+            problem = "" if devices else "no microphone found: plug one in and press Refresh, or rehearse with a file"
+        self.devices = devices
+        names = [f"{d.index}: {d.name}" + (" (default)" if d.is_default else "") for d in devices]
+        self.ui.device_menu.configure(values=names or ["(no input device)"])
+        self.ui.device_menu.set(names[0] if names else "(no input device)")
+        for d, name in zip(devices, names):
+            if d.is_default:
+                self.ui.device_menu.set(name)
+        self.ui.device_note.configure(text=problem, text_color=AMBER if problem else GREY)
+
+    def _preselect_input(self, spec: str) -> None:
+        if spec and Path(spec).expanduser().is_file():
+            self.ui.file_path.set(str(Path(spec).expanduser()))
+            self.ui.mode.set("File")
+        elif spec:
+            for d in self.devices:
+                if spec == str(d.index) or spec.casefold() in d.name.casefold():
+                    self.ui.device_menu.set(f"{d.index}: {d.name}" + (" (default)" if d.is_default else ""))
+
+    def choose_file(self) -> None:
+        """A file dialog for a rehearsal recording."""
+        path = filedialog.askopenfilename(parent=self.root, title="Rehearsal recording",
+                                          filetypes=[("Audio", "*.wav *.flac *.ogg *.mp3"), ("All files", "*")])
+        if path:
+            self.ui.file_path.set(path)
+            self.ui.mode.set("File")
+
+    def _input(self) -> tuple[str | None, list[str] | None]:
+        """(input_spec, script) for the Pipeline from the input panel."""
+        mode = self.ui.mode.get()
+        if mode == "File":
+            path = self.ui.file_path.get().strip()
+            if not path:
+                raise AudioError("no rehearsal file chosen: press 'Choose file…' first")
+            return path, None
+        if mode == "Script":
+            lines = [line.strip() for line in self.ui.script.get("1.0", "end").splitlines() if line.strip()]
+            return None, lines
+        choice = self.ui.device_menu.get()
+        if not self.devices or ":" not in choice:
+            raise AudioError("no microphone to listen to: plug one in and press Refresh, or rehearse with a file")
+        return choice.split(":", 1)[0], None
+
+    # ---------- start / stop ----------
+
+    def toggle_running(self) -> None:
+        """Start the show, or stop it."""
+        if self.pipeline is None:
+            self.start()
+        else:
+            self.stop()
+
+    def start(self) -> None:
+        """Build and start a Pipeline from the current settings."""
+        if self.pipeline is not None:
+            return
+        try:
+            spec, script = self._input()
+        except AudioError as e:
+            self.show_message(str(e), "error")
+            return
+        if spec is not None:
+            self._remember("audio", "input", spec)
+        record = {"on": True, "off": False}.get(self.config.session.record_audio, spec is not None
+                                                and self.ui.mode.get() == "Microphone")
+        try:
+            self.pipeline = self.pipeline_factory(self.config, input_spec=spec, script=script, record_audio=record)
+            self.pipeline.start()
+        except (AudioError, AssetError, ValueError, OSError) as e:
+            self.pipeline = None
+            self.show_message(f"cannot start: {e}", "error")
+            return
+        for on, apply in ((self.frozen, self.pipeline.freeze), (self.panicked, self.pipeline.panic)):
+            if on:
+                apply(True)
+        if self.paused:
+            self.pipeline.brain_control("pause")
+        self.ui.start_button.configure(text="■ Stop", fg_color=RED)
+        self.show_message("starting…", "info")
+
+    def stop(self) -> None:
+        """Stop the pipeline (joins its threads, releases the device, closes the log)."""
+        pipeline, self.pipeline = self.pipeline, None
+        if pipeline is None:
+            return
+        self.show_message("stopping…", "info")
+        self.root.update_idletasks()
+        pipeline.stop()
+        self._drain(pipeline)
+        self.ui.start_button.configure(text="▶ Start", fg_color=GREEN)
+
+    def _drain(self, pipeline: Any) -> None:
+        """Show what a stopped pipeline left in its queue (the last words, Stopped)."""
+        for _ in range(POLL_BATCH * 5):
+            try:
+                self.handle(pipeline.events.get_nowait())
+            except queue.Empty:
+                return
+
+    # ---------- controls ----------
+
+    def set_gain(self, db: float) -> None:
+        """Input pre-gain in dB (live)."""
+        self._dsp(gain_db=round(db, 1))
+
+    def set_gate(self, threshold: float) -> None:
+        """Gate opening threshold, linear peak (live)."""
+        self._dsp(gate_threshold=round(threshold, 4))
+
+    def set_agc(self, on: bool) -> None:
+        """AGC on or off (live)."""
+        self._dsp(agc=bool(on))
+
+    def _dsp(self, **changes: Any) -> None:
+        for key, value in changes.items():
+            self._remember("dsp", key, value)
+        if self.pipeline is not None:
+            self.pipeline.set_dsp(**changes)
+
+    def brain(self, action: str, value: Any = "") -> None:
+        """A brain control (pause/resume/reset/style/vibe/history/rate), kept in the settings where it is one."""
+        key = {"style": "style", "vibe": "vibe", "history": "history_seconds", "rate": "prompt_interval_seconds"}.get(action)
+        if key is not None:
+            self._remember("brain", key, float(value) if action in ("history", "rate") else value)
+        if action in ("pause", "resume"):
+            self.paused = action == "pause"
+        if self.pipeline is not None:
+            self.pipeline.brain_control(action, value)
+
+    def toggle_pause(self) -> None:
+        """Pause the brain (memory kept), or resume it."""
+        self.brain("resume" if self.paused else "pause")
+        self.ui.pause_button.configure(text="Resume brain" if self.paused else "Pause brain",
+                                       fg_color=AMBER if self.paused else GREY)
+
+    def toggle_freeze(self) -> None:
+        """Freeze the screen (nothing new sent), or release it (the newest prompt goes out)."""
+        self.frozen = not self.frozen
+        if self.pipeline is not None:
+            self.pipeline.freeze(self.frozen)
+        self.ui.freeze_button.configure(text="FROZEN (F)" if self.frozen else "Freeze (F)",
+                                        fg_color="#1f618d" if self.frozen else GREY)
+
+    def toggle_panic(self) -> None:
+        """Panic: the safe prompt at once and nothing else until released."""
+        self.panicked = not self.panicked
+        if self.pipeline is not None:
+            self.pipeline.panic(self.panicked)
+        elif self.panicked:
+            self.show_message("panic armed: it is sent as soon as the show starts (OSC needs a running engine)",
+                              "warning")
+        self.ui.panic_button.configure(text="PANIC ON - release (Esc)" if self.panicked else "PANIC (Esc)",
+                                       fg_color="#ff0000" if self.panicked else RED)
+
+    def send_manual(self, text: str | None = None) -> None:
+        """Send a typed prompt straight to the screen, bypassing the brain."""
+        text = (self.ui.manual.get() if text is None else text).strip()
+        if not text:
+            return
+        if self.pipeline is None:
+            self.show_message("start the show first: prompts go out through the running engine", "warning")
+            return
+        self.pipeline.send_manual(text)
+        self.ui.manual.delete(0, "end")
+
+    def say(self, text: str | None = None) -> None:
+        """A typed phrase straight to the brain (script / typed-text mode)."""
+        text = (self.ui.say.get() if text is None else text).strip()
+        if text and self.pipeline is not None:
+            self.pipeline.type_text(text)
+            self.ui.say.delete(0, "end")
+
+    def resend(self, prompt: Any) -> None:
+        """Send a past prompt again (a click in the history)."""
+        if self.pipeline is None:
+            self.show_message("start the show first to resend a prompt", "warning")
+        else:
+            self.pipeline.resend(prompt)
+
+    def _on_key(self, event: tk.Event) -> str | None:
+        if isinstance(event.widget, (tk.Entry, tk.Text)) and event.keysym != "Escape":
+            return None  # typing a space or an F in a text field
+        action = {"space": self.toggle_running, "f": self.toggle_freeze, "F": self.toggle_freeze,
+                  "Escape": self.toggle_panic}[event.keysym]
+        action()
+        return "break"
+
+    # ---------- settings ----------
+
+    def _remember(self, section: str, key: str, value: Any) -> None:
+        """Apply a changed setting to the config and save it shortly (debounced)."""
+        part = dataclasses.replace(getattr(self.config, section), **{key: value})
+        self.config = dataclasses.replace(self.config, **{section: part})
+        self._changed.setdefault(section, set()).add(key)
+        if self._save_id is not None:
+            self.root.after_cancel(self._save_id)
+        self._save_id = self.root.after(SAVE_DELAY_MS, self.save_settings)
+
+    def save_settings(self) -> None:
+        """Write the settings the operator changed (they come back next launch)."""
+        self._save_id = None
+        if self._changed:
+            try:
+                path = save_settings(self.config, self._changed, self.settings_file)
+                log.debug("settings saved to %s", path)
+            except OSError as e:
+                self.show_message(f"cannot save settings: {e}", "warning")
+
+    # ---------- events ----------
+
+    def _poll(self) -> None:
+        """Handle up to POLL_BATCH engine events, then look again in POLL_MS."""
+        self._poll_id = None
+        pipeline = self.pipeline
+        levels = None
+        if pipeline is not None:
+            for _ in range(POLL_BATCH):
+                try:
+                    item = pipeline.events.get_nowait()
+                except queue.Empty:
+                    break
+                if type(item).__name__ == "Levels":
+                    levels = item  # meters show only the newest block of a tick
+                else:
+                    self.handle(item)
+        if levels is not None:
+            self.on_levels(levels)
+        self._ticks += 1
+        if self._ticks % (1000 // POLL_MS) == 0:
+            self.ui.targets.refresh()
+        if not self.closed:
+            self._poll_id = self.root.after(POLL_MS, self._poll)
+
+    def handle(self, item: object) -> None:
+        """Show one engine event; keyed by class name, so the window imports no engine stage to read it."""
+        handler = self.HANDLERS.get(type(item).__name__)
+        if handler is None:
+            log.debug("window ignores %s", type(item).__name__)
+        else:
+            handler(self, item)
+
+    def on_word(self, word: Any) -> None:
+        """Append a word piece to the transcript."""
+        box = self.ui.transcript
+        box.insert("end", word.text)
+        box.see("end")
+
+    def on_phrase_end(self, _: Any) -> None:
+        """Mark a phrase end and start a new line."""
+        box = self.ui.transcript
+        box.insert("end", PHRASE_MARK)
+        lines = int(box.index("end-1c").split(".")[0])
+        if lines > TRANSCRIPT_MAX_LINES:
+            box.delete("1.0", f"{lines - TRANSCRIPT_MAX_LINES}.0")
+        box.see("end")
+
+    def on_prompt(self, prompt: Any) -> None:
+        """Add a prompt to the history: its source and latency under it."""
+        model = f" {prompt.model}" if prompt.model and prompt.source == "model" else ""
+        why = f" ({prompt.reason})" if prompt.reason else ""
+        self.ui.prompts.add(prompt, f"{prompt.source}{model}{why} · {prompt.latency_ms:.0f} ms · {prompt.style}")
+
+    def on_summary(self, summary: Any) -> None:
+        """Show the slow brain's view of the session."""
+        self.ui.summary.configure(text=f"Summary: {summary.text}")
+
+    def on_levels(self, levels: Any) -> None:
+        """Meters before and after DSP, gate and weak-signal indicators."""
+        self.ui.meter_in.show(levels.peak_in, levels.rms_in)
+        self.ui.meter_out.show(levels.peak_out, levels.rms_out)
+        self.ui.gate_label.configure(text="GATE OPEN" if levels.gate_open else "gate closed",
+                                     text_color=GREEN if levels.gate_open else GREY)
+        self.ui.weak_label.configure(text="WEAK SIGNAL: check the microphone and gain" if levels.weak_signal else "")
+
+    def on_status(self, status: Any) -> None:
+        """Route a Status to the status bar part it belongs to."""
+        if status.stage == "stt":
+            self.ui.model_status.configure(text=f"speech: {status.message}")
+            if status.message.startswith("loading"):
+                self.ui.progress.configure(mode="indeterminate")
+                self.ui.progress.start()
+            else:
+                self.ui.progress.stop()
+                self.ui.progress.configure(mode="determinate")
+                self.ui.progress.set(1.0 if status.level == "info" else 0.0)
+        elif status.stage == "brain":
+            self.ui.brain_status.configure(text=f"brain: {status.message}")
+        elif status.stage == "control":
+            self.ui.control_status.configure(text=f"control in: {status.message}")
+        if status.level != "info" or status.stage not in ("stt", "brain", "control"):
+            self.show_message(f"[{status.stage}] {status.message}", status.level)
+
+    def on_stats(self, stats: Any) -> None:
+        """The once-a-second engine figures."""
+        self.ui.stats.configure(text=f"STT real-time factor {stats.stt_rtf:.2f} · brain {stats.brain_latency_ms:.0f} ms"
+                                     f" · dropped blocks {stats.dropped_blocks}")
+        self.ui.log_path.configure(text=f"log: {stats.log_path}")
+
+    def on_target(self, status: Any) -> None:
+        """Per-target OSC status."""
+        self.ui.targets.update_status(status)
+
+    def on_stopped(self, stopped: Any) -> None:
+        """The engine has finished (end of a rehearsal file, error or stop)."""
+        if stopped.error:
+            self.show_message(f"stopped: {stopped.error}", "error")
+        else:
+            self.show_message("stopped", "info")
+        if self.pipeline is not None:
+            self.stop()
+
+    HANDLERS: dict[str, Callable[[PerformanceWindow, Any], None]] = {
+        "Word": on_word, "PhraseEnd": on_phrase_end, "ImagePrompt": on_prompt, "Summary": on_summary,
+        "Levels": on_levels, "Status": on_status, "PipelineStats": on_stats, "TargetStatus": on_target,
+        "Stopped": on_stopped,
+    }
+
+    def show_message(self, text: str, level: str = "info") -> None:
+        """The status bar's message line."""
+        colour = {"error": RED, "warning": AMBER}.get(level, "gray85")
+        self.ui.message.configure(text=text, text_color=colour)
+        getattr(log, {"error": "error", "warning": "warning"}.get(level, "info"))("%s", text)
+
+    # ---------- closing ----------
+
+    def close(self) -> None:
+        """Stop the engine, save settings, cancel the poll and destroy the window."""
+        if self.closed:
+            return
+        self.closed = True
+        for after_id in (self._poll_id, self._save_id):
+            if after_id is not None:
+                self.root.after_cancel(after_id)
+        self._poll_id = None
+        self.stop()
+        self.save_settings()
+        self.root.destroy()
+
+
+def _style_names(config: Config) -> list[str]:
+    """The style presets the brain knows (voicevibe/assets/presets.json)."""
+    try:
+        return list(load_assets(config.brain.blocklist_file).styles)
+    except AssetError as e:
+        log.warning("style presets unavailable: %s", e)
+        return [config.brain.style]
+
+
+def _default_factory(config: Config, **kwargs: Any) -> Any:
+    from .app import Pipeline
+
+    return Pipeline(config, **kwargs)
+
+
+def display_problem() -> str | None:
+    """Why no window can open here (no X11/Wayland display on Linux), or None."""
+    if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        return "DISPLAY is not set"
+    return None
+
+
+def run_gui(config: Config, input_spec: str | None = None, *, quit_after: float | None = None) -> int:
+    """Open the window and run it until closed; exit code 2 when there is no display."""
+    from .launcher import keep_awake
+
+    why = display_problem()
+    if why is None:
+        try:
+            ctk.set_appearance_mode("dark")
+            root = ctk.CTk()
+        except tk.TclError as e:
+            why = str(e)
+    if why is not None:
+        print(f"voicevibe: {NO_DISPLAY.format(why=why)}", file=sys.stderr)
+        return EXIT_NO_DISPLAY
+    window = PerformanceWindow(config, root, input_spec=input_spec)
+    if quit_after is not None:
+        root.after(int(quit_after * 1000), window.close)
+    awake = keep_awake(os.getpid())
+    try:
+        root.mainloop()
+    finally:
+        window.close()
+        if awake is not None:
+            awake.terminate()
+            awake.wait(5)
+    return EXIT_OK
+
