@@ -24,7 +24,7 @@ system_packages() {
     return  # macOS: sounddevice and soundfile wheels bundle their libraries
   fi
   local pkgs="libportaudio2 libsndfile1 python3-tk"
-  [ $WITH_TEST = 1 ] && pkgs="$pkgs espeak-ng sox ffmpeg pulseaudio pulseaudio-utils libasound2-plugins xvfb xdotool liblo-tools"
+  [ $WITH_TEST = 1 ] && pkgs="$pkgs espeak-ng sox ffmpeg pulseaudio pulseaudio-utils libasound2-plugins xvfb xdotool imagemagick liblo-tools"
   local missing=""
   for p in $pkgs; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
   [ -z "$missing" ] && return

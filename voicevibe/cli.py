@@ -69,6 +69,13 @@ def build_parser() -> argparse.ArgumentParser:
     msub = models.add_subparsers(dest="models_command", metavar="ACTION", required=True)
     msub.add_parser("download", parents=[common], help="fetch the STT model into the cache, with progress")
 
+    gui = sub.add_parser("gui", parents=[common], help="the performance window (the default with no arguments)")
+    gui.add_argument("--input", help="preselect a device index, device-name part, or a rehearsal file")
+    gui.add_argument("--quit-after", type=float, help=argparse.SUPPRESS)  # tests: close after N seconds
+    sub.add_parser("install-launcher", help="put a double-clickable VoiceVibe on the Desktop (macOS .app, "
+                   "Linux .desktop entry)")
+    run.add_argument("--no-gui", action="store_true", help="terminal only (run never opens the window)")
+
     cfg = sub.add_parser("config", parents=[common], help="print the effective configuration")
     cfg.add_argument("--defaults", action="store_true", help="print every key with its default and doc")
     return parser
@@ -210,8 +217,11 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the `voicevibe` console script."""
     parser = build_parser()
     argv = sys.argv[1:] if argv is None else argv
-    commands = {"run", "transcribe", "prompt", "devices", "models", "config", "-h", "--help", "--version"}
-    if not argv or argv[0] not in commands:
+    commands = {"run", "transcribe", "prompt", "devices", "models", "config", "gui", "install-launcher",
+                "-h", "--help", "--version"}
+    if not argv:
+        argv = ["gui"]  # a double-click or a bare `voicevibe` opens the window
+    elif argv[0] not in commands:
         argv = ["run", *argv]  # `voicevibe [--input X ...]` starts the show
     args = parser.parse_args(argv)
     level = logging.WARNING - 10 * min(getattr(args, "verbose", 0) + 1, 2)
@@ -219,6 +229,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "devices":
             return cmd_devices()
+        if args.command == "install-launcher":
+            from .launcher import install_launcher
+
+            for path in install_launcher():
+                print(f"wrote {path}")
+            return EXIT_OK
         config = load(args)
         if args.command == "config":
             print(documented_defaults() if args.defaults else render(config))
@@ -229,6 +245,10 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_transcribe(args, config)
         if args.command == "prompt":
             return cmd_prompt(args, config)
+        if args.command == "gui":
+            from .gui import run_gui
+
+            return run_gui(config, args.input, quit_after=args.quit_after)
         return cmd_run(args, config)
     except (ConfigError, AudioError, ModelError, AssetError) as e:
         print(f"voicevibe: error: {e}", file=sys.stderr)
