@@ -289,6 +289,8 @@ class PerformanceWindow:
 
     def _poll(self) -> None:
         """Handle up to POLL_BATCH engine events, then look again in POLL_MS."""
+        if self._poll_id is not None:
+            self.root.after_cancel(self._poll_id)  # called directly (a test): keep a single poll scheduled
         self._poll_id = None
         pipeline = self.pipeline
         levels = None
@@ -321,7 +323,8 @@ class PerformanceWindow:
     def on_word(self, word: Any) -> None:
         """Append a word piece to the transcript."""
         box = self.ui.transcript
-        box.insert("end", word.text)
+        at_line_start = box.get("end-2c", "end-1c") in ("", "\n")
+        box.insert("end", word.text.lstrip() if at_line_start else word.text)
         box.see("end")
 
     def on_phrase_end(self, _: Any) -> None:

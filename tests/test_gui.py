@@ -1,0 +1,202 @@
+"""The performance window under a private Xvfb: real Tk widgets and events, a recording pipeline.
+
+(tests/test_gui_show.py runs the window on the real Pipeline.)
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import customtkinter as ctk
+import pytest
+from guitk import MainThreadOnly, display, guard, pump, window_for  # noqa: F401 (fixtures)
+
+from voicevibe.config import Config, load_config, settings_path
+from voicevibe.dsp import Levels
+from voicevibe.events import ImagePrompt, PhraseEnd, Status, Word
+from voicevibe.gui import PHRASE_MARK, POLL_BATCH, PerformanceWindow
+
+
+class RecordingPipeline:
+    """Stands in for app.Pipeline: records every control call; the test feeds its event queue."""
+
+    made: list[RecordingPipeline] = []
+
+    def __init__(self, config: Config, **kwargs: Any) -> None:
+        self.config, self.kwargs = config, kwargs
+        self.events: queue.Queue = queue.Queue(1000)
+        self.calls: list[tuple[str, tuple, dict]] = []
+        self.running = False
+        RecordingPipeline.made.append(self)
+
+    def start(self) -> None:
+        self.running = True
+
+    def stop(self) -> None:
+        self.running = False
+        self.calls.append(("stop", (), {}))
+
+    def __getattr__(self, name: str) -> Callable[..., None]:
+        return lambda *a, **k: self.calls.append((name, a, k))
+
+
+@pytest.fixture
+def window(display: str, guard: list[str]) -> Iterator[PerformanceWindow]:
+    RecordingPipeline.made.clear()
+    with window_for(Config(), guard, pipeline_factory=RecordingPipeline) as w:
+        yield w
+
+
+def started(w: PerformanceWindow, mode: str = "Script") -> RecordingPipeline:
+    w.ui.mode.set(mode)
+    w.start()
+    assert w.pipeline is not None
+    return w.pipeline
+
+
+def test_gain_and_gate_sliders_drive_the_pipeline_and_persist(window: PerformanceWindow) -> None:
+    pipeline = started(window)
+    pump(window.root)
+    window.ui.gain.slider._canvas.event_generate("<Button-1>", x=int(window.ui.gain.slider._canvas.winfo_width() * 0.9), y=8)
+    window.ui.gate.set(0.1)
+    window.ui.agc.toggle()
+    pump(window.root)
+    dsp_calls = [k for name, _, k in pipeline.calls if name == "set_dsp"]
+    gain = [c["gain_db"] for c in dsp_calls if "gain_db" in c]
+    assert gain and gain[-1] > 12.0, dsp_calls  # a click at 90 % of a -24..+24 dB slider
+    assert {"gate_threshold": 0.1} in dsp_calls and {"agc": False} in dsp_calls
+    window.close()
+    saved = load_config()
+    assert saved.dsp.gain_db == gain[-1] and saved.dsp.gate_threshold == 0.1 and saved.dsp.agc is False
+    assert settings_path().is_file()
+
+
+def test_slider_labels_show_db_and_linear(window: PerformanceWindow) -> None:
+    window.ui.gain.set(6.0)
+    window.ui.gate.set(0.1)
+    assert window.ui.gain.label.cget("text") == "+6.0 dB  (x2.00)"
+    assert window.ui.gate.label.cget("text") == "0.100  (-20.0 dBFS)"
+
+
+def test_prompt_rate_snaps_to_zero_or_two_to_sixty(window: PerformanceWindow) -> None:
+    window.ui.rate.set(1.4)
+    assert window.config.brain.prompt_interval_seconds == 2.0
+    window.ui.rate.set(0.3)
+    assert window.config.brain.prompt_interval_seconds == 0.0
+    assert window.ui.rate.label.cget("text") == "every phrase"
+
+
+def test_events_fill_transcript_prompts_meters_and_status(window: PerformanceWindow) -> None:
+    pipeline = started(window)
+    for text in (" Hello", " the", " moon"):
+        pipeline.events.put(Word(text, 1, 0, 0.0))
+    pipeline.events.put(PhraseEnd(3, 0.2, 0.9))
+    prompt = ImagePrompt("cinematic film still, a moon", "hello the moon", "cinematic", "calm", "fallback",
+                         reason="no model", latency_ms=12.0)
+    pipeline.events.put(prompt)
+    pipeline.events.put(Levels(0.5, 0.2, 0.9, 0.4, 1.8, True, True))
+    pipeline.events.put(Status("stt", "speech model ready: tiny"))
+    pump(window.root, lambda: window.ui.prompts.entries)
+    assert window.ui.transcript.get("1.0", "end").rstrip("\n") == "Hello the moon" + PHRASE_MARK.rstrip("\n")
+    [(shown, button)] = window.ui.prompts.entries
+    assert shown is prompt and "fallback (no model) · 12 ms" in button.cget("text")
+    assert window.ui.gate_label.cget("text") == "GATE OPEN" and "WEAK SIGNAL" in window.ui.weak_label.cget("text")
+    assert "-6.0 dBFS" in window.ui.meter_in.text.cget("text")  # peak 0.5
+    assert window.ui.model_status.cget("text") == "speech: speech model ready: tiny"
+    button.invoke()  # a click on a past prompt sends it again
+    assert ("resend", (prompt,), {}) in pipeline.calls
+
+
+def test_a_burst_is_handled_in_bounded_batches(window: PerformanceWindow) -> None:
+    pipeline = started(window)
+    for i in range(POLL_BATCH * 3):
+        pipeline.events.put(Word(" x", i, i, 0.0))
+    window._poll()
+    assert pipeline.events.qsize() == POLL_BATCH * 2
+
+
+def test_keys_start_freeze_panic_but_not_while_typing(window: PerformanceWindow) -> None:
+    window.ui.mode.set("Script")
+    window.root.focus_force()
+    pump(window.root)
+    window.root.event_generate("<space>")
+    pipeline = window.pipeline
+    assert isinstance(pipeline, RecordingPipeline)
+    window.root.event_generate("<Key-f>")
+    window.root.event_generate("<Escape>")
+    assert ("freeze", (True,), {}) in pipeline.calls and ("panic", (True,), {}) in pipeline.calls
+    entry = window.ui.manual._entry
+    entry.focus_force()
+    pump(window.root)
+    entry.event_generate("<Key-f>")  # an F typed into a text field is a letter, not freeze
+    assert [c for c in pipeline.calls if c[0] == "freeze"] == [("freeze", (True,), {})]
+    window.root.focus_force()
+    pump(window.root)
+    window.root.event_generate("<space>")
+    assert window.pipeline is None and ("stop", (), {}) in pipeline.calls
+
+
+def test_panic_and_freeze_armed_before_start_apply_at_start(window: PerformanceWindow) -> None:
+    window.toggle_panic()
+    window.toggle_freeze()
+    pipeline = started(window)
+    assert ("panic", (True,), {}) in pipeline.calls and ("freeze", (True,), {}) in pipeline.calls
+
+
+def test_manual_prompt_and_brain_controls_reach_the_pipeline(window: PerformanceWindow) -> None:
+    pipeline = started(window)
+    window.ui.manual.insert(0, "a red door in the snow")
+    window.send_manual()
+    window.ui.style.set("synthwave")
+    window.brain("style", "synthwave")
+    window.ui.history.set(120)
+    window.toggle_pause()
+    assert ("send_manual", ("a red door in the snow",), {}) in pipeline.calls
+    assert ("brain_control", ("style", "synthwave"), {}) in pipeline.calls
+    assert ("brain_control", ("history", 120.0), {}) in pipeline.calls
+    assert ("brain_control", ("pause", ""), {}) in pipeline.calls
+    assert window.config.brain.style == "synthwave" and window.config.brain.history_seconds == 120.0
+
+
+def test_file_mode_without_a_file_says_what_to_do(window: PerformanceWindow) -> None:
+    window.ui.mode.set("File")
+    window.start()
+    assert window.pipeline is None
+    assert "Choose file" in window.ui.message.cget("text")
+
+
+def test_no_microphone_is_said_clearly(window: PerformanceWindow) -> None:
+    window.devices = []
+    window.ui.mode.set("Microphone")
+    window.start()
+    assert window.pipeline is None and "no microphone" in window.ui.message.cget("text")
+
+
+def test_close_stops_the_pipeline_and_cancels_the_poll(window: PerformanceWindow) -> None:
+    pipeline = started(window)
+    window.close()
+    assert pipeline.calls[-1][0] == "stop" and window._poll_id is None and window.closed
+
+
+def test_guard_catches_a_widget_call_off_the_main_thread(display: str) -> None:
+    violations: list[str] = []
+    root = ctk.CTk()
+    root.tk = MainThreadOnly(root.tk, violations)
+    label = ctk.CTkLabel(root, text="x")
+    refused: list[RuntimeError] = []
+
+    def work() -> None:
+        try:
+            label.configure(text="from a worker")
+        except RuntimeError as e:
+            refused.append(e)
+
+    worker = threading.Thread(target=work, name="worker")
+    worker.start()
+    worker.join(10)
+    root.destroy()
+    assert refused and violations and "worker" in violations[0]
