@@ -17,7 +17,7 @@ from .gui_widgets import (BLUE, FONT, FONT_BIG_BUTTON, FONT_SMALL, FONT_TRANSCRI
 if TYPE_CHECKING:
     from .gui import PerformanceWindow
 
-PAD = {"padx": 10, "pady": 4}
+PAD = {"padx": 10, "pady": 3}
 
 
 def snap_rate(value: float) -> float:
@@ -38,8 +38,10 @@ def build_panels(w: PerformanceWindow, root: ctk.CTk) -> SimpleNamespace:
     _input_panel(w, left, ui)
     _sound_panel(w, left, ui)
     _brain_panel(w, left, ui)
-    _osc_panel(w, left, ui)
     _show_panel(w, right, ui)
+    osc = ctk.CTkFrame(right, fg_color="transparent")
+    osc.grid(row=7, column=0, sticky="ew", padx=0, pady=(0, 4))
+    _osc_panel(w, osc, ui)
     _status_bar(root, ui)
     return ui
 
@@ -147,7 +149,7 @@ def _osc_panel(w: PerformanceWindow, parent: Any, ui: SimpleNamespace) -> None:
     ui.targets.pack(fill="x", padx=10)
     state = f"listening on {control.host}:{control.port} (from {control.allow})" if control.enabled else "off"
     ui.control_status = ctk.CTkLabel(parent, text=f"control in: {state}", font=FONT_SMALL, anchor="w")
-    ui.control_status.pack(fill="x", padx=10, pady=(0, 8))
+    ui.control_status.pack(fill="x", padx=10)
 
 
 def _show_panel(w: PerformanceWindow, parent: Any, ui: SimpleNamespace) -> None:
@@ -185,7 +187,7 @@ def _status_bar(root: ctk.CTk, ui: SimpleNamespace) -> None:
     bar.grid(row=1, column=0, columnspan=2, sticky="ew", padx=8, pady=(0, 8))
     ui.model_status = ctk.CTkLabel(bar, text="speech: not started", font=FONT_SMALL, anchor="w")
     ui.model_status.grid(row=0, column=0, sticky="w", padx=8)
-    ui.progress = ctk.CTkProgressBar(bar, width=140, mode="indeterminate")
+    ui.progress = ctk.CTkProgressBar(bar, width=140, mode="determinate")
     ui.progress.set(0)
     ui.progress.grid(row=0, column=1, padx=8)
     ui.brain_status = ctk.CTkLabel(bar, text="brain: not started", font=FONT_SMALL, anchor="w")

@@ -137,7 +137,7 @@ class TargetRows(ctk.CTkFrame):
     """Per-OSC-target status lines: sent, errors, last send, last error."""
 
     def __init__(self, master: Any) -> None:
-        super().__init__(master, fg_color="transparent")
+        super().__init__(master, fg_color="transparent", height=4)  # grows with its lines
         self.rows: dict[str, ctk.CTkLabel] = {}
         self.statuses: dict[str, Any] = {}
 

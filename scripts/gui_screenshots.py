@@ -1,0 +1,90 @@
+"""Screenshots of the window for the README: idle, and mid-rehearsal (assets/screenshot-*.png).
+
+    .venv/bin/python scripts/gui_screenshots.py [idle] [rehearsal]
+
+Uses $DISPLAY or starts Xvfb; ImageMagick's `import` grabs the window. The rehearsal runs the
+real Pipeline on a tiny random-weight checkpoint (its words are noise; the path is real) with
+espeak speech and the fallback brain.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import ExitStack
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))
+
+import customtkinter as ctk  # noqa: E402
+from xvfb import xvfb  # noqa: E402
+
+from voicevibe.config import load_config  # noqa: E402
+from voicevibe.gui import PerformanceWindow  # noqa: E402
+
+ASSETS = ROOT / "assets"
+
+
+def grab(root: ctk.CTk, name: str) -> None:
+    """Save the window (its X frame) as assets/<name>."""
+    for _ in range(20):
+        root.update()
+        time.sleep(0.02)
+    subprocess.run(["import", "-window", root.wm_frame(), str(ASSETS / name)], check=True)
+    print(f"wrote {ASSETS / name}")
+
+
+def pump_until(root: ctk.CTk, done: object, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not done() and time.monotonic() < deadline:  # type: ignore[operator]
+        root.update()
+        time.sleep(0.02)
+
+
+def main(which: list[str]) -> None:
+    with ExitStack() as stack:
+        if not os.environ.get("DISPLAY"):
+            os.environ["DISPLAY"] = stack.enter_context(xvfb())
+        tmp = Path(stack.enter_context(tempfile.TemporaryDirectory()))
+        ctk.set_appearance_mode("dark")
+        if "idle" in which:
+            root = ctk.CTk()
+            window = PerformanceWindow(load_config(include_defaults_files=False), root,
+                                       settings_file=tmp / "settings.toml")
+            grab(root, "screenshot-idle.png")
+            window.close()
+        if "rehearsal" in which:
+            rehearsal(tmp)
+
+
+def rehearsal(tmp: Path) -> None:
+    from speech import write_speech
+
+    from voicevibe.app import Pipeline
+    from voicevibe.brain import LoadedModel
+    from voicevibe.testing.checkpoint import write_checkpoint
+
+    checkpoint = write_checkpoint(tmp / "stt-tiny", "tiny", vad=True, seed=0)
+    speech = write_speech(tmp / "speech.wav")
+    config = load_config([], [{"stt": {"model": str(checkpoint), "dtype": "f32"}},
+                              {"session": {"log_dir": str(tmp / "logs")}}], include_defaults_files=False)
+
+    def factory(cfg: object, **kwargs: object) -> Pipeline:
+        return Pipeline(cfg, brain_loader=lambda c, a: LoadedModel(None, "fallback prompts (screenshot)"), **kwargs)
+
+    root = ctk.CTk()
+    window = PerformanceWindow(config, root, input_spec=str(speech), pipeline_factory=factory,
+                               settings_file=tmp / "settings.toml")
+    window.start()
+    pump_until(root, lambda: len(window.ui.prompts.entries) >= 2, 120)
+    grab(root, "screenshot-rehearsal.png")
+    window.close()
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:] or ["idle", "rehearsal"])
