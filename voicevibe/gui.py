@@ -24,6 +24,7 @@ import customtkinter as ctk
 from .audio import AudioError, list_input_devices, rescan_devices
 from .config import Config, save_settings
 from .fallback import AssetError, load_assets
+from .hub import ModelError
 from .gui_panels import build_panels
 from .gui_widgets import AMBER, GREEN, GREY, RED
 
@@ -145,7 +146,7 @@ class PerformanceWindow:
         try:
             self.pipeline = self.pipeline_factory(self.config, input_spec=spec, script=script, record_audio=record)
             self.pipeline.start()
-        except (AudioError, AssetError, ValueError, OSError) as e:
+        except (AudioError, AssetError, ModelError, ValueError, OSError) as e:
             self.pipeline = None
             self.show_message(f"cannot start: {e}", "error")
             return
