@@ -158,4 +158,6 @@ class TargetRows(ctk.CTkFrame):
             text = f"{target}: sent {s.sent}, errors {s.errors}, last send {last}"
             if s.last_error:
                 text += f"\n   last error: {s.last_error}"
-            label.configure(text=text, text_color=AMBER if s.last_error and s.errors else "gray85")
+            if s.failing:
+                text = "FAILING  " + text
+            label.configure(text=text, text_color=RED if s.failing else AMBER if s.errors else "gray85")
