@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 
 POLL_MS = 40  # event poll period: 25 Hz is smooth for meters and cheap
 POLL_BATCH = 200  # most events handled per tick, so a burst never freezes the window
+END_CHECK_TICKS = 5  # every 200 ms: has a rehearsal file finished?
 SAVE_DELAY_MS = 1000  # settings are written this long after the last change
 TRANSCRIPT_MAX_LINES = 400
 PHRASE_MARK = "  ⏎\n"  # how a phrase end shows in the transcript
@@ -310,6 +311,10 @@ class PerformanceWindow:
         self._ticks += 1
         if self._ticks % (1000 // POLL_MS) == 0:
             self.ui.targets.refresh()
+        if (pipeline is not None and pipeline is self.pipeline and self._ticks % END_CHECK_TICKS == 0
+                and self.ui.mode.get() == "File" and pipeline.wait(0)):
+            self.show_message("rehearsal file finished", "info")
+            self.stop()  # the file ended and its last prompt went out
         if not self.closed:
             self._poll_id = self.root.after(POLL_MS, self._poll)
 
