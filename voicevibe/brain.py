@@ -208,6 +208,7 @@ class BrainWorker(threading.Thread):
         self._pending: Phrase | None = None
         self._controls: deque[Control] = deque()
         self._next_allowed = 0.0  # monotonic time of the next prompt the rate allows
+        self._busy = False  # a phrase is being answered
         self.merged = 0  # phrases merged into a newer one while the brain was busy
 
     def put(self, event: Word | PhraseEnd | Phrase) -> None:
@@ -221,18 +222,24 @@ class BrainWorker(threading.Thread):
                 text = f"{self._pending.text} {phrase.text}"[-MERGED_CHARS:]
                 phrase = Phrase(text, self._pending.t_start, phrase.t_end, phrase.reason)
             self._pending = phrase
-            self._cond.notify()
+            self._cond.notify_all()
 
     def control(self, action: str, value: str | float = "") -> None:
         """Queue an operator command for the brain thread (any thread)."""
         with self._cond:
             self._controls.append(Control(action, str(value)))
-            self._cond.notify()
+            self._cond.notify_all()
 
     def stop(self) -> None:
         """Ask the thread to finish and wait for it."""
         self.control("stop")
         self.join(JOIN_SECONDS)
+
+    def wait_idle(self, timeout: float | None = None) -> bool:
+        """Wait until no phrase waits or is being answered (True), or until `timeout` (False)."""
+        with self._cond:
+            return self._cond.wait_for(lambda: not self.is_alive() or self._pending is None and not self._busy,
+                                       timeout)
 
     def _newer_waiting(self) -> bool:
         with self._cond:
@@ -272,7 +279,13 @@ class BrainWorker(threading.Thread):
             phrase = None
             if self._pending is not None and time.monotonic() >= self._next_allowed:
                 phrase, self._pending = self._pending, None
+                self._busy = True
             return controls, phrase
+
+    def _done(self) -> None:
+        with self._cond:
+            self._busy = False
+            self._cond.notify_all()
 
     def _apply(self, brain: Brain, c: Control) -> None:
         if c.action == "reset":
@@ -291,7 +304,12 @@ class BrainWorker(threading.Thread):
 
     def run(self) -> None:
         """Load, then serve phrases until stopped; an error in one phrase never ends the show."""
-        brain = self._brain()
+        try:
+            self._serve(self._brain())
+        finally:
+            self._done()  # wakes wait_idle() callers for good
+
+    def _serve(self, brain: Brain) -> None:
         frozen, held = False, None
         while True:
             controls, phrase = self._take()
@@ -315,11 +333,11 @@ class BrainWorker(threading.Thread):
             except Exception as e:  # top of the worker loop: log it, tell the operator, keep going
                 log.exception("brain failed on %r", phrase.text)
                 self._post(Status("brain", f"brain error ({type(e).__name__}: {e}); continuing", "error"))
-                continue
-            if result is None:
-                continue
-            self._next_allowed = time.monotonic() + brain.config.prompt_interval_seconds
-            if frozen:
-                held = result  # the screen keeps its image; the newest prompt goes out on release
-            else:
-                self._post(result)
+                result = None
+            if result is not None:
+                self._next_allowed = time.monotonic() + brain.config.prompt_interval_seconds
+                if frozen:
+                    held = result  # the screen keeps its image; the newest prompt goes out on release
+                else:
+                    self._post(result)
+            self._done()
