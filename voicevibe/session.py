@@ -496,9 +496,9 @@ class LatencyStats:
         """A few aligned lines for the terminal at exit; "no prompts" when there were none."""
         if not self.prompts:
             return "latency: no prompts"
-        width = max(len(s) for s in STAGES)
-        lines = [f"latency (ms) over {self.prompts} prompt(s)".ljust(width)
-                 + f"  {'count':>6}  {'median':>8}  {'p95':>8}  {'max':>8}"]
+        title = f"latency (ms) over {self.prompts} prompt(s)"
+        width = max(len(title), *(len(s) for s in STAGES))
+        lines = [f"{title:<{width}}  {'count':>6}  {'median':>8}  {'p95':>8}  {'max':>8}"]
         for s in self.stages():
             lines.append(f"{s.name:<{width}}  {s.count:>6}  {s.median_ms:>8.1f}  {s.p95_ms:>8.1f}  {s.max_ms:>8.1f}")
         if self.unsent:
