@@ -488,6 +488,6 @@ def test_latency_stats_from_a_log(tmp_path: Path) -> None:
     with open_log(tmp_path) as log:
         log.write(prompt(closed=1.0, start=1.25, end=2.0), sent_at=2.004)
         log.write(prompt(closed=3.0, start=3.0, end=3.5))  # not sent
-    stats = LatencyStats.from_log(log.path)
+    stats = session.latency_from_log(log.path)
     assert stats.prompts == 2 and stats.unsent == 1
     assert {s.name: s.count for s in stats.stages()} == dict(zip(session.STAGES, (2, 2, 1, 1)))

@@ -2,9 +2,10 @@
 
 Every line is one JSON object: `{"type": ..., fields..., "mono": time.monotonic(), "wall": ISO 8601
 UTC}`. The first line is `session_start` (with the effective config), the last `session_end`.
-A log must never stop a show: `SessionLog.open` does not raise for an unwritable folder, and a
-failed write (disk full...) stops logging with one error `Status` to the `report` callback; after
-that, writes are dropped and counted.
+A log must never stop a show: `SessionLog.open` does not raise for an unwritable folder (it
+returns a log that writes nothing), and a failed write (disk full...) stops logging with one error
+`Status` to the `report` callback; after that, writes are dropped and counted. The recording has
+its own writer thread and fails the same way, on its own. Per-stage latency lives in `latency`.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ import math
 import os
 import queue
 import re
-import statistics
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -32,6 +32,7 @@ import soundfile as sf
 from voicevibe import __version__
 from voicevibe.config import APP_NAME, BLOCK, SAMPLE_RATE, Config, SessionConfig
 from voicevibe.events import EVENT_TYPES, ImagePrompt, Status, to_json_dict
+from voicevibe.latency import STAGES, LatencyStats, StageStats  # noqa: F401 - part of this module's API
 
 log = logging.getLogger(__name__)
 
@@ -132,7 +133,7 @@ class SessionLog:
         self._file = file
         self._report = report
         self._lock = threading.Lock()
-        self._closed = False
+        self._closing = self._closed = False
         self._recorder: _Recorder | None = None  # None again once closed
         self._recorded: _Recorder | None = None  # kept for its counters
 
@@ -142,7 +143,8 @@ class SessionLog:
         """Start a session log in `config.log_dir` (or the user log dir), plus a FLAC recording if asked.
 
         Never raises for I/O problems: an unwritable folder gives a log that writes nothing
-        (`path` None) and one error Status to `report`. `app_config` goes into the first line.
+        (`path` None) and one error Status to `report`. `report` may be called from the audio
+        writer's thread and must not block. `app_config` (the effective config) goes into the first line.
         """
         folder = Path(config.log_dir).expanduser() if config.log_dir else default_log_dir()
         try:
@@ -238,9 +240,11 @@ class SessionLog:
 
     def close(self) -> None:
         """Finish the recording, write `session_end`, close the file (idempotent)."""
-        if self._closed:
-            return
-        recorder, self._recorder = self._recorder, None
+        with self._lock:
+            if self._closing:
+                return
+            self._closing = True
+            recorder, self._recorder = self._recorder, None
         if recorder is not None:
             recorder.close()
         end = {"type": "session_end", "lines": self.lines_written + 1, "lines_dropped": self.lines_dropped}
@@ -429,78 +433,15 @@ def replay(path: str | Path, send_text: Callable[[str], object], *, speed: float
     return len(prompts)
 
 
-@dataclasses.dataclass(frozen=True)
-class StageStats:
-    """Latency of one pipeline stage over a session, in milliseconds."""
-
-    name: str
-    count: int
-    median_ms: float
-    p95_ms: float
-    max_ms: float
-
-
-STAGES = ("phrase close -> brain start", "brain compute", "brain end -> OSC sent", "phrase close -> OSC sent")
-
-
-def _p95(ordered: list[float]) -> float:
-    """95th percentile, nearest rank, of a sorted list."""
-    return ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
-
-
-class LatencyStats:
-    """Per-stage latencies from the prompts' monotonic stamps and their OSC send times; thread-safe."""
-
-    def __init__(self) -> None:
-        self._samples: dict[str, list[float]] = {stage: [] for stage in STAGES}
-        self.prompts = 0
-        self.unsent = 0  # held by freeze, blocked by panic, or every target failed
-        self._lock = threading.Lock()
-
-    def add(self, prompt: ImagePrompt, sent_at: float | None) -> None:
-        """Count one prompt; a zero stamp means unknown and leaves that stage out."""
-        closed, start, end = prompt.phrase_closed_at, prompt.brain_start, prompt.brain_end
-        spans = {STAGES[0]: (closed, start), STAGES[1]: (start, end),
-                 STAGES[2]: (end, sent_at or 0.0), STAGES[3]: (closed, sent_at or 0.0)}
-        with self._lock:
-            self.prompts += 1
-            if sent_at is None:
-                self.unsent += 1
-            for stage, (begin, finish) in spans.items():
-                if begin > 0 and finish >= begin:
-                    self._samples[stage].append(finish - begin)
-
-    @classmethod
-    def from_log(cls, path: str | Path) -> LatencyStats:
-        """Stats of a logged session: its image_prompt lines, with their "sent_at" field if logged."""
-        stats = cls()
-        names = {f.name for f in dataclasses.fields(ImagePrompt)}
-        for record in read_log(path):
-            if record["type"] == "image_prompt":
-                fields = {k: v for k, v in record.items() if k in names}
-                try:
-                    prompt = ImagePrompt(**fields)
-                except TypeError as e:
-                    raise SessionLogError(f"{path}: an image_prompt line lacks fields: {e}") from e
-                stats.add(prompt, record.get("sent_at"))
-        return stats
-
-    def stages(self) -> list[StageStats]:
-        """One entry per stage that has samples."""
-        with self._lock:
-            samples = {stage: sorted(values) for stage, values in self._samples.items() if values}
-        return [StageStats(stage, len(v), statistics.median(v) * 1e3, _p95(v) * 1e3, v[-1] * 1e3)
-                for stage, v in samples.items()]
-
-    def summary(self) -> str:
-        """A few aligned lines for the terminal at exit; "no prompts" when there were none."""
-        if not self.prompts:
-            return "latency: no prompts"
-        title = f"latency (ms) over {self.prompts} prompt(s)"
-        width = max(len(title), *(len(s) for s in STAGES))
-        lines = [f"{title:<{width}}  {'count':>6}  {'median':>8}  {'p95':>8}  {'max':>8}"]
-        for s in self.stages():
-            lines.append(f"{s.name:<{width}}  {s.count:>6}  {s.median_ms:>8.1f}  {s.p95_ms:>8.1f}  {s.max_ms:>8.1f}")
-        if self.unsent:
-            lines.append(f"{self.unsent} prompt(s) not sent (freeze, panic or no target reachable)")
-        return "\n".join(lines)
+def latency_from_log(path: str | Path) -> LatencyStats:
+    """Latency stats of a logged session: its image_prompt lines, with their "sent_at" field if logged."""
+    stats = LatencyStats()
+    names = {f.name for f in dataclasses.fields(ImagePrompt)}
+    for record in read_log(path):
+        if record["type"] == "image_prompt":
+            try:
+                prompt = ImagePrompt(**{k: v for k, v in record.items() if k in names})
+            except TypeError as e:
+                raise SessionLogError(f"{path}: an image_prompt line lacks fields: {e}") from e
+            stats.add(prompt, record.get("sent_at"))
+    return stats
