@@ -50,6 +50,7 @@ from voicevibe.events import ImagePrompt, Phrase, Status, Summary
 log = logging.getLogger(__name__)
 
 REPORT_SECONDS = 5.0  # at most one error report per target this often; the rest are counted
+FAILING_SECONDS = 30.0  # a target is shown failing this long after its last error (UDP has no "ok")
 RETRY_SECONDS = 5.0  # an unresolvable host is looked up again at most this often (DNS may block)
 BUNDLE_OVERHEAD = 16 + 4  # "#bundle\0" + time tag, then each element's int32 size
 
@@ -253,7 +254,7 @@ class TargetStatus:
     errors: int  # datagrams that could not be sent
     last_send: float | None  # time.monotonic() of the last datagram sent
     last_error: str  # the last error, "" when there was none
-    failing: bool = False  # an error happened and no clean send followed it REPORT_SECONDS later
+    failing: bool = False  # an error in the last FAILING_SECONDS (a closed port fails every other send)
 
 
 class _Target:
@@ -267,11 +268,11 @@ class _Target:
         self.last_send: float | None = None
         self.last_error = ""
         self.last_error_at = self.last_report = self.retry_at = float("-inf")
-        self.failing = False
 
-    def status(self) -> TargetStatus:
-        """A snapshot of the counters."""
-        return TargetStatus(self.name, self.sent, self.errors, self.last_send, self.last_error, self.failing)
+    def status(self, now: float) -> TargetStatus:
+        """A snapshot of the counters at monotonic time `now`."""
+        failing = now - self.last_error_at < FAILING_SECONDS
+        return TargetStatus(self.name, self.sent, self.errors, self.last_send, self.last_error, failing)
 
     def open(self) -> None:
         """Resolve the host and connect a non-blocking UDP socket to it (raises OSError)."""
@@ -397,7 +398,8 @@ class OscSender:
     def statuses(self) -> list[TargetStatus]:
         """Every target's counters now."""
         with self._lock:
-            return [t.status() for t in self._targets]
+            now = self._clock()
+            return [t.status(now) for t in self._targets]
 
     def close(self) -> None:
         """Close every socket; later sends do nothing."""
@@ -438,14 +440,12 @@ class OscSender:
         try:
             target.open()
         except OSError as e:
-            self._note_error(target, f"cannot reach {target.name}: {e.strerror or e}", pending)
+            self._note_error(target, f"cannot reach {target.name}: {e.strerror or e}", pending, datagram=False)
 
     def _send_one(self, target: _Target, dgram: bytes, pending: list[TargetStatus | Status]) -> None:
         if target.sock is None and self._clock() >= target.retry_at:
             self._open(target, pending)
-            if target.sock is None:
-                return
-        if target.sock is None:
+        if target.sock is None:  # unresolvable: this datagram is lost too
             target.errors += 1
             target.unreported += 1
             return
@@ -454,28 +454,23 @@ class OscSender:
         except OSError as e:  # ECONNREFUSED from an earlier datagram's ICMP, no route, full buffer...
             self._note_error(target, f"{target.name}: {e.strerror or e}", pending)
             return
-        now = self._clock()
         target.sent += 1
-        target.last_send = now
-        if target.failing and now - target.last_error_at >= REPORT_SECONDS:
-            target.failing = False
-            target.last_report = now
-            log.info("OSC %s: sending again", target.name)
-            pending += [Status("osc", f"{target.name}: sending again"), target.status()]
+        target.last_send = self._clock()
 
-    def _note_error(self, target: _Target, message: str, pending: list[TargetStatus | Status]) -> None:
-        """Count an error; report it unless this target reported one under REPORT_SECONDS ago."""
+    def _note_error(self, target: _Target, message: str, pending: list[TargetStatus | Status], *,
+                    datagram: bool = True) -> None:
+        """Count a lost datagram; report the error unless this target reported one under REPORT_SECONDS ago."""
         now = self._clock()
-        target.errors += 1
-        target.unreported += 1
-        target.last_error, target.last_error_at, target.failing = message, now, True
+        target.errors += datagram
+        target.unreported += datagram
+        target.last_error, target.last_error_at = message, now
         if now - target.last_report < REPORT_SECONDS:
             log.debug("OSC %s (not reported: rate limit)", message)
             return
         more = f" ({target.unreported} errors since the last report)" if target.unreported > 1 else ""
         target.last_report, target.unreported = now, 0
         log.warning("OSC %s%s", message, more)
-        pending += [Status("osc", f"{message}{more}", "warning"), target.status()]
+        pending += [Status("osc", f"{message}{more}", "warning"), target.status(now)]
 
     def _emit(self, pending: list[TargetStatus | Status]) -> None:
         """Hand reports to the callback, outside the lock (it may call back into the sender)."""
