@@ -307,7 +307,7 @@ class ControlConfig:
 
     enabled: bool = setting(False, "Listen for OSC control messages.")
     host: str = setting("127.0.0.1", "Interface to bind (0.0.0.0: every interface).")
-    port: int = setting(2993, "UDP port to listen on.", lo=1, hi=65535)
+    port: int = setting(2993, "UDP port to listen on (0: any free port, for tests).", lo=0, hi=65535)
     allow: str = setting("127.0.0.1", "Senders allowed to control the show, comma-separated IP addresses "
                          "or networks (e.g. \"127.0.0.1, 192.168.1.0/24\").")
 

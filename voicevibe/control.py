@@ -71,6 +71,8 @@ class ControlError(ValueError):
 
 def parse_packet(data: bytes, depth: int = 0) -> list[tuple[str, list[object]]]:
     """The (address, arguments) of every message in a datagram; ControlError if malformed."""
+    if len(data) % 4:  # python-osc would pad a truncated number with zeros and accept it
+        raise ControlError(f"{len(data)} bytes: an OSC packet is a multiple of 4 bytes")
     if data.startswith(b"#bundle\x00"):
         if depth >= MAX_BUNDLE_DEPTH:
             raise ControlError(f"bundles nested deeper than {MAX_BUNDLE_DEPTH}")

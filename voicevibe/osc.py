@@ -448,6 +448,7 @@ class OscSender:
         if target.sock is None:  # unresolvable: this datagram is lost too
             target.errors += 1
             target.unreported += 1
+            target.last_error_at = self._clock()
             return
         try:
             target.sock.send(dgram)
