@@ -7,6 +7,7 @@ import math
 import queue
 import socket
 import struct
+import subprocess
 import time
 from collections.abc import Iterator
 
@@ -252,3 +253,16 @@ def test_the_server_thread_survives_a_storm(server: Server, caplog: pytest.LogCa
     assert (server.commands.get(timeout=5).action, server.server.accepted) == ("gate", 1)
     assert server.server.rejected > 0 and server.server._thread.is_alive()
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+def test_liblo_oscsend_drives_the_server(server: Server) -> None:
+    """An independent sender (liblo's oscsend, as the README suggests) is understood."""
+    port = str(server.server.address[1])
+    cases = [(["/voicevibe/gain", "f", "-6"], ("gain", -6.0)),
+             (["/voicevibe/vibe", "s", "sous l'eau, été 🌊"], ("vibe", "sous l'eau, été 🌊")),
+             (["/voicevibe/freeze", "T"], ("freeze", True)),
+             (["/voicevibe/gate", "d", "0.1"], ("gate", 0.1))]
+    for args, expected in cases:
+        subprocess.run(["oscsend", "localhost", port, *args], check=True, timeout=30)
+        command = server.commands.get(timeout=5)
+        assert (command.action, command.value) == expected
