@@ -192,6 +192,13 @@ def test_sender_delivers_to_every_target(receiver: socket.socket) -> None:
         assert [(s.sent, s.errors) for s in sender.statuses()] == [(3, 0), (3, 0)]
         sender.send_text("à la main")
         assert receive(receiver, 1) == [("/visual/prompt", ["à la main"])]
+    with socket.socket(socket.AF_INET6, socket.SOCK_DGRAM) as v6:
+        v6.bind(("::1", 0))
+        v6.settimeout(5.0)
+        with osc.OscSender(OscConfig(targets=f"[::1]:{v6.getsockname()[1]}", send_json=False)) as sender:
+            sender.send_text("v6")
+            assert receive(v6, 1) == [("/visual/prompt", ["v6"])]
+            assert sender.statuses()[0].target == f"[::1]:{v6.getsockname()[1]}"
 
 
 def test_dead_target_is_counted_and_reported_rate_limited(receiver: socket.socket) -> None:

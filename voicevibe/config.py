@@ -267,7 +267,7 @@ class OscConfig:
     """Where prompts go: OSC messages over UDP to the render PC(s)."""
 
     targets: str = setting("127.0.0.1:2992", "Receivers, comma-separated host:port (e.g. "
-                           "\"192.168.1.20:2992, 127.0.0.1:7000\"); empty: send nothing.")
+                           "\"192.168.1.20:2992, 127.0.0.1:7000\"; IPv6 as \"[::1]:2992\"); empty: send nothing.")
     preset: str = setting("vocevibe", "Address set: generic (/prompt), vocevibe (Studio-Carlos/VoceVibe's "
                           "/visual/prompt and friends), scope (Daydream Scope /scope/prompt).",
                           choices=("generic", "vocevibe", "scope"))

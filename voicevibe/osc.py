@@ -335,22 +335,15 @@ class OscSender:
 
     def send_prompt(self, prompt: ImagePrompt) -> float | None:
         """Send a prompt; the monotonic time it left, or None when held (freeze) or blocked (panic)."""
-        return self._send_image(prompt_datagrams(prompt, self.config))
+        return self._send(prompt_datagrams(prompt, self.config), hold="_held_prompt")
 
     def send_text(self, text: str) -> float | None:
         """Send a prompt typed by the operator, bypassing the brain; like send_prompt."""
-        return self._send_image(text_datagrams(text, self.config))
+        return self._send(text_datagrams(text, self.config), hold="_held_prompt")
 
     def send_summary(self, summary: Summary) -> float | None:
         """Send the summary messages (held while frozen, the newest kept)."""
-        datagrams = summary_datagrams(summary, self.config)
-        if not datagrams:
-            return None
-        with self._lock:
-            if self._frozen and not self._panicked:
-                self._held_summary = datagrams
-                return None
-        return self._send(datagrams)
+        return self._send(summary_datagrams(summary, self.config), hold="_held_summary")
 
     def send_phrase(self, phrase: Phrase) -> float | None:
         """Send a closed transcript phrase (when configured)."""
@@ -374,17 +367,20 @@ class OscSender:
 
     def freeze(self, on: bool) -> float | None:
         """Hold prompts (the newest kept) or release them; returns when a released prompt left."""
+        pending: list[TargetStatus | Status] = []
         with self._lock:
             if on == self._frozen:
                 return None
             self._frozen = on
-            held, self._held_prompt = (None, self._held_prompt) if on else (self._held_prompt, None)
-            summary, self._held_summary = (None, self._held_summary) if on else (self._held_summary, None)
-        flag = freeze_datagram(on, self.config)
-        self._send([flag] if flag else [])
-        sent_at = self._send(held) if held else None
-        if summary:
-            self._send(summary)
+            flag = freeze_datagram(on, self.config)
+            self._dispatch([flag] if flag else [], None, False, pending)
+            sent_at = None
+            if not on:
+                held, summary = self._held_prompt or [], self._held_summary or []
+                self._held_prompt = self._held_summary = None
+                sent_at = self._dispatch(held, None, False, pending)
+                self._dispatch(summary, None, False, pending)
+        self._emit(pending)
         return sent_at
 
     def panic(self, on: bool) -> float | None:
@@ -408,31 +404,28 @@ class OscSender:
             for target in self._targets:
                 target.close()
 
-    def _send_image(self, datagrams: list[bytes]) -> float | None:
-        """A prompt: held while frozen, dropped while panicked, else sent."""
-        if not datagrams:
-            return None
-        with self._lock:
-            if self._panicked:
-                log.info("panic: prompt not sent")
-                return None
-            if self._frozen:
-                self._held_prompt = datagrams
-                return None
-        return self._send(datagrams)
-
-    def _send(self, datagrams: list[bytes], *, force: bool = False) -> float | None:
-        """Send to every target; the time the last one left (None: nothing sent)."""
+    def _send(self, datagrams: list[bytes], *, hold: str | None = None, force: bool = False) -> float | None:
+        """Dispatch under the lock, then hand reports to the callback."""
         pending: list[TargetStatus | Status] = []
         with self._lock:
-            if self._closed or not datagrams or not self._targets or self._panicked and not force:
-                return None
-            for target in self._targets:
-                for dgram in datagrams:
-                    self._send_one(target, dgram, pending)
-            sent_at = self._clock()
+            sent_at = self._dispatch(datagrams, hold, force, pending)
         self._emit(pending)
         return sent_at
+
+    def _dispatch(self, datagrams: list[bytes], hold: str | None, force: bool,
+                  pending: list[TargetStatus | Status]) -> float | None:
+        """With the lock held: drop (panic), hold (freeze: `hold` names the slot) or send to every target."""
+        if self._closed or not datagrams or self._panicked and not force:
+            return None
+        if hold and self._frozen and not force:
+            setattr(self, hold, datagrams)
+            return None
+        if not self._targets:
+            return None
+        for target in self._targets:
+            for dgram in datagrams:
+                self._send_one(target, dgram, pending)
+        return self._clock()
 
     def _open(self, target: _Target, pending: list[TargetStatus | Status]) -> None:
         """Try to (re)open a target's socket; an error is noted, and retried later."""
