@@ -34,6 +34,7 @@ FRENCH_SHARE = 4  # a prompt with more than 1 French word in 4 echoes the phrase
 DISTINCT_SHARE = 0.5  # fewer distinct words than this share: a small model stuck in a loop
 MERGED_CHARS = 400  # phrases merged while the brain was busy keep their last 400 characters
 HISTORY_KEPT = 200  # phrases remembered; the history window (seconds) picks from these
+NO_MODEL = "none"  # brain.model value for fallback prompts only
 SUPERSEDED = "superseded"
 TIMEOUT = "timeout"
 
@@ -182,6 +183,8 @@ class LoadedModel:
 
 def load_prompt_model(config: BrainConfig, assets: Assets) -> LoadedModel:
     """Choose (local file, hub cache or download, else the bundled 270M) and load the brain's model."""
+    if config.model == NO_MODEL:
+        return LoadedModel(None, 'brain.model is "none": fallback prompts only, no language model')
     choice = choose_model(config)
     return LoadedModel(LlamaPromptModel(load_llama(choice.path, config), choice.name, config, assets.examples),
                        choice.note)

@@ -224,7 +224,7 @@ class BrainConfig:
     model: str = setting("unsloth/gemma-3-1b-it-GGUF",
                          "Instruct GGUF: Hugging Face repo id (with model_file), a local .gguf file, or "
                          "\"bundled\" for the offline Gemma 3 270M base model (the fallback when the "
-                         "model cannot be found).")
+                         "model cannot be found), or \"none\" for the fallback prompt builder alone.")
     model_file: str = setting("gemma-3-1b-it-Q4_K_M.gguf", "The GGUF file inside the repo named by model.")
     download: bool = setting(True, "Fetch the model at start when it is not cached (with progress); "
                              "false: cached copy or the bundled model only.")
