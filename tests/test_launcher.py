@@ -27,7 +27,7 @@ def test_mac_app_bundle_is_valid(tmp_path: Path) -> None:
     script = bundle / "Contents" / "MacOS" / info["CFBundleExecutable"]
     assert os.access(script, os.X_OK)
     text = script.read_text()
-    assert "/opt/venv/bin/python -m voicevibe gui" in text
+    assert "/opt/venv/bin/python -m voicevibe >>" in text
     assert 'LOG_DIR="$HOME/Library/Logs/voicevibe"' in text and "launcher.log" in text and "osascript" in text
     subprocess.run(["bash", "-n", str(script)], check=True)
 
@@ -77,7 +77,7 @@ def test_install_launcher_command_writes_linux_entries(tmp_path: Path, monkeypat
     assert f"wrote {menu}" in capsys.readouterr().out
     assert menu.read_text() == desktop.read_text()
     assert os.access(desktop, os.X_OK)
-    assert exec_command(menu) == [str(Path(sys.executable).absolute()), "-m", "voicevibe", "gui"]
+    assert exec_command(menu) == [str(Path(sys.executable).absolute()), "-m", "voicevibe"]
 
 
 def test_desktop_entry_opens_the_window(tmp_path: Path) -> None:

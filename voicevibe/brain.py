@@ -34,6 +34,7 @@ FRENCH_SHARE = 4  # a prompt with more than 1 French word in 4 echoes the phrase
 DISTINCT_SHARE = 0.5  # fewer distinct words than this share: a small model stuck in a loop
 MERGED_CHARS = 400  # phrases merged while the brain was busy keep their last 400 characters
 HISTORY_KEPT = 200  # phrases remembered; the history window (seconds) picks from these
+NO_MODEL = "none"  # brain.model value for fallback prompts only
 SUPERSEDED = "superseded"
 TIMEOUT = "timeout"
 
@@ -62,7 +63,8 @@ class PhraseAssembler:
 
     def _close(self, reason: str) -> Phrase:
         words, self.words = self.words, []
-        return Phrase(join_words(words), words[0].t, words[-1].t, reason)  # type: ignore[arg-type]
+        return Phrase(join_words(words), words[0].t, words[-1].t, reason,  # type: ignore[arg-type]
+                      closed_at=time.monotonic())
 
 
 class Brain:
@@ -98,6 +100,7 @@ class Brain:
     def step(self, phrase: Phrase, newer_waiting: Callable[[], bool] = lambda: False) -> ImagePrompt | None:
         """The prompt for `phrase`; None when paused, stale, or made only of blocked words."""
         start = time.perf_counter()
+        started_at = time.monotonic()
         since = phrase.t_start - self.config.history_seconds
         history = tuple(p.text for p in self.history if p.t_end >= since)
         self.history.append(phrase)
@@ -119,7 +122,7 @@ class Brain:
             try:
                 answer = parse_answer(self.model.generate(request, should_stop))
                 prompt = self._compose(self._checked(answer.prompt))
-                return self._result(prompt, phrase, answer.mood, "model", "", start)
+                return self._result(prompt, phrase, answer.mood, "model", "", start, started_at)
             except Abandoned as e:
                 if str(e) == SUPERSEDED:
                     log.debug("phrase %r dropped: a newer one is waiting", phrase.text)
@@ -130,12 +133,14 @@ class Brain:
         prompt = fallback_prompt(phrase.text, self.style, self.assets, vibe=self.vibe,
                                  previous=self.previous_prompt, max_words=self.config.max_words)
         log.debug("fallback prompt for %r: %s", phrase.text, reason)
-        return self._result(prompt, phrase, "", "fallback", reason, start)
+        return self._result(prompt, phrase, "", "fallback", reason, start, started_at)
 
-    def _result(self, prompt: str, phrase: Phrase, mood: str, source: str, reason: str, start: float) -> ImagePrompt:
+    def _result(self, prompt: str, phrase: Phrase, mood: str, source: str, reason: str, start: float,
+                started_at: float) -> ImagePrompt:
         self.previous_prompt = prompt
         return ImagePrompt(prompt, phrase.text, self.style.name, mood, source, reason,  # type: ignore[arg-type]
-                           (time.perf_counter() - start) * 1000.0, self.model.name if self.model else "")
+                           (time.perf_counter() - start) * 1000.0, self.model.name if self.model else "",
+                           phrase_closed_at=phrase.closed_at, brain_start=started_at, brain_end=time.monotonic())
 
     def _checked(self, prompt: str) -> str:
         """The model's prompt after repairs; ValueError when it cannot be used."""
@@ -178,6 +183,8 @@ class LoadedModel:
 
 def load_prompt_model(config: BrainConfig, assets: Assets) -> LoadedModel:
     """Choose (local file, hub cache or download, else the bundled 270M) and load the brain's model."""
+    if config.model == NO_MODEL:
+        return LoadedModel(None, 'brain.model is "none": fallback prompts only, no language model')
     choice = choose_model(config)
     return LoadedModel(LlamaPromptModel(load_llama(choice.path, config), choice.name, config, assets.examples),
                        choice.note)
@@ -208,6 +215,7 @@ class BrainWorker(threading.Thread):
         self._pending: Phrase | None = None
         self._controls: deque[Control] = deque()
         self._next_allowed = 0.0  # monotonic time of the next prompt the rate allows
+        self._busy = False  # a phrase is being answered
         self.merged = 0  # phrases merged into a newer one while the brain was busy
 
     def put(self, event: Word | PhraseEnd | Phrase) -> None:
@@ -219,20 +227,26 @@ class BrainWorker(threading.Thread):
             if self._pending is not None:
                 self.merged += 1
                 text = f"{self._pending.text} {phrase.text}"[-MERGED_CHARS:]
-                phrase = Phrase(text, self._pending.t_start, phrase.t_end, phrase.reason)
+                phrase = Phrase(text, self._pending.t_start, phrase.t_end, phrase.reason, phrase.closed_at)
             self._pending = phrase
-            self._cond.notify()
+            self._cond.notify_all()
 
     def control(self, action: str, value: str | float = "") -> None:
         """Queue an operator command for the brain thread (any thread)."""
         with self._cond:
             self._controls.append(Control(action, str(value)))
-            self._cond.notify()
+            self._cond.notify_all()
 
     def stop(self) -> None:
         """Ask the thread to finish and wait for it."""
         self.control("stop")
         self.join(JOIN_SECONDS)
+
+    def wait_idle(self, timeout: float | None = None) -> bool:
+        """Wait until no phrase waits or is being answered (True), or until `timeout` (False)."""
+        with self._cond:
+            return self._cond.wait_for(lambda: not self.is_alive() or self._pending is None and not self._busy,
+                                       timeout)
 
     def _newer_waiting(self) -> bool:
         with self._cond:
@@ -272,7 +286,13 @@ class BrainWorker(threading.Thread):
             phrase = None
             if self._pending is not None and time.monotonic() >= self._next_allowed:
                 phrase, self._pending = self._pending, None
+                self._busy = True
             return controls, phrase
+
+    def _done(self) -> None:
+        with self._cond:
+            self._busy = False
+            self._cond.notify_all()
 
     def _apply(self, brain: Brain, c: Control) -> None:
         if c.action == "reset":
@@ -291,7 +311,12 @@ class BrainWorker(threading.Thread):
 
     def run(self) -> None:
         """Load, then serve phrases until stopped; an error in one phrase never ends the show."""
-        brain = self._brain()
+        try:
+            self._serve(self._brain())
+        finally:
+            self._done()  # wakes wait_idle() callers for good
+
+    def _serve(self, brain: Brain) -> None:
         frozen, held = False, None
         while True:
             controls, phrase = self._take()
@@ -315,11 +340,11 @@ class BrainWorker(threading.Thread):
             except Exception as e:  # top of the worker loop: log it, tell the operator, keep going
                 log.exception("brain failed on %r", phrase.text)
                 self._post(Status("brain", f"brain error ({type(e).__name__}: {e}); continuing", "error"))
-                continue
-            if result is None:
-                continue
-            self._next_allowed = time.monotonic() + brain.config.prompt_interval_seconds
-            if frozen:
-                held = result  # the screen keeps its image; the newest prompt goes out on release
-            else:
-                self._post(result)
+                result = None
+            if result is not None:
+                self._next_allowed = time.monotonic() + brain.config.prompt_interval_seconds
+                if frozen:
+                    held = result  # the screen keeps its image; the newest prompt goes out on release
+                else:
+                    self._post(result)
+            self._done()

@@ -1,7 +1,7 @@
 """Double-click launchers (`voicevibe install-launcher`) and keeping a Mac awake during a show.
 
 macOS: `~/Desktop/VoiceVibe.app`, a bundle whose executable is a bash script that runs this
-venv's Python (absolute path) with `-m voicevibe gui`, logs to
+venv's Python (absolute path) with `-m voicevibe` (the window), logs to
 ~/Library/Logs/voicevibe/launcher.log and shows an error dialog (osascript) when the app fails.
 Its Info.plist carries the microphone-usage description macOS asks for.
 Linux: a `.desktop` entry in ~/.local/share/applications (and on ~/Desktop when it exists).
@@ -53,7 +53,7 @@ exit "$rc"
 
 def app_command(python: str | None = None) -> list[str]:
     """The command a launcher runs: this venv's Python (absolute path) running the window."""
-    return [str(Path(python or sys.executable).absolute()), "-m", "voicevibe", "gui"]
+    return [str(Path(python or sys.executable).absolute()), "-m", "voicevibe"]
 
 
 def info_plist(version: str = __version__) -> dict[str, object]:
