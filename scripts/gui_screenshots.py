@@ -10,6 +10,7 @@ espeak speech and the fallback brain.
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 import tempfile
@@ -71,8 +72,12 @@ def rehearsal(tmp: Path) -> None:
 
     checkpoint = write_checkpoint(tmp / "stt-tiny", "tiny", vad=True, seed=0)
     speech = write_speech(tmp / "speech.wav")
-    config = load_config([], [{"stt": {"model": str(checkpoint), "dtype": "f32"}},
-                              {"session": {"log_dir": str(tmp / "logs")}}], include_defaults_files=False)
+    render_pc = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)  # a receiver, so the OSC panel shows sends
+    render_pc.bind(("127.0.0.1", 0))
+    config = load_config([], [{"stt": {"model": str(checkpoint), "dtype": "f32"},
+                               "osc": {"targets": f"127.0.0.1:{render_pc.getsockname()[1]}"},
+                               "session": {"log_dir": str(tmp / "logs"), "record_audio": "off"}}],
+                         include_defaults_files=False)
 
     def factory(cfg: object, **kwargs: object) -> Pipeline:
         return Pipeline(cfg, brain_loader=lambda c, a: LoadedModel(None, "fallback prompts (screenshot)"), **kwargs)
@@ -81,9 +86,11 @@ def rehearsal(tmp: Path) -> None:
     window = PerformanceWindow(config, root, input_spec=str(speech), pipeline_factory=factory,
                                settings_file=tmp / "settings.toml")
     window.start()
-    pump_until(root, lambda: len(window.ui.prompts.entries) >= 2, 120)
+    pump_until(root, lambda: window.ui.prompts.entries or window.pipeline is None, 120)
+    pump_until(root, lambda: False, 1.5)  # a few more words and meter updates
     grab(root, "screenshot-rehearsal.png")
     window.close()
+    render_pc.close()
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ from .audio import AudioError, list_input_devices, rescan_devices
 from .config import Config, save_settings
 from .fallback import AssetError, load_assets
 from .hub import ModelError
+from .session import SessionLogError
 from .gui_panels import build_panels
 from .gui_widgets import AMBER, GREEN, GREY, RED
 
@@ -147,7 +148,7 @@ class PerformanceWindow:
         try:
             self.pipeline = self.pipeline_factory(self.config, input_spec=spec, script=script, record_audio=record)
             self.pipeline.start()
-        except (AudioError, AssetError, ModelError, ValueError, OSError) as e:
+        except (AudioError, AssetError, ModelError, SessionLogError, ValueError, OSError) as e:
             self.pipeline = None
             self.show_message(f"cannot start: {e}", "error")
             return
