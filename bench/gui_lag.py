@@ -37,6 +37,7 @@ from voicevibe.config import load_config  # noqa: E402
 from voicevibe.gui import PerformanceWindow  # noqa: E402
 
 TICK_MS = 10
+STALL_MS = 50.0  # a tick this late is a stall an operator would notice
 RESULTS = ROOT / "bench" / "RESULTS-gui.md"
 DEFAULT_CHECKPOINT = Path("/tmp/stt-full-vad")  # python -m voicevibe.testing.checkpoint DIR --size full --vad
 
@@ -75,10 +76,10 @@ class LagProbe:
 
 def stats(lags: list[float]) -> str:
     if not lags:
-        return "| 0 | - | - | - | - |"
+        return "| 0 | - | - | - | - | - |"
     a = np.asarray(lags)
     return (f"| {len(a)} | {np.percentile(a, 50):.1f} ms | {np.percentile(a, 95):.1f} ms | "
-            f"{np.percentile(a, 99):.1f} ms | {a.max():.1f} ms |")
+            f"{np.percentile(a, 99):.1f} ms | {a.max():.1f} ms | {int((a > STALL_MS).sum())} |")
 
 
 def run(checkpoint: Path, seconds: float, idle_seconds: float) -> str:
@@ -108,6 +109,13 @@ def run(checkpoint: Path, seconds: float, idle_seconds: float) -> str:
             handle(item)
 
         window.handle = watch  # type: ignore[method-assign]
+        stop = window.stop
+
+        def stopping() -> None:
+            marks.setdefault("stopping", time.monotonic())
+            stop()
+
+        window.stop = stopping  # type: ignore[method-assign]
         probe = LagProbe(root)
         t0 = time.monotonic()
         marks["start"] = t0 + idle_seconds
@@ -120,11 +128,18 @@ def run(checkpoint: Path, seconds: float, idle_seconds: float) -> str:
         window.close()
         load = os.getloadavg()
     ready = marks.get("ready", end)
+    stopping = marks.get("stopping", end)
     rows = [
         f"| idle (window open, nothing running) {stats(probe.between(t0 + 1, marks['start']))}",
         f"| loading the 1B STT model (bf16, {checkpoint.name}) {stats(probe.between(marks['start'], ready))}",
-        f"| rehearsal: STT stepping the full-size model {stats(probe.between(ready, marks.get('stopped', end)))}",
+        f"| rehearsal: STT stepping the full-size model {stats(probe.between(ready, stopping))}",
     ]
+    if "stopping" in marks:
+        rows.append(f"| end of the file: Pipeline.stop() joining the threads, on the Tk thread "
+                    f"{stats(probe.between(stopping, marks.get('stopped', end) + 0.5))}")
+    timeline = (f"- Timeline: model ready {ready - marks['start']:.1f} s after Start; "
+                + (f"the file ended and the engine stopped {stopping - marks['start']:.1f} s after Start."
+                   if "stopping" in marks else "still running when the measurement ended."))
     return "\n".join([
         "# GUI event-loop lag",
         "",
@@ -139,10 +154,14 @@ def run(checkpoint: Path, seconds: float, idle_seconds: float) -> str:
         f"- Rehearsal: espeak speech (~12 s) paced at real time through the real Pipeline, full-size random 1B "
         f"checkpoint in bf16 (~600-770 ms a step here, far slower than real time), fallback brain; measured for "
         f"{seconds:.0f} s after Start.",
+        timeline,
         "",
-        "| phase | ticks | p50 lateness | p95 | p99 | max |",
-        "|---|---|---|---|---|---|",
+        f"| phase | ticks | p50 lateness | p95 | p99 | max | ticks > {STALL_MS:.0f} ms |",
+        "|---|---|---|---|---|---|---|",
         *rows,
+        "",
+        "Worst stalls (seconds after Start: lateness): " + ", ".join(
+            f"{t - marks['start']:+.1f} s: {lag:.0f} ms" for t, lag in sorted(probe.samples, key=lambda x: -x[1])[:5]),
         "",
         "Goal: p95 under 50 ms while the model runs.",
         "",

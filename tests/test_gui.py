@@ -15,6 +15,7 @@ import customtkinter as ctk
 import pytest
 from guitk import MainThreadOnly, display, guard, pump, window_for  # noqa: F401 (fixtures)
 
+from voicevibe.app import Stopped
 from voicevibe.config import Config, load_config, settings_path
 from voicevibe.dsp import Levels
 from voicevibe.events import ImagePrompt, PhraseEnd, Status, Word
@@ -36,9 +37,10 @@ class RecordingPipeline:
     def start(self) -> None:
         self.running = True
 
-    def stop(self) -> None:
+    def stop(self) -> None:  # called from the window's helper thread, as Pipeline.stop() would be
         self.running = False
         self.calls.append(("stop", (), {}))
+        self.events.put(Stopped(None))
 
     def __getattr__(self, name: str) -> Callable[..., None]:
         return lambda *a, **k: self.calls.append((name, a, k))
@@ -137,7 +139,9 @@ def test_keys_start_freeze_panic_but_not_while_typing(window: PerformanceWindow)
     window.root.focus_force()
     pump(window.root)
     window.root.event_generate("<space>")
-    assert window.pipeline is None and ("stop", (), {}) in pipeline.calls
+    assert window.pipeline is None
+    pump(window.root, lambda: window.ui.start_button.cget("text") == "▶ Start")
+    assert ("stop", (), {}) in pipeline.calls
 
 
 def test_panic_and_freeze_armed_before_start_apply_at_start(window: PerformanceWindow) -> None:
@@ -180,6 +184,7 @@ def test_close_stops_the_pipeline_and_cancels_the_poll(window: PerformanceWindow
     pipeline = started(window)
     window.close()
     assert pipeline.calls[-1][0] == "stop" and window._poll_id is None and window.closed
+    assert window._stopper is not None and not window._stopper.is_alive()
 
 
 def test_guard_catches_a_widget_call_off_the_main_thread(display: str) -> None:

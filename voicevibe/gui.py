@@ -13,6 +13,7 @@ import logging
 import os
 import queue
 import sys
+import threading
 import tkinter as tk
 from collections.abc import Callable
 from pathlib import Path
@@ -24,17 +25,18 @@ import customtkinter as ctk
 from .audio import AudioError, list_input_devices, rescan_devices
 from .config import Config, save_settings
 from .fallback import AssetError, load_assets
-from .hub import ModelError
-from .session import SessionLogError
 from .gui_panels import build_panels
 from .gui_widgets import AMBER, GREEN, GREY, RED
+from .hub import ModelError
+from .session import SessionLogError
 
 log = logging.getLogger(__name__)
 
 POLL_MS = 40  # event poll period: 25 Hz is smooth for meters and cheap
 POLL_BATCH = 200  # most events handled per tick, so a burst never freezes the window
 END_CHECK_TICKS = 5  # every 200 ms: has a rehearsal file finished?
-SAVE_DELAY_MS = 1000  # settings are written this long after the last change
+SAVE_DELAY_MS = 1000
+STOP_JOIN_SECONDS = 60.0  # Pipeline.stop() joins each stage with its own timeout  # settings are written this long after the last change
 TRANSCRIPT_MAX_LINES = 400
 PHRASE_MARK = "  ⏎\n"  # how a phrase end shows in the transcript
 EXIT_OK, EXIT_NO_DISPLAY = 0, 2
@@ -51,7 +53,9 @@ class PerformanceWindow:
         self.config, self.root = config, root
         self.pipeline_factory = pipeline_factory or _default_factory
         self.settings_file = settings_file
-        self.pipeline: Any = None
+        self.pipeline: Any = None  # the running engine: the controls go to it
+        self._ending: Any = None  # an engine being stopped: its last events are still shown
+        self._stopper: threading.Thread | None = None
         self.frozen = self.panicked = self.paused = False
         self._changed: dict[str, set[str]] = {}
         self._save_id: str | None = None
@@ -74,8 +78,8 @@ class PerformanceWindow:
     def refresh_devices(self) -> None:
         """Ask PortAudio for the inputs again and fill the picker (saying so when there are none)."""
         try:
-            if self.pipeline is None:
-                rescan_devices()
+            if self.pipeline is None and self._ending is None:
+                rescan_devices()  # never with a stream open
             devices = list_input_devices()
         except AudioError as e:
             devices, problem = [], str(e)
@@ -134,7 +138,7 @@ class PerformanceWindow:
 
     def start(self) -> None:
         """Build and start a Pipeline from the current settings."""
-        if self.pipeline is not None:
+        if self.pipeline is not None or self._ending is not None:
             return
         try:
             spec, script = self._input()
@@ -161,23 +165,23 @@ class PerformanceWindow:
         self.show_message("starting…", "info")
 
     def stop(self) -> None:
-        """Stop the pipeline (joins its threads, releases the device, closes the log)."""
+        """Stop the pipeline in a helper thread (it joins the engine's threads, releases the device and
+        closes the log); the window keeps polling until its Stopped event arrives."""
         pipeline, self.pipeline = self.pipeline, None
         if pipeline is None:
             return
         self.show_message("stopping…", "info")
-        self.root.update_idletasks()
-        pipeline.stop()
-        self._drain(pipeline)
-        self.ui.start_button.configure(text="▶ Start", fg_color=GREEN)
+        self.ui.start_button.configure(text="stopping…", fg_color=GREY, state="disabled")
+        self._ending = pipeline
+        self._stopper = threading.Thread(target=pipeline.stop, name="gui-stop")  # touches no widget
+        self._stopper.start()
 
-    def _drain(self, pipeline: Any) -> None:
-        """Show what a stopped pipeline left in its queue (the last words, Stopped)."""
-        for _ in range(POLL_BATCH * 5):
-            try:
-                self.handle(pipeline.events.get_nowait())
-            except queue.Empty:
-                return
+    def _finish_stop(self) -> None:
+        """The stopped pipeline's last event has been shown: ready to start again."""
+        if self._stopper is not None:
+            self._stopper.join(STOP_JOIN_SECONDS)
+        self._ending = self._stopper = None
+        self.ui.start_button.configure(text="▶ Start", fg_color=GREEN, state="normal")
 
     # ---------- controls ----------
 
@@ -295,7 +299,7 @@ class PerformanceWindow:
         if self._poll_id is not None:
             self.root.after_cancel(self._poll_id)  # called directly (a test): keep a single poll scheduled
         self._poll_id = None
-        pipeline = self.pipeline
+        pipeline = self.pipeline or self._ending
         levels = None
         if pipeline is not None:
             for _ in range(POLL_BATCH):
@@ -396,7 +400,9 @@ class PerformanceWindow:
         else:
             self.show_message("stopped", "info")
         if self.pipeline is not None:
-            self.stop()
+            self.stop()  # it stopped itself: release it too
+        else:
+            self._finish_stop()
 
     HANDLERS: dict[str, Callable[[PerformanceWindow, Any], None]] = {
         "Word": on_word, "PhraseEnd": on_phrase_end, "ImagePrompt": on_prompt, "Summary": on_summary,
@@ -422,6 +428,8 @@ class PerformanceWindow:
                 self.root.after_cancel(after_id)
         self._poll_id = None
         self.stop()
+        if self._stopper is not None:
+            self._stopper.join(STOP_JOIN_SECONDS)
         self.save_settings()
         self.root.destroy()
 
