@@ -21,7 +21,6 @@ from pythonosc.osc_message import OscMessage
 from voicevibe.app import Pipeline
 from voicevibe.brain import LoadedModel
 from voicevibe.config import Config, load_config
-from voicevibe.gui import PerformanceWindow
 
 
 def fallback_only(config: Any, assets: Any) -> LoadedModel:

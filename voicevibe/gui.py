@@ -145,8 +145,8 @@ class PerformanceWindow:
         except AudioError as e:
             self.show_message(str(e), "error")
             return
-        if spec is not None:
-            self._remember("audio", "input", spec)
+        if self.ui.mode.get() == "Microphone":
+            self._remember("audio", "input", spec)  # a rehearsal file is not kept: the next show is live
         record = {"on": True, "off": False}.get(self.config.session.record_audio, spec is not None
                                                 and self.ui.mode.get() == "Microphone")
         try:
