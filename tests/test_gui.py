@@ -204,3 +204,15 @@ def test_guard_catches_a_widget_call_off_the_main_thread(display: str) -> None:
     worker.join(10)
     root.destroy()
     assert refused and violations and "worker" in violations[0]
+
+
+def test_settings_come_back_at_the_next_launch(display: str, guard: list[str]) -> None:
+    with window_for(load_config(), guard, pipeline_factory=RecordingPipeline) as first:
+        first.ui.gain.set(-7.5)
+        first.ui.style.set("ukiyo-e")
+        first.brain("style", "ukiyo-e")
+    with window_for(load_config(), guard, pipeline_factory=RecordingPipeline) as second:
+        assert second.ui.gain.value == -7.5 and second.ui.gain.slider.get() == -7.5
+        assert second.ui.style.get() == "ukiyo-e"
+        pipeline = started(second)
+        assert pipeline.config.dsp.gain_db == -7.5 and pipeline.config.brain.style == "ukiyo-e"
