@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import faulthandler
 import os
 import platform
 import sys
@@ -21,6 +22,7 @@ import tempfile
 import time
 from contextlib import ExitStack
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 
@@ -38,6 +40,7 @@ from voicevibe.gui import PerformanceWindow  # noqa: E402
 
 TICK_MS = 10
 STALL_MS = 50.0  # a tick this late is a stall an operator would notice
+TRACE_AFTER_S = 0.3  # --trace-stalls: where every thread is when the Tk thread is this late
 RESULTS = ROOT / "bench" / "RESULTS-gui.md"
 DEFAULT_CHECKPOINT = Path("/tmp/stt-full-vad")  # python -m voicevibe.testing.checkpoint DIR --size full --vad
 
@@ -50,8 +53,8 @@ def fallback_only(config: object, assets: object) -> LoadedModel:
 class LagProbe:
     """Schedules a TICK_MS after() over and over and records how late each one ran."""
 
-    def __init__(self, root: ctk.CTk) -> None:
-        self.root = root
+    def __init__(self, root: ctk.CTk, trace: IO[str] | None = None) -> None:
+        self.root, self.trace = root, trace
         self.samples: list[tuple[float, float]] = []  # (time, lateness in ms)
         self._due = 0.0
         self._id: str | None = None
@@ -65,8 +68,12 @@ class LagProbe:
         self.samples.append((now, max(0.0, (now - self._due) * 1000)))
         self._due = now + TICK_MS / 1000
         self._id = self.root.after(TICK_MS, self._tick)
+        if self.trace is not None:  # a C watchdog: dumps every thread's stack if the next tick is this late
+            faulthandler.cancel_dump_traceback_later()
+            faulthandler.dump_traceback_later(TRACE_AFTER_S, file=self.trace)
 
     def stop(self) -> None:
+        faulthandler.cancel_dump_traceback_later()
         if self._id is not None:
             self.root.after_cancel(self._id)
 
@@ -82,7 +89,7 @@ def stats(lags: list[float]) -> str:
             f"{np.percentile(a, 99):.1f} ms | {a.max():.1f} ms | {int((a > STALL_MS).sum())} |")
 
 
-def run(checkpoint: Path, seconds: float, idle_seconds: float) -> str:
+def run(checkpoint: Path, seconds: float, idle_seconds: float, trace: IO[str] | None = None) -> str:
     with tempfile.TemporaryDirectory() as tmp:
         speech = write_speech(Path(tmp) / "speech.wav")
         config = load_config([], [{"stt": {"model": str(checkpoint), "dtype": "bf16"}},
@@ -116,7 +123,7 @@ def run(checkpoint: Path, seconds: float, idle_seconds: float) -> str:
             stop()
 
         window.stop = stopping  # type: ignore[method-assign]
-        probe = LagProbe(root)
+        probe = LagProbe(root, trace)
         t0 = time.monotonic()
         marks["start"] = t0 + idle_seconds
         root.after(int(idle_seconds * 1000), window.start)
@@ -135,7 +142,7 @@ def run(checkpoint: Path, seconds: float, idle_seconds: float) -> str:
         f"| rehearsal: STT stepping the full-size model {stats(probe.between(ready, stopping))}",
     ]
     if "stopping" in marks:
-        rows.append(f"| end of the file: Pipeline.stop() joining the threads, on the Tk thread "
+        rows.append(f"| end of the file: Pipeline.stop() joining the threads (in the window's helper thread) "
                     f"{stats(probe.between(stopping, marks.get('stopped', end) + 0.5))}")
     timeline = (f"- Timeline: model ready {ready - marks['start']:.1f} s after Start; "
                 + (f"the file ended and the engine stopped {stopping - marks['start']:.1f} s after Start."
@@ -173,6 +180,8 @@ def main() -> None:
     parser.add_argument("--checkpoint", type=Path, default=DEFAULT_CHECKPOINT)
     parser.add_argument("--seconds", type=float, default=90.0, help="how long to measure after Start")
     parser.add_argument("--idle-seconds", type=float, default=10.0)
+    parser.add_argument("--trace-stalls", type=Path, help=f"write every thread's stack here when a tick is "
+                        f"{TRACE_AFTER_S * 1000:.0f} ms late (faulthandler)")
     args = parser.parse_args()
     if not (args.checkpoint / "config.json").is_file():
         sys.exit(f"{args.checkpoint}: no checkpoint; write one with "
@@ -181,7 +190,8 @@ def main() -> None:
         if not os.environ.get("DISPLAY"):
             os.environ["DISPLAY"] = stack.enter_context(xvfb())
         ctk.set_appearance_mode("dark")
-        text = run(args.checkpoint, args.seconds, args.idle_seconds)
+        trace = stack.enter_context(open(args.trace_stalls, "w")) if args.trace_stalls else None
+        text = run(args.checkpoint, args.seconds, args.idle_seconds, trace)
     RESULTS.write_text(text, encoding="utf-8")
     print(text)
 
