@@ -18,7 +18,8 @@ from voicevibe.app import Stopped
 from voicevibe.config import Config, load_config, settings_path
 from voicevibe.dsp import Levels
 from voicevibe.events import ImagePrompt, PhraseEnd, Status, Word
-from voicevibe.gui import PHRASE_MARK, POLL_BATCH, PerformanceWindow
+from voicevibe.gui import POLL_BATCH, PerformanceWindow
+from voicevibe.gui_panels import PHRASE_MARK
 
 
 class RecordingPipeline:
@@ -62,7 +63,8 @@ def started(w: PerformanceWindow, mode: str = "Script") -> RecordingPipeline:
 def test_gain_and_gate_sliders_drive_the_pipeline_and_persist(window: PerformanceWindow) -> None:
     pipeline = started(window)
     pump(window.root)
-    window.ui.gain.slider._canvas.event_generate("<Button-1>", x=int(window.ui.gain.slider._canvas.winfo_width() * 0.9), y=8)
+    canvas = window.ui.gain.slider._canvas
+    canvas.event_generate("<Button-1>", x=int(canvas.winfo_width() * 0.9), y=canvas.winfo_height() // 2)
     window.ui.gate.set(0.1)
     window.ui.agc.toggle()
     pump(window.root)

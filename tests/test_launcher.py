@@ -73,7 +73,8 @@ def test_install_launcher_command_writes_linux_entries(tmp_path: Path, monkeypat
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
     (tmp_path / "Desktop").mkdir()
     assert cli.main(["install-launcher"]) == 0
-    menu, desktop = tmp_path / "data" / "applications" / "voicevibe.desktop", tmp_path / "Desktop" / "voicevibe.desktop"
+    menu = tmp_path / "data" / "applications" / "voicevibe.desktop"
+    desktop = tmp_path / "Desktop" / "voicevibe.desktop"
     assert f"wrote {menu}" in capsys.readouterr().out
     assert menu.read_text() == desktop.read_text()
     assert os.access(desktop, os.X_OK)

@@ -25,7 +25,7 @@ import customtkinter as ctk
 from .audio import AudioError, list_input_devices, rescan_devices
 from .config import Config, save_settings
 from .fallback import AssetError, load_assets
-from .gui_panels import build_panels
+from .gui_panels import VIEWS, build_panels, show_levels, show_status
 from .gui_widgets import AMBER, GREEN, GREY, RED
 from .hub import ModelError
 from .session import SessionLogError
@@ -35,10 +35,8 @@ log = logging.getLogger(__name__)
 POLL_MS = 40  # event poll period: 25 Hz is smooth for meters and cheap
 POLL_BATCH = 200  # most events handled per tick, so a burst never freezes the window
 END_CHECK_TICKS = 5  # every 200 ms: has a rehearsal file finished?
-SAVE_DELAY_MS = 1000
-STOP_JOIN_SECONDS = 60.0  # Pipeline.stop() joins each stage with its own timeout  # settings are written this long after the last change
-TRANSCRIPT_MAX_LINES = 400
-PHRASE_MARK = "  ⏎\n"  # how a phrase end shows in the transcript
+SAVE_DELAY_MS = 1000  # settings are written this long after the last change
+STOP_JOIN_SECONDS = 60.0  # Pipeline.stop() joins each stage with its own timeout
 EXIT_OK, EXIT_NO_DISPLAY = 0, 2
 NO_DISPLAY = ("no display for the window ({why}); for a headless show use `voicevibe run --no-gui` "
               "(or set DISPLAY)")
@@ -205,7 +203,8 @@ class PerformanceWindow:
 
     def brain(self, action: str, value: Any = "") -> None:
         """A brain control (pause/resume/reset/style/vibe/history/rate), kept in the settings where it is one."""
-        key = {"style": "style", "vibe": "vibe", "history": "history_seconds", "rate": "prompt_interval_seconds"}.get(action)
+        key = {"style": "style", "vibe": "vibe", "history": "history_seconds",
+               "rate": "prompt_interval_seconds"}.get(action)
         if key is not None:
             self._remember("brain", key, float(value) if action in ("history", "rate") else value)
         if action in ("pause", "resume"):
@@ -312,7 +311,7 @@ class PerformanceWindow:
                 else:
                     self.handle(item)
         if levels is not None:
-            self.on_levels(levels)
+            show_levels(self.ui, levels)
         self._ticks += 1
         if self._ticks % (1000 // POLL_MS) == 0:
             self.ui.targets.refresh()
@@ -324,74 +323,22 @@ class PerformanceWindow:
             self._poll_id = self.root.after(POLL_MS, self._poll)
 
     def handle(self, item: object) -> None:
-        """Show one engine event; keyed by class name, so the window imports no engine stage to read it."""
-        handler = self.HANDLERS.get(type(item).__name__)
-        if handler is None:
-            log.debug("window ignores %s", type(item).__name__)
+        """Show one engine event (gui_panels.VIEWS); Status and Stopped also change the window's state."""
+        name = type(item).__name__
+        view = VIEWS.get(name)
+        if view is not None:
+            view(self.ui, item)
+        elif name == "Status":
+            self.on_status(item)
+        elif name == "Stopped":
+            self.on_stopped(item)
         else:
-            handler(self, item)
-
-    def on_word(self, word: Any) -> None:
-        """Append a word piece to the transcript."""
-        box = self.ui.transcript
-        at_line_start = box.get("end-2c", "end-1c") in ("", "\n")
-        box.insert("end", word.text.lstrip() if at_line_start else word.text)
-        box.see("end")
-
-    def on_phrase_end(self, _: Any) -> None:
-        """Mark a phrase end and start a new line."""
-        box = self.ui.transcript
-        box.insert("end", PHRASE_MARK)
-        lines = int(box.index("end-1c").split(".")[0])
-        if lines > TRANSCRIPT_MAX_LINES:
-            box.delete("1.0", f"{lines - TRANSCRIPT_MAX_LINES}.0")
-        box.see("end")
-
-    def on_prompt(self, prompt: Any) -> None:
-        """Add a prompt to the history: its source and latency under it."""
-        model = f" {prompt.model}" if prompt.model and prompt.source == "model" else ""
-        why = f" ({prompt.reason})" if prompt.reason else ""
-        self.ui.prompts.add(prompt, f"{prompt.source}{model}{why} · {prompt.latency_ms:.0f} ms · {prompt.style}")
-
-    def on_summary(self, summary: Any) -> None:
-        """Show the slow brain's view of the session."""
-        self.ui.summary.configure(text=f"Summary: {summary.text}")
-
-    def on_levels(self, levels: Any) -> None:
-        """Meters before and after DSP, gate and weak-signal indicators."""
-        self.ui.meter_in.show(levels.peak_in, levels.rms_in)
-        self.ui.meter_out.show(levels.peak_out, levels.rms_out)
-        self.ui.gate_label.configure(text="GATE OPEN" if levels.gate_open else "gate closed",
-                                     text_color=GREEN if levels.gate_open else GREY)
-        self.ui.weak_label.configure(text="WEAK SIGNAL: check the microphone and gain" if levels.weak_signal else "")
+            log.debug("window ignores %s", name)
 
     def on_status(self, status: Any) -> None:
-        """Route a Status to the status bar part it belongs to."""
-        if status.stage == "stt":
-            self.ui.model_status.configure(text=f"speech: {status.message}")
-            if status.message.startswith("loading"):
-                self.ui.progress.configure(mode="indeterminate")
-                self.ui.progress.start()
-            else:
-                self.ui.progress.stop()
-                self.ui.progress.configure(mode="determinate")
-                self.ui.progress.set(1.0 if status.level == "info" else 0.0)
-        elif status.stage == "brain":
-            self.ui.brain_status.configure(text=f"brain: {status.message}")
-        elif status.stage == "control":
-            self.ui.control_status.configure(text=f"control in: {status.message}")
-        if status.level != "info" or status.stage not in ("stt", "brain", "control"):
+        """A Status: its part of the status bar, and the message line for problems and other stages."""
+        if show_status(self.ui, status):
             self.show_message(f"[{status.stage}] {status.message}", status.level)
-
-    def on_stats(self, stats: Any) -> None:
-        """The once-a-second engine figures."""
-        self.ui.stats.configure(text=f"STT real-time factor {stats.stt_rtf:.2f} · brain {stats.brain_latency_ms:.0f} ms"
-                                     f" · dropped blocks {stats.dropped_blocks}")
-        self.ui.log_path.configure(text=f"log: {stats.log_path}")
-
-    def on_target(self, status: Any) -> None:
-        """Per-target OSC status."""
-        self.ui.targets.update_status(status)
 
     def on_stopped(self, stopped: Any) -> None:
         """The engine has finished (end of a rehearsal file, error or stop)."""
@@ -403,12 +350,6 @@ class PerformanceWindow:
             self.stop()  # it stopped itself: release it too
         else:
             self._finish_stop()
-
-    HANDLERS: dict[str, Callable[[PerformanceWindow, Any], None]] = {
-        "Word": on_word, "PhraseEnd": on_phrase_end, "ImagePrompt": on_prompt, "Summary": on_summary,
-        "Levels": on_levels, "Status": on_status, "PipelineStats": on_stats, "TargetStatus": on_target,
-        "Stopped": on_stopped,
-    }
 
     def show_message(self, text: str, level: str = "info") -> None:
         """The status bar's message line."""

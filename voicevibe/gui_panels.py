@@ -1,12 +1,14 @@
-"""Layout of the performance window: every panel, wired to the window's actions.
+"""Layout of the performance window, and how each engine event shows in it.
 
-`build_panels` creates the widgets on the Tk thread and returns them by name; the window
+`build_panels` creates the widgets on the Tk thread and returns them by name; the `show_*`
+functions draw one event into them (the window calls them from its event poll). The window
 (gui.py) owns the behaviour.
 """
 
 from __future__ import annotations
 
 from types import SimpleNamespace
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import customtkinter as ctk
@@ -18,6 +20,8 @@ if TYPE_CHECKING:
     from .gui import PerformanceWindow
 
 PAD = {"padx": 10, "pady": 3}
+TRANSCRIPT_MAX_LINES = 400
+PHRASE_MARK = "  ⏎\n"  # how a phrase end shows in the transcript
 
 
 def snap_rate(value: float) -> float:
@@ -177,7 +181,8 @@ def _show_panel(w: PerformanceWindow, parent: Any, ui: SimpleNamespace) -> None:
     ui.manual = ctk.CTkEntry(row, font=FONT, placeholder_text="type a prompt to send straight to the screen")
     ui.manual.pack(side="left", fill="x", expand=True)
     ui.manual.bind("<Return>", lambda _: w.send_manual())
-    ctk.CTkButton(row, text="Send to screen", font=FONT, fg_color=BLUE, command=w.send_manual).pack(side="left", padx=8)
+    ctk.CTkButton(row, text="Send to screen", font=FONT, fg_color=BLUE,
+                  command=w.send_manual).pack(side="left", padx=8)
     ui.summary = ctk.CTkLabel(parent, text="", font=FONT_SMALL, anchor="w", wraplength=760, justify="left")
     ui.summary.grid(row=6, column=0, sticky="ew", **PAD)
 
@@ -198,3 +203,81 @@ def _status_bar(root: ctk.CTk, ui: SimpleNamespace) -> None:
     ui.message.grid(row=1, column=0, columnspan=3, sticky="w", padx=8)
     ui.log_path = ctk.CTkLabel(bar, text="log: -", font=FONT_SMALL, anchor="w")
     ui.log_path.grid(row=1, column=3, sticky="w", padx=8)
+
+
+# ---------- how each event shows ----------
+
+def show_word(ui: SimpleNamespace, word: Any) -> None:
+    """Append a word piece to the transcript."""
+    box = ui.transcript
+    at_line_start = box.get("end-2c", "end-1c") in ("", "\n")
+    box.insert("end", word.text.lstrip() if at_line_start else word.text)
+    box.see("end")
+
+
+def show_phrase_end(ui: SimpleNamespace, _: Any) -> None:
+    """Mark a phrase end and start a new line (the oldest lines go past TRANSCRIPT_MAX_LINES)."""
+    box = ui.transcript
+    box.insert("end", PHRASE_MARK)
+    lines = int(box.index("end-1c").split(".")[0])
+    if lines > TRANSCRIPT_MAX_LINES:
+        box.delete("1.0", f"{lines - TRANSCRIPT_MAX_LINES}.0")
+    box.see("end")
+
+
+def show_prompt(ui: SimpleNamespace, prompt: Any) -> None:
+    """Add a prompt to the history with its source (and why the fallback made it), latency and style."""
+    model = f" {prompt.model}" if prompt.model and prompt.source == "model" else ""
+    why = f" ({prompt.reason})" if prompt.reason else ""
+    ui.prompts.add(prompt, f"{prompt.source}{model}{why} · {prompt.latency_ms:.0f} ms · {prompt.style}")
+
+
+def show_summary(ui: SimpleNamespace, summary: Any) -> None:
+    """The slow brain's view of the session."""
+    ui.summary.configure(text=f"Summary: {summary.text}")
+
+
+def show_levels(ui: SimpleNamespace, levels: Any) -> None:
+    """Meters before and after DSP, gate and weak-signal indicators."""
+    ui.meter_in.show(levels.peak_in, levels.rms_in)
+    ui.meter_out.show(levels.peak_out, levels.rms_out)
+    ui.gate_label.configure(text="GATE OPEN" if levels.gate_open else "gate closed",
+                            text_color=GREEN if levels.gate_open else GREY)
+    ui.weak_label.configure(text="WEAK SIGNAL: check the microphone and gain" if levels.weak_signal else "")
+
+
+def show_stats(ui: SimpleNamespace, stats: Any) -> None:
+    """The once-a-second engine figures."""
+    ui.stats.configure(text=f"STT real-time factor {stats.stt_rtf:.2f} · brain {stats.brain_latency_ms:.0f} ms"
+                            f" · dropped blocks {stats.dropped_blocks}")
+    ui.log_path.configure(text=f"log: {stats.log_path}")
+
+
+def show_target(ui: SimpleNamespace, status: Any) -> None:
+    """Per-target OSC status."""
+    ui.targets.update_status(status)
+
+
+def show_status(ui: SimpleNamespace, status: Any) -> bool:
+    """A Status in its status-bar part; True when it also belongs on the message line."""
+    if status.stage == "stt":
+        ui.model_status.configure(text=f"speech: {status.message}")
+        if status.message.startswith("loading"):
+            ui.progress.configure(mode="indeterminate")
+            ui.progress.start()
+        else:
+            ui.progress.stop()
+            ui.progress.configure(mode="determinate")
+            ui.progress.set(1.0 if status.level == "info" else 0.0)
+    elif status.stage == "brain":
+        ui.brain_status.configure(text=f"brain: {status.message}")
+    elif status.stage == "control":
+        ui.control_status.configure(text=f"control in: {status.message}")
+    return status.level != "info" or status.stage not in ("stt", "brain", "control")
+
+
+# Event class name -> view; by name, so the window need not import the engine stages it only displays.
+VIEWS: dict[str, Callable[[SimpleNamespace, Any], None]] = {
+    "Word": show_word, "PhraseEnd": show_phrase_end, "ImagePrompt": show_prompt, "Summary": show_summary,
+    "Levels": show_levels, "PipelineStats": show_stats, "TargetStatus": show_target,
+}
