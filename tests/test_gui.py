@@ -218,3 +218,15 @@ def test_settings_come_back_at_the_next_launch(display: str, guard: list[str]) -
         assert second.ui.style.get() == "ukiyo-e"
         pipeline = started(second)
         assert pipeline.config.dsp.gain_db == -7.5 and pipeline.config.brain.style == "ukiyo-e"
+
+
+def test_script_mode_feeds_lines_and_typed_phrases(window: PerformanceWindow) -> None:
+    window.ui.script.insert("1.0", "the moon rises\n\n  a ship leaves the harbour \n")
+    pipeline = started(window, "Script")
+    assert pipeline.kwargs["input_spec"] is None
+    assert pipeline.kwargs["script"] == ["the moon rises", "a ship leaves the harbour"]
+    window.ui.say.insert(0, "a red door")
+    window.ui.say._entry.focus_force()
+    pump(window.root)
+    window.ui.say._entry.event_generate("<Return>")
+    assert ("type_text", ("a red door",), {}) in pipeline.calls and window.ui.say.get() == ""
