@@ -133,3 +133,19 @@ def test_sliders_change_the_engine_dsp(tiny_checkpoint: Path, speech_wav: Path, 
         assert params.gain_db == w.ui.gain.value and params.gain_db > 12.0
         assert params.gate_threshold == w.ui.gate.value and 0.1 < params.gate_threshold < 0.2
         assert params.agc is False
+
+
+def test_panic_and_typed_prompts_work_with_the_engine_stopped(tiny_checkpoint: Path, receiver: Receiver,
+                                                              tmp_path: Path, display: str, guard: list[str]) -> None:
+    config = show_config(tiny_checkpoint, receiver, tmp_path, realtime=True)
+    with window_for(config, guard, pipeline_factory=factory, settings_file=tmp_path / "settings.toml") as w:
+        assert w.pipeline is None
+        w.toggle_panic()
+        pump(w.root, lambda: ("/panic", [1]) in receiver.poll())
+        assert ("/prompt", [config.osc.panic_prompt]) in receiver.messages
+        w.send_manual("a door left open")  # blocked: panic holds the screen
+        w.toggle_panic()
+        w.send_manual("a field of sunflowers")
+        pump(w.root, lambda: ("/prompt", ["a field of sunflowers"]) in receiver.poll())
+        assert ("/panic", [0]) in receiver.messages
+        assert ("/prompt", ["a door left open"]) not in receiver.messages

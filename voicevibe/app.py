@@ -118,7 +118,8 @@ class Pipeline:
 
     def __init__(self, config: Config, *, input_spec: str | None = None, script: Iterable[str] | None = None,
                  record_audio: bool = False, stt_loader: Callable[[Config], SttModel] | None = None,
-                 brain_loader: Callable | None = None, events: queue.Queue | None = None) -> None:
+                 brain_loader: Callable | None = None, events: queue.Queue | None = None,
+                 osc: OscSender | None = None) -> None:
         self.config = config
         self.input_spec = config.audio.input if input_spec is None and script is None else input_spec
         self.script = script
@@ -128,7 +129,8 @@ class Pipeline:
         self.dsp = Dsp(config.dsp)
         self.latency = LatencyStats()
         self.log: SessionLog | None = None
-        self.osc: OscSender | None = None
+        self.osc: OscSender | None = osc  # a front end may own it, so panic works while the engine is stopped
+        self._owns_osc = osc is None
         self.control_server: ControlServer | None = None
         self._brain_out: queue.Queue = queue.Queue(BRAIN_QUEUE_SIZE)
         self.brain = BrainWorker(config.brain, self._brain_out,
@@ -166,7 +168,8 @@ class Pipeline:
                                    app_config=self.config)
         self.log.write({"type": "session_start", "input": self.input_spec or "",
                         "script": self.script is not None})
-        self.osc = OscSender(self.config.osc, report=self._post)
+        if self.osc is None:
+            self.osc = OscSender(self.config.osc, report=self._post)
         if self.config.control.enabled:
             try:
                 self.control_server = ControlServer(self.config.control, self.apply_command,
@@ -216,7 +219,7 @@ class Pipeline:
             thread.join(JOIN_SECONDS)
         if self.control_server is not None:
             self.control_server.close()
-        if self.osc is not None:
+        if self.osc is not None and self._owns_osc:
             self.osc.close()
         if self.log is not None:
             self.log.write({"type": "session_end", "latency": self.latency.summary(), "error": self.error})

@@ -28,12 +28,14 @@ from .fallback import AssetError, load_assets
 from .gui_panels import VIEWS, build_panels, show_levels, show_status
 from .gui_widgets import AMBER, GREEN, GREY, RED
 from .hub import ModelError
+from .osc import OscSender
 from .session import SessionLogError
 
 log = logging.getLogger(__name__)
 
 POLL_MS = 40  # event poll period: 25 Hz is smooth for meters and cheap
 POLL_BATCH = 200  # most events handled per tick, so a burst never freezes the window
+OSC_REPORTS = 100  # OSC status reports waiting for the window (more are dropped: they repeat)
 END_CHECK_TICKS = 5  # every 200 ms: has a rehearsal file finished?
 SAVE_DELAY_MS = 1000  # settings are written this long after the last change
 STOP_JOIN_SECONDS = 60.0  # Pipeline.stop() joins each stage with its own timeout
@@ -52,6 +54,10 @@ class PerformanceWindow:
         self.pipeline_factory = pipeline_factory or _default_factory
         self.settings_file = settings_file
         self.pipeline: Any = None  # the running engine: the controls go to it
+        # The window owns the OSC sender, so panic, freeze and typed prompts work with the engine stopped.
+        self._osc_reports: queue.Queue = queue.Queue(OSC_REPORTS)
+        self.osc = OscSender(config.osc, report=self._osc_report)
+        self.osc_reports_dropped = 0
         self._ending: Any = None  # an engine being stopped: its last events are still shown
         self._stopper: threading.Thread | None = None
         self.frozen = self.panicked = self.paused = False
@@ -148,7 +154,8 @@ class PerformanceWindow:
         record = {"on": True, "off": False}.get(self.config.session.record_audio, spec is not None
                                                 and self.ui.mode.get() == "Microphone")
         try:
-            self.pipeline = self.pipeline_factory(self.config, input_spec=spec, script=script, record_audio=record)
+            self.pipeline = self.pipeline_factory(self.config, input_spec=spec, script=script, record_audio=record,
+                                                  osc=self.osc)
             self.pipeline.start()
         except (AudioError, AssetError, ModelError, SessionLogError, ValueError, OSError) as e:
             self.pipeline = None
@@ -222,7 +229,9 @@ class PerformanceWindow:
         """Freeze the screen (nothing new sent), or release it (the newest prompt goes out)."""
         self.frozen = not self.frozen
         if self.pipeline is not None:
-            self.pipeline.freeze(self.frozen)
+            self.pipeline.freeze(self.frozen)  # also logged
+        else:
+            self.osc.freeze(self.frozen)
         self.ui.freeze_button.configure(text="FROZEN (F)" if self.frozen else "Freeze (F)",
                                         fg_color="#1f618d" if self.frozen else GREY)
 
@@ -230,10 +239,9 @@ class PerformanceWindow:
         """Panic: the safe prompt at once and nothing else until released."""
         self.panicked = not self.panicked
         if self.pipeline is not None:
-            self.pipeline.panic(self.panicked)
-        elif self.panicked:
-            self.show_message("panic armed: it is sent as soon as the show starts (OSC needs a running engine)",
-                              "warning")
+            self.pipeline.panic(self.panicked)  # also logged
+        else:
+            self.osc.panic(self.panicked)
         self.ui.panic_button.configure(text="PANIC ON - release (Esc)" if self.panicked else "PANIC (Esc)",
                                        fg_color="#ff0000" if self.panicked else RED)
 
@@ -243,9 +251,9 @@ class PerformanceWindow:
         if not text:
             return
         if self.pipeline is None:
-            self.show_message("start the show first: prompts go out through the running engine", "warning")
-            return
-        self.pipeline.send_manual(text)
+            self.osc.send_text(text)
+        else:
+            self.pipeline.send_manual(text)  # also logged
         self.ui.manual.delete(0, "end")
 
     def say(self, text: str | None = None) -> None:
@@ -258,7 +266,7 @@ class PerformanceWindow:
     def resend(self, prompt: Any) -> None:
         """Send a past prompt again (a click in the history)."""
         if self.pipeline is None:
-            self.show_message("start the show first to resend a prompt", "warning")
+            self.osc.send_text(prompt.text)
         else:
             self.pipeline.resend(prompt)
 
@@ -269,6 +277,13 @@ class PerformanceWindow:
                   "Escape": self.toggle_panic}[event.keysym]
         action()
         return "break"
+
+    def _osc_report(self, item: object) -> None:
+        """Called on whichever thread sent: queue it for the Tk thread, never touch a widget here."""
+        try:
+            self._osc_reports.put_nowait(item)
+        except queue.Full:  # reports repeat (rate-limited per target): the next one brings the news
+            self.osc_reports_dropped += 1
 
     # ---------- settings ----------
 
@@ -310,6 +325,11 @@ class PerformanceWindow:
                     levels = item  # meters show only the newest block of a tick
                 else:
                     self.handle(item)
+        for _ in range(OSC_REPORTS):
+            try:
+                self.handle(self._osc_reports.get_nowait())
+            except queue.Empty:
+                break
         if levels is not None:
             show_levels(self.ui, levels)
         self._ticks += 1
@@ -371,6 +391,7 @@ class PerformanceWindow:
         self.stop()
         if self._stopper is not None:
             self._stopper.join(STOP_JOIN_SECONDS)
+        self.osc.close()
         self.save_settings()
         self.root.destroy()
 
