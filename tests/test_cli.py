@@ -119,3 +119,5 @@ def test_run_with_a_bad_script_exits_2_naming_it(capsys, tmp_path):
     binary.write_bytes(b"\xff\xfe\x00\x81" * 10)
     code, _, err = run(capsys, "run", "--no-gui", "--script", str(binary))
     assert code == 2 and "noise.txt: not a UTF-8 text file" in err
+    code, _, err = run(capsys, "run", "--script", str(binary))  # the window has its own script mode
+    assert code == 2 and "add --no-gui" in err

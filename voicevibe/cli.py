@@ -290,6 +290,9 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_prompt(args, config)
         if args.command == "replay":
             return cmd_replay(args, config)
+        if not args.no_gui and args.script:
+            raise ScriptError(f"--script {args.script}: a script runs in the terminal — add --no-gui "
+                              "(the window has its own Script mode)")
         if not args.no_gui:
             from .gui import run_gui
 
