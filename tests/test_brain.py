@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import queue
 import threading
@@ -62,6 +63,11 @@ def wait_for_stop(started: threading.Event | None = None, cap: float = 20.0) -> 
     return answer
 
 
+def unstamped(phrase: Phrase | None) -> Phrase | None:
+    """The phrase without its monotonic close time (which the assembler stamps)."""
+    return None if phrase is None else dataclasses.replace(phrase, closed_at=0.0)
+
+
 def words(text: str, start: float = 0.0) -> list[Word]:
     return [Word(" " + w, 100 + i, i, start + 0.3 * i) for i, w in enumerate(text.split())]
 
@@ -73,22 +79,36 @@ def test_assembler_closes_phrases_at_pauses_and_keeps_short_ones_for_the_next():
     out = [asm.step(e) for e in [*words("oui alors"), PhraseEnd(1, 0.5, 0.9)]]
     assert out == [None, None, None]  # 9 characters: too short, it opens the next phrase
     out = [asm.step(e) for e in [*words("la mer", 1.0), PhraseEnd(3, 2.0, 0.9)]]
-    assert out[-1] == Phrase("oui alors la mer", 0.0, 1.3, "vad")
+    assert unstamped(out[-1]) == Phrase("oui alors la mer", 0.0, 1.3, "vad")
     assert asm.step(PhraseEnd(4, 3.0, 1.0, "end")) is None  # nothing pending
 
 
 def test_assembler_closes_at_a_full_stop_and_at_the_longest_window():
     asm = PhraseAssembler(BrainConfig(phrase_min_chars=5, phrase_max_seconds=2.0))
     pieces = [Word(" The", 1, 0, 0.0), Word(" sun", 2, 1, 0.1), Word("flow", 3, 2, 0.2), Word("ers.", 4, 3, 0.3)]
-    assert [asm.step(p) for p in pieces][-1] == Phrase("The sunflowers.", 0.0, 0.3, "punctuation")
+    assert unstamped([asm.step(p) for p in pieces][-1]) == Phrase("The sunflowers.", 0.0, 0.3, "punctuation")
     out = [asm.step(w) for w in words("on and on and on and on and on")]  # a word every 0.3 s
-    assert out[:7] == [None] * 7 and out[7] == Phrase("on and on and on and on and", 0.0, 2.1, "length")
+    assert out[:7] == [None] * 7 and unstamped(out[7]) == Phrase("on and on and on and on and", 0.0, 2.1, "length")
 
 
 def test_assembler_closes_a_short_phrase_at_the_end_of_input():
     asm = PhraseAssembler(BrainConfig(phrase_min_chars=50))
     asm.step(Word(" fin", 1, 0, 2.0))
-    assert asm.step(PhraseEnd(1, 2.5, 1.0, "end")) == Phrase("fin", 2.0, 2.0, "end")
+    assert unstamped(asm.step(PhraseEnd(1, 2.5, 1.0, "end"))) == Phrase("fin", 2.0, 2.0, "end")
+
+
+def test_phrases_and_prompts_carry_monotonic_latency_stamps():
+    before = time.monotonic()
+    asm = PhraseAssembler(BrainConfig())
+    phrase = [asm.step(e) for e in [*words("un bateau sur la mer"), PhraseEnd(5, 2.0, 0.9)]][-1]
+    after_close = time.monotonic()
+    assert before <= phrase.closed_at <= after_close
+    for model in (ScriptedModel().enqueue(answer("a boat at sea")), None):  # the model path and the fallback
+        result = brain_with(model).step(phrase)
+        assert result.phrase_closed_at == phrase.closed_at
+        assert after_close <= result.brain_start <= result.brain_end <= time.monotonic()
+    untimed = brain_with(None).step(Phrase("typed without a stamp", 0, 1))
+    assert untimed.phrase_closed_at == 0.0 and untimed.brain_start > 0.0
 
 
 # ---- word lists and the fallback builder ----------------------------------------------------
@@ -322,11 +342,12 @@ def test_worker_merges_phrases_that_wait_into_the_newest():
 
     worker, events = run_worker(slow_loader)
     for i, text in enumerate(("first phrase", "second phrase", "third phrase")):
-        worker.put(Phrase(text, i, i + 0.5))
+        worker.put(Phrase(text, i, i + 0.5, closed_at=i + 1.0))
     gate.set()
     prompt = next_of(events, ImagePrompt)
     worker.stop()
     assert prompt.phrase == "first phrase second phrase third phrase" and worker.merged == 2
+    assert prompt.phrase_closed_at == 3.0  # the newest phrase's close: the queue time is honest
     assert model.history[1] == PromptRequest("first phrase second phrase third phrase", CINEMATIC)
 
 

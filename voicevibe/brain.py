@@ -62,7 +62,8 @@ class PhraseAssembler:
 
     def _close(self, reason: str) -> Phrase:
         words, self.words = self.words, []
-        return Phrase(join_words(words), words[0].t, words[-1].t, reason)  # type: ignore[arg-type]
+        return Phrase(join_words(words), words[0].t, words[-1].t, reason,  # type: ignore[arg-type]
+                      closed_at=time.monotonic())
 
 
 class Brain:
@@ -98,6 +99,7 @@ class Brain:
     def step(self, phrase: Phrase, newer_waiting: Callable[[], bool] = lambda: False) -> ImagePrompt | None:
         """The prompt for `phrase`; None when paused, stale, or made only of blocked words."""
         start = time.perf_counter()
+        started_at = time.monotonic()
         since = phrase.t_start - self.config.history_seconds
         history = tuple(p.text for p in self.history if p.t_end >= since)
         self.history.append(phrase)
@@ -119,7 +121,7 @@ class Brain:
             try:
                 answer = parse_answer(self.model.generate(request, should_stop))
                 prompt = self._compose(self._checked(answer.prompt))
-                return self._result(prompt, phrase, answer.mood, "model", "", start)
+                return self._result(prompt, phrase, answer.mood, "model", "", start, started_at)
             except Abandoned as e:
                 if str(e) == SUPERSEDED:
                     log.debug("phrase %r dropped: a newer one is waiting", phrase.text)
@@ -130,12 +132,14 @@ class Brain:
         prompt = fallback_prompt(phrase.text, self.style, self.assets, vibe=self.vibe,
                                  previous=self.previous_prompt, max_words=self.config.max_words)
         log.debug("fallback prompt for %r: %s", phrase.text, reason)
-        return self._result(prompt, phrase, "", "fallback", reason, start)
+        return self._result(prompt, phrase, "", "fallback", reason, start, started_at)
 
-    def _result(self, prompt: str, phrase: Phrase, mood: str, source: str, reason: str, start: float) -> ImagePrompt:
+    def _result(self, prompt: str, phrase: Phrase, mood: str, source: str, reason: str, start: float,
+                started_at: float) -> ImagePrompt:
         self.previous_prompt = prompt
         return ImagePrompt(prompt, phrase.text, self.style.name, mood, source, reason,  # type: ignore[arg-type]
-                           (time.perf_counter() - start) * 1000.0, self.model.name if self.model else "")
+                           (time.perf_counter() - start) * 1000.0, self.model.name if self.model else "",
+                           phrase_closed_at=phrase.closed_at, brain_start=started_at, brain_end=time.monotonic())
 
     def _checked(self, prompt: str) -> str:
         """The model's prompt after repairs; ValueError when it cannot be used."""
@@ -219,7 +223,7 @@ class BrainWorker(threading.Thread):
             if self._pending is not None:
                 self.merged += 1
                 text = f"{self._pending.text} {phrase.text}"[-MERGED_CHARS:]
-                phrase = Phrase(text, self._pending.t_start, phrase.t_end, phrase.reason)
+                phrase = Phrase(text, self._pending.t_start, phrase.t_end, phrase.reason, phrase.closed_at)
             self._pending = phrase
             self._cond.notify()
 
