@@ -39,6 +39,7 @@ MOOD_CHAR = "[a-zA-Z -]"
 SCENE_FIELD = f"body ::= char{{2,120}}\nchar ::= {TEXT_CHAR}\n"  # GBNF rules for decoding.field_grammar
 MOOD_FIELD = f"body ::= moodchar{{1,24}}\nmoodchar ::= {MOOD_CHAR}\n"
 SUMMARY_FIELD = f"body ::= char{{10,300}}\nchar ::= {TEXT_CHAR}\n"
+SUMMARY_SCENE_FIELD = f"body ::= char{{2,200}}\nchar ::= {TEXT_CHAR}\n"
 REPEAT_PENALTY = 1.15  # greedy decoding of a small model loops ("a snow, a snow, ..."); this curbs it
 SUMMARY_MAX_TOKENS = 160
 INSTRUCTIONS = ("Turn what a performer says on stage (English or French) into an image prompt for a "
@@ -256,7 +257,7 @@ class LlamaPromptModel:
             text += summary_head(request)
         else:
             text, has_bos = summary_text(request), False
-        fields = [(SUMMARY_FIELD, f'", "prompt": "{request.style.medium},'), (SCENE_FIELD, '"}')]
+        fields = [(SUMMARY_FIELD, f'", "prompt": "{request.style.medium},'), (SUMMARY_SCENE_FIELD, '"}')]
         return summary_head(request) + self._fill(text, fields, SUMMARY_MAX_TOKENS, should_stop, has_bos)
 
     def _fill(self, text: str, fields: Sequence[tuple[str, str]], max_tokens: int,
