@@ -22,7 +22,7 @@ from voicevibe.fallback import (CLIP_USABLE_TOKENS, AssetError, clip_token_estim
                                 finish_prompt, load_assets, repair_french)
 from voicevibe.hub import ModelError
 from voicevibe.events import Summary
-from voicevibe.llm import Abandoned, PromptRequest, SummaryRequest
+from voicevibe.llm import Abandoned, PromptRequest, SummaryRequest, download_brain_model
 from voicevibe.summary import KEYWORDS_KEPT, NEW_SPEECH_CHARS, SessionDigest
 
 ASSETS = load_assets()
@@ -601,3 +601,58 @@ def test_cli_prompt_keeps_the_previous_picture_when_nothing_visual_is_said(capsy
 def test_cli_prompt_rejects_an_unknown_style(capsys):
     assert main(["prompt", "--no-llm", "--style", "baroque", "x"]) == 2
     assert "unknown style 'baroque'" in capsys.readouterr().err
+
+
+# ---- models download -------------------------------------------------------------------------
+
+def fake_hub(monkeypatch, tmp_path, *, online: bool) -> list[tuple[str, str, bool]]:
+    """Replace the hub download: an empty cache, and a 'network' that works or not."""
+    import huggingface_hub
+    from huggingface_hub.utils import LocalEntryNotFoundError
+
+    calls: list[tuple[str, str, bool]] = []
+
+    def download(repo: str, filename: str, local_files_only: bool = False) -> str:
+        calls.append((repo, filename, local_files_only))
+        if local_files_only or not online:
+            raise LocalEntryNotFoundError("offline and not cached")
+        path = tmp_path / filename
+        path.write_bytes(b"GGUF")
+        return str(path)
+
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", download)
+    return calls
+
+
+def test_download_brain_model_fetches_the_configured_gguf_into_the_cache(monkeypatch, tmp_path):
+    calls = fake_hub(monkeypatch, tmp_path, online=True)
+    path = download_brain_model(BrainConfig(model="someone/tiny-GGUF", model_file="tiny-Q4_K_M.gguf"))
+    assert path == tmp_path / "tiny-Q4_K_M.gguf"
+    assert calls == [("someone/tiny-GGUF", "tiny-Q4_K_M.gguf", True), ("someone/tiny-GGUF", "tiny-Q4_K_M.gguf", False)]
+    local = tmp_path / "mine.gguf"
+    local.write_bytes(b"GGUF")
+    assert download_brain_model(BrainConfig(model=str(local))) == local and len(calls) == 2
+
+
+def test_download_brain_model_offline_says_the_bundled_model_will_be_used(monkeypatch, tmp_path):
+    fake_hub(monkeypatch, tmp_path, online=False)
+    with pytest.raises(ModelError, match="could not be fetched; the app will use the bundled Gemma 3 270M"):
+        download_brain_model(BrainConfig())
+    with pytest.raises(ModelError, match="no such .gguf file, and not a Hugging Face repo id"):
+        download_brain_model(BrainConfig(model=str(tmp_path / "missing.gguf")))
+
+
+def test_cli_models_download_fetches_the_brain_model_too(monkeypatch, tmp_path, capsys):
+    import voicevibe.cli as cli
+    from voicevibe.hub import SttFiles
+
+    fake_hub(monkeypatch, tmp_path, online=False)
+    stt = SttFiles("kyutai/x", {}, tmp_path / "lm", tmp_path / "mimi", tmp_path / "tok")
+    monkeypatch.setattr(cli, "locate_stt", lambda model, allow_download: stt)
+    assert main(["models", "download"]) == 0  # offline brain: not fatal, the STT files are there
+    out, err = capsys.readouterr()
+    assert "[brain] brain model unsloth/gemma-3-1b-it-GGUF/gemma-3-1b-it-Q4_K_M.gguf could not be fetched" in err
+    assert out.splitlines() == [f"ok  {tmp_path / n}" for n in ("lm", "mimi", "tok")]
+    fake_hub(monkeypatch, tmp_path, online=True)
+    assert main(["models", "download"]) == 0
+    assert capsys.readouterr().out.splitlines()[0] == f"ok  {tmp_path / 'gemma-3-1b-it-Q4_K_M.gguf'}"
