@@ -17,8 +17,9 @@ from voicevibe.config import BrainConfig
 from voicevibe.events import ImagePrompt, Phrase, PhraseEnd, Status, Summary, Word
 from voicevibe.fallback import CLIP_USABLE_TOKENS, clip_token_estimate, english_words, load_assets
 from voicevibe.hub import ModelError
-from voicevibe.llm import (Abandoned, LlamaPromptModel, ModelChoice, PromptRequest, choose_model, load_llama,
-                           parse_answer)
+from voicevibe.decoding import GrammarDecoder, field_grammar
+from voicevibe.llm import (REPEAT_PENALTY, SCENE_FIELD, Abandoned, LlamaPromptModel, ModelChoice, PromptRequest,
+                           choose_model, completion_text, load_llama, parse_answer)
 
 ASSETS = load_assets()
 CINEMATIC = ASSETS.style("cinematic")
@@ -138,3 +139,21 @@ def test_llama_cpp_prints_nothing_and_omp_waits_passively(gemma_270m, tmp_path):
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("cinematic film still,")
     assert [line.split(" ")[1] for line in done.stderr.splitlines()] == ["voicevibe:", "voicevibe:"], done.stderr
+
+
+def test_fast_grammar_decoding_gives_the_tokens_of_a_full_grammar_pass(prompt_model):
+    from llama_cpp import LlamaGrammar
+
+    llm, closing = prompt_model.llm, '", "mood": "'
+    grammar = field_grammar(SCENE_FIELD, closing)
+    assert grammar.startswith('root ::= body "\\"" ("," (" " ("\\"" ("m"')
+    decoder = GrammarDecoder(llm, repeat_penalty=REPEAT_PENALTY)
+    for phrase in ("a storm over the sea", "le vieux bateau rentre au port", "we danced all night"):
+        text = completion_text(PromptRequest(phrase, CINEMATIC), ASSETS.examples)
+        llm.reset()  # both start from an empty cache: the same batches, the same numbers
+        ours = decoder.fill(text, [(SCENE_FIELD, closing)], 80, lambda: "")
+        llm.reset()
+        full = llm.create_completion(text, max_tokens=80, temperature=0.0, repeat_penalty=REPEAT_PENALTY,
+                                     grammar=LlamaGrammar.from_string(grammar, verbose=False))
+        theirs = full["choices"][0]["text"]
+        assert ours.startswith(theirs) and closing.endswith(ours[len(theirs):]) and '"' in theirs, (ours, theirs)

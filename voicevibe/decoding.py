@@ -5,7 +5,8 @@ with Gemma's 262k-token vocabulary that tripled the time per token here (33 -> 1
 bench/RESULTS-brain.md). `GrammarDecoder` does what llama.cpp's own `common_sampler` does
 ("grammar first try"): it asks the grammar about the model's favourite token only, and about
 the next best few when that one is refused, and about the whole vocabulary only when all of
-those are refused. Greedy decoding gives exactly the tokens a full grammar pass gives.
+those are refused. From the same cache state, greedy decoding gives exactly the tokens a full
+grammar pass gives (tests/test_brain_llm.py checks it on the real 270M).
 
 It also reuses the model's KV cache for the longest common token prefix with the previous
 call (the fixed few-shot text comes first in every prompt), and it fills a JSON answer field
@@ -58,6 +59,7 @@ class GrammarDecoder:
         self.full_passes = 0  # steps where every candidate was refused and the whole vocabulary was checked
         self.tokens_generated = 0
         self._last_count, self._complete = 0, False  # of the last field generated
+        self.last_fields: list[tuple[str, int]] = []  # (prompt, tokens generated) per field of the last fill
 
     def fill(self, prompt: str, fields: Sequence[tuple[str, str]], max_tokens: int,
              should_stop: Callable[[], str], *, add_bos: bool = True) -> str:
@@ -69,8 +71,10 @@ class GrammarDecoder:
         """
         added = ""
         budget = max_tokens
+        self.last_fields = []
         for body, closing in fields:
             text = self._generate(prompt + added, field_grammar(body, closing), budget, should_stop, add_bos)
+            self.last_fields.append((prompt + added, self._last_count))
             budget -= self._last_count
             if budget <= 0 or not self._complete:
                 return added + text  # cut off: the caller's JSON parse says so
