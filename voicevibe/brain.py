@@ -6,6 +6,8 @@ and in time, else from the fallback builder (the event says which, and why). `Br
 is its thread: it loads the model itself, merges phrases that wait into the newest one
 (latest wins: nothing is rendered late), stops a generation when a newer phrase arrives,
 and applies the operator's controls (pause, reset, freeze, style, vibe, history, rate).
+When idle and a summary is due, it runs the slow brain (`Brain.summarize`: a `Summary` of the
+session so far), which gives way to any phrase and is tried again after it.
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 """Grammar-constrained decoding on a llama.cpp model at the speed of unconstrained decoding.
 
 llama-cpp-python applies a GBNF grammar to every one of the vocabulary's tokens at every step:
-with Gemma's 262k-token vocabulary that tripled the time per token here (33 -> 103 ms,
-bench/RESULTS-brain.md). `GrammarDecoder` does what llama.cpp's own `common_sampler` does
+with Gemma's 262k-token vocabulary that tripled the time per token here (33 -> 103 ms on one
+core, bench/brain.py). `GrammarDecoder` does what llama.cpp's own `common_sampler` does
 ("grammar first try"): it asks the grammar about the model's favourite token only, and about
 the next best few when that one is refused, and about the whole vocabulary only when all of
 those are refused. From the same cache state, greedy decoding gives exactly the tokens a full
