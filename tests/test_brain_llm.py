@@ -19,7 +19,7 @@ from voicevibe.fallback import CLIP_USABLE_TOKENS, clip_token_estimate, english_
 from voicevibe.hub import ModelError
 from voicevibe.decoding import GrammarDecoder, field_grammar
 from voicevibe.llm import (REPEAT_PENALTY, SCENE_FIELD, Abandoned, LlamaPromptModel, ModelChoice, PromptRequest,
-                           choose_model, completion_text, load_llama, parse_answer)
+                           SummaryRequest, choose_model, completion_text, load_llama, parse_answer, parse_summary)
 
 ASSETS = load_assets()
 CINEMATIC = ASSETS.style("cinematic")
@@ -157,3 +157,21 @@ def test_fast_grammar_decoding_gives_the_tokens_of_a_full_grammar_pass(prompt_mo
                                      grammar=LlamaGrammar.from_string(grammar, verbose=False))
         theirs = full["choices"][0]["text"]
         assert ours.startswith(theirs) and closing.endswith(ours[len(theirs):]) and '"' in theirs, (ours, theirs)
+
+
+def test_an_instruct_model_is_asked_through_its_own_chat_template(prompt_model, monkeypatch):
+    template = ("{{ bos_token }}{% for m in messages %}<start_of_turn>user\n{{ m['content'] }}<end_of_turn>\n"
+                "{% endfor %}{% if add_generation_prompt %}<start_of_turn>model\n{% endif %}")
+    llm = prompt_model.llm
+    monkeypatch.setitem(llm.metadata, "tokenizer.chat_template", template)
+    chat = LlamaPromptModel(llm, "templated", BrainConfig(temperature=0.0), ASSETS.examples)
+    assert chat.mode == "chat"
+    text, has_bos = chat._chat("la mer est grise")
+    assert text == "<bos><start_of_turn>user\nla mer est grise<end_of_turn>\n<start_of_turn>model\n" and has_bos
+    raw = chat.generate(PromptRequest("la mer est grise", CINEMATIC, ("il pleut",), "a grey harbour", "foggy"),
+                        lambda: "")
+    assert json.loads(raw)["prompt"].startswith("cinematic film still,")
+    seen = llm.input_ids[:llm.n_tokens].tolist()
+    assert seen[0] == llm.token_bos() and seen[1] != llm.token_bos()  # one BOS: the template's
+    summary = chat.summarize(SummaryRequest("", "la mer est grise / il pleut", CINEMATIC), lambda: "")
+    assert parse_summary(summary).prompt.startswith("cinematic film still,")
