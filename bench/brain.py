@@ -113,7 +113,15 @@ def run(threads: int, rounds: int, phrases: list[tuple[str, str]]) -> dict:
                     french_raw += bool(raw_french)
                     french_final += bool(assets.french_words(result.text))
                 samples.append((lang, text, result.text, result.mood, result.source, result.reason, raw_french))
-    return {"threads": threads, "load_s": load_s, "bare": bare, "naive": naive, "total": total, "tokens": tokens,
+    summaries = []  # the slow brain: a summary after every 5 phrases of the sample text
+    brain.reset()
+    for i, (_, text) in enumerate(phrases):
+        brain.step(Phrase(text, float(i), i + 1.0))
+        if i % 5 == 4:
+            forget_phrase()
+            summaries.append(brain.summarize())
+    return {"threads": threads, "load_s": load_s, "summaries": summaries, "bare": bare, "naive": naive,
+            "total": total, "tokens": tokens,
             "samples": samples, "french_raw": french_raw, "french_final": french_final, "sources": sources,
             "full_passes": model.inner.decoder.full_passes,
             "over_budget": sum(t > BrainConfig().time_budget_seconds for t in total)}
@@ -142,7 +150,13 @@ def report(results: list[dict], rounds: int, loads: list[tuple[float, float, flo
                      f"{mb / mr:.3f} | {mn:.3f} | {mn / mb:.2f}x | {statistics.median(r['tokens']):g} | "
                      f"{r['over_budget']} of {len(r['total'])} |")
     first = results[0]
-    lines += ["", "- **brain**: `Brain.step` end to end (what `ImagePrompt.latency_ms` reports).",
+    slow = "; ".join(f"threads={r['threads']}: median {statistics.median(s.latency_ms for s in r['summaries']) / 1e3:.2f} "
+                     f"s, max {max(s.latency_ms for s in r['summaries']) / 1e3:.2f} s" for r in results)
+    origins = ", ".join(s.source + (f" ({s.reason})" if s.reason else "") for s in first["summaries"])
+    lines += ["", "Slow brain (`Brain.summarize`, at most 160 tokens, one summary after every 5 sample phrases): "
+              f"{slow}. Sources (threads={first['threads']}): {origins}. It runs only when no phrase waits, and a phrase "
+              "interrupts it.", ""]
+    lines += ["- **brain**: `Brain.step` end to end (what `ImagePrompt.latency_ms` reports).",
               "- **bare**: `create_completion` without a grammar, non-streamed, on the brain's own prompt text for "
               "each field and for as many tokens as the brain generated: the same llama.cpp work with nothing "
               "around it. The overhead is the grammar checks, the Python decoding loop, the JSON parse and the "

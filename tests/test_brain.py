@@ -441,7 +441,8 @@ def summary_answer(summary: str, prompt: str) -> str:
 
 def test_summary_from_the_model_is_rolling_and_needs_something_new():
     model = ScriptedModel().enqueue(answer("a boat"), answer("a storm"),
-                                    summary_answer("A boat sails into a storm.", "cinematic film still, a boat in a storm"),
+                                    summary_answer("A boat sails into a storm.",
+                                                   "cinematic film still, a boat in a storm"),
                                     answer("an island"),
                                     summary_answer("The boat reaches an island.", "a boat on an island shore"))
     brain = brain_with(model, vibe="dreamy")

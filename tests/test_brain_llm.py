@@ -122,7 +122,8 @@ def test_the_real_model_summarises_the_session_in_english(prompt_model):
         # The grammar always gives JSON; only the brain's checks may refuse the 270M's answer.
         assert summary.source == "model" or "copied a few-shot example" in summary.reason or "French" in summary.reason
         assert summary.text.isprintable() and len(summary.text.split()) >= 3
-        assert summary.image_prompt.startswith("cinematic film still, ") and summary.image_prompt.endswith("rich colour")
+        assert summary.image_prompt.startswith("cinematic film still, ")
+        assert summary.image_prompt.endswith("rich colour")
         assert clip_token_estimate(summary.image_prompt) <= CLIP_USABLE_TOKENS
         assert ASSETS.french_words(summary.image_prompt) == [] and ASSETS.blocked(summary.image_prompt) == []
     assert brain.digest.summary == summaries[-1].text and brain.digest.new_speech == ""

@@ -151,7 +151,8 @@ class Brain:
         if self.model is not None:
             request = SummaryRequest(self.digest.summary, self.digest.new_speech, self.style, self.vibe)
             try:
-                answer = parse_summary(self.model.summarize(request, _stopper(interrupted, start + SUMMARY_BUDGET_SECONDS)))
+                should_stop = _stopper(interrupted, start + SUMMARY_BUDGET_SECONDS)
+                answer = parse_summary(self.model.summarize(request, should_stop))
                 text = self._checked_summary(answer.summary)
                 return self._summary(text, self._compose(self._checked(answer.prompt)), "model", "", start)
             except Abandoned as e:
@@ -411,7 +412,8 @@ class BrainWorker(threading.Thread):
             else:
                 self._post(result)
 
-    def _guarded(self, step: Callable[..., ImagePrompt | Summary | None], *args: object) -> ImagePrompt | Summary | None:
+    def _guarded(self, step: Callable[..., ImagePrompt | Summary | None],
+                 *args: object) -> ImagePrompt | Summary | None:
         """Run one brain step; an error is logged and reported, and the show goes on."""
         try:
             return step(*args)
