@@ -247,6 +247,25 @@ def test_realtime_catches_up_after_a_slow_consumer_instead_of_drifting(tmp_path:
     assert time.monotonic() - start < 1.3  # 1.04 s of audio: the stall was absorbed, not added
 
 
+def test_a_consumer_slower_than_real_time_loses_blocks_not_time(tmp_path: Path) -> None:
+    """Backpressure, as a microphone's bounded queue: blocks later than max_lag_seconds are dropped."""
+    path = tmp_path / "two_seconds.wav"
+    sf.write(path, tone(440, 24000, 2.0), 24000)
+    total = expected_blocks(48000, 24000)  # 25
+    source = FileSource(path, realtime=True, max_lag_seconds=0.2)
+    lags = []
+    start = time.monotonic()
+    for i, _ in enumerate(source.blocks()):
+        lags.append(time.monotonic() - start - (i + 1 + source.dropped_blocks) * audio.BLOCK_SECONDS)
+        time.sleep(0.2)  # an STT 2.5 times slower than real time
+    yielded = len(lags)
+    assert source.dropped_blocks > 0 and yielded + source.dropped_blocks == total
+    assert max(lags) < 0.2 + 0.2 + 0.1  # the lag never grows past the bound (+ one slow block, + slack)
+    # Without the bound every block comes, and the lag grows with the file.
+    unbounded = FileSource(path, realtime=True)
+    assert sum(1 for _ in unbounded.blocks()) == total and unbounded.dropped_blocks == 0
+
+
 def test_stop_from_another_thread_ends_a_realtime_file(tmp_path: Path) -> None:
     path = tmp_path / "ten_seconds.wav"
     sf.write(path, tone(440, 16000, 10.0), 16000)

@@ -83,17 +83,39 @@ def test_console_script_usage_error_exits_2():
 
 
 def test_run_rehearses_a_file_through_the_live_path(capsys, tiny_checkpoint, speech_wav):
-    """`voicevibe --input FILE --fast`: the worker thread loads the model, runs DSP + STT, exits 0."""
-    code, out, err = run(capsys, "--input", str(speech_wav), "--fast", "--model", str(tiny_checkpoint))
+    """`voicevibe --no-gui --input FILE --fast`: the pipeline loads the model, runs DSP + STT + brain, exits 0."""
+    code, out, err = run(capsys, "--no-gui", "--input", str(speech_wav), "--fast", "--model", str(tiny_checkpoint),
+                         "--set", "brain.model=none", "--osc", "127.0.0.1:9")
     assert code == 0, err
     assert "speech model ready" in err and "listening to file" in err and "with pause detection" in err
+    assert "=> " in out and "[fallback" in out  # the brain's prompts are shown with their source
     assert len(out.split()) > 3
+    assert "latency per stage" in err and "session log: " in err
 
 
 def test_run_with_a_missing_model_says_what_to_download(capsys, speech_wav, tmp_path, monkeypatch):
     import huggingface_hub.constants as hc
 
     monkeypatch.setattr(hc, "HF_HUB_CACHE", str(tmp_path / "empty-cache"))
-    code, _, err = run(capsys, "run", "--input", str(speech_wav))
+    code, _, err = run(capsys, "run", "--no-gui", "--input", str(speech_wav), "--set", "brain.model=none")
     assert code == 2
     assert "voicevibe models download" in err and "tokenizer_en_fr_audio_8000.model" in err
+
+
+def test_run_a_script_without_audio(capsys, tmp_path):
+    script = tmp_path / "show.txt"
+    script.write_text("# act one\nun chat noir dans la tempête\n\nthe harbour at dawn\n", encoding="utf-8")
+    code, out, err = run(capsys, "run", "--no-gui", "--script", str(script), "--set", "brain.model=none",
+                         "--osc", "127.0.0.1:9")
+    assert code == 0, err
+    assert out.count("=> ") == 2 and "cat" in out and "harbour" in out
+    assert "listening" not in err  # no audio stage
+
+
+def test_run_with_a_bad_script_exits_2_naming_it(capsys, tmp_path):
+    code, _, err = run(capsys, "run", "--no-gui", "--script", str(tmp_path / "nope.txt"))
+    assert code == 2 and "nope.txt: script file not found" in err
+    binary = tmp_path / "noise.txt"
+    binary.write_bytes(b"\xff\xfe\x00\x81" * 10)
+    code, _, err = run(capsys, "run", "--no-gui", "--script", str(binary))
+    assert code == 2 and "noise.txt: not a UTF-8 text file" in err

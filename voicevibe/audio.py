@@ -198,9 +198,12 @@ def _libsndfile_detail(e: sf.LibsndfileError) -> str:
 class FileSource:
     """An audio file (wav/flac/ogg/mp3...) streamed as 24 kHz mono blocks, for rehearsal and tests."""
 
-    def __init__(self, path: str | Path, *, realtime: bool = True) -> None:
+    def __init__(self, path: str | Path, *, realtime: bool = True, max_lag_seconds: float | None = None) -> None:
         self.path = Path(path)
         self.realtime = realtime
+        # Like a microphone's bounded queue: paced blocks the consumer is this late for are dropped.
+        self.max_lag_seconds = max_lag_seconds
+        self.dropped_blocks = 0
         self._stop = threading.Event()
         self.frames, self._rate, self.channels = self._validate()
 
@@ -289,6 +292,9 @@ class FileSource:
                 delay = due - time.monotonic()
                 if delay > 0 and self._stop.wait(delay):
                     return
+                if self.max_lag_seconds is not None and -delay > self.max_lag_seconds:
+                    self.dropped_blocks += 1  # the consumer fell behind real time: keep the lag bounded
+                    continue
             if self._stop.is_set():
                 return
             yield block

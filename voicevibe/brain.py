@@ -27,7 +27,7 @@ from .events import ImagePrompt, Phrase, PhraseEnd, Status, Summary, Word, join_
 from .fallback import (CLIP_USABLE_TOKENS, AssetError, Assets, clip_token_estimate, english_words, fallback_prompt,
                        finish_prompt, fit_clip, load_assets, repair_french, words_of)
 from .hub import ModelError
-from .llm import (SUMMARY_EXAMPLES, Abandoned, LlamaPromptModel, PromptModel, PromptRequest, SummaryRequest,
+from .llm import (NO_MODEL, SUMMARY_EXAMPLES, Abandoned, LlamaPromptModel, PromptModel, PromptRequest, SummaryRequest,
                   choose_model, load_llama, parse_answer, parse_summary)
 from .summary import SessionDigest, fallback_summary
 
@@ -244,6 +244,8 @@ class LoadedModel:
 
 def load_prompt_model(config: BrainConfig, assets: Assets) -> LoadedModel:
     """Choose (local file, hub cache or download, else the bundled 270M) and load the brain's model."""
+    if config.model == NO_MODEL:
+        return LoadedModel(None, 'brain.model is "none": fallback prompts only, no language model')
     choice = choose_model(config)
     return LoadedModel(LlamaPromptModel(load_llama(choice.path, config), choice.name, config, assets.examples),
                        choice.note)
@@ -276,6 +278,7 @@ class BrainWorker(threading.Thread):
         self._next_allowed = 0.0  # monotonic time of the next prompt the rate allows
         self.summary_interval: float | None = config.summary_seconds if config.summary else None
         self._next_summary = math.inf  # monotonic time the next summary is due (set once the model is loaded)
+        self._busy = False  # a phrase is being answered
         self.merged = 0  # phrases merged into a newer one while the brain was busy
 
     def put(self, event: Word | PhraseEnd | Phrase) -> None:
@@ -289,18 +292,24 @@ class BrainWorker(threading.Thread):
                 text = f"{self._pending.text} {phrase.text}"[-MERGED_CHARS:]
                 phrase = Phrase(text, self._pending.t_start, phrase.t_end, phrase.reason, phrase.closed_at)
             self._pending = phrase
-            self._cond.notify()
+            self._cond.notify_all()
 
     def control(self, action: str, value: str | float = "") -> None:
         """Queue an operator command for the brain thread (any thread)."""
         with self._cond:
             self._controls.append(Control(action, str(value)))
-            self._cond.notify()
+            self._cond.notify_all()
 
     def stop(self) -> None:
         """Ask the thread to finish and wait for it."""
         self.control("stop")
         self.join(JOIN_SECONDS)
+
+    def wait_idle(self, timeout: float | None = None) -> bool:
+        """Wait until no phrase waits or is being answered (True), or until `timeout` (False)."""
+        with self._cond:
+            return self._cond.wait_for(lambda: not self.is_alive() or self._pending is None and not self._busy,
+                                       timeout)
 
     def _newer_waiting(self) -> bool:
         with self._cond:
@@ -351,7 +360,13 @@ class BrainWorker(threading.Thread):
             phrase = None
             if self._phrase_ready():
                 phrase, self._pending = self._pending, None
+                self._busy = True
             return controls, phrase, time.monotonic() >= self._next_summary
+
+    def _done(self) -> None:
+        with self._cond:
+            self._busy = False
+            self._cond.notify_all()
 
     def _apply(self, brain: Brain, c: Control) -> None:
         if c.action == "reset":
@@ -370,7 +385,12 @@ class BrainWorker(threading.Thread):
 
     def run(self) -> None:
         """Load, then serve phrases (and summaries when idle) until stopped; an error never ends the show."""
-        brain = self._brain()
+        try:
+            self._serve(self._brain())
+        finally:
+            self._done()  # wakes wait_idle() callers for good
+
+    def _serve(self, brain: Brain) -> None:
         self._schedule_summary()
         frozen, held = False, {}  # while frozen, the newest prompt and summary wait for the release
         while True:
@@ -405,12 +425,12 @@ class BrainWorker(threading.Thread):
                     self._schedule_summary()  # made, or nothing to summarise; an interrupted one is retried
             else:
                 continue
-            if result is None:
-                continue
-            if frozen:
+            if result is not None and frozen:
                 held[type(result)] = result  # the screen keeps its image; the newest goes out on release
-            else:
+            elif result is not None:
                 self._post(result)
+            if phrase is not None:
+                self._done()
 
     def _guarded(self, step: Callable[..., ImagePrompt | Summary | None],
                  *args: object) -> ImagePrompt | Summary | None:

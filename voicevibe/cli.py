@@ -1,4 +1,4 @@
-"""The `voicevibe` command: run, transcribe, prompt, devices, models download, config.
+"""The `voicevibe` command: run, transcribe, prompt, replay, devices, models download, config.
 
 Exit codes: 0 ok, 2 bad usage or bad input (file, device, config, model), 130 interrupted.
 """
@@ -21,6 +21,7 @@ from .dsp import Dsp, Levels
 from .events import PhraseEnd, SegmentReset, Status, Word, to_json_dict
 from .fallback import AssetError
 from .hub import ModelError, locate_stt
+from .session import SessionLogError
 
 log = logging.getLogger("voicevibe")
 
@@ -43,10 +44,24 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"voicevibe {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    run = sub.add_parser("run", parents=[common], help="live: listen and print the transcript")
+    run = sub.add_parser("run", parents=[common], help="the show: the window, or the terminal with --no-gui")
     run.add_argument("--input", help="device index, device-name part, or an audio file (rehearsal)")
     run.add_argument("--channel", type=int, help="input channel on a multi-channel interface (1 = first)")
     run.add_argument("--fast", action="store_true", help="file input as fast as possible")
+    run.add_argument("--no-gui", action="store_true", help="run in the terminal: transcript, prompts, levels")
+    run.add_argument("--script", help="a text file whose lines drive the brain directly ('-': stdin); "
+                     "without --input no audio is used")
+    run.add_argument("--osc", action="append", metavar="HOST:PORT",
+                     help="OSC receiver (repeatable; replaces osc.targets)")
+    run.add_argument("--preset", choices=("generic", "vocevibe", "scope"), help="OSC address set (osc.preset)")
+    run.add_argument("--record", action=argparse.BooleanOptionalAction, default=None,
+                     help="record the input as FLAC beside the session log (session.record_audio)")
+
+    rp = sub.add_parser("replay", parents=[base], help="re-send a session log's prompts with their timing")
+    rp.add_argument("log", type=Path, help="a session log (.jsonl)")
+    rp.add_argument("--osc", action="append", metavar="HOST:PORT", help="OSC receiver (repeatable)")
+    rp.add_argument("--preset", choices=("generic", "vocevibe", "scope"), help="OSC address set (osc.preset)")
+    rp.add_argument("--speed", type=float, default=1.0, help="2 = twice as fast (default 1)")
 
     tr = sub.add_parser("transcribe", parents=[common], help="transcribe an audio file")
     tr.add_argument("audio", type=Path, help="wav, flac, ogg or mp3; any rate, stereo is mixed down")
@@ -77,7 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
 def load(args: argparse.Namespace) -> Config:
     """The config from files, then --set, then dedicated flags."""
     overrides = [parse_override(s) for s in args.set]
-    if args.model:
+    if getattr(args, "model", None):
         overrides.append({"brain" if args.command == "prompt" else "stt": {"model": args.model}})
     if getattr(args, "channel", None) is not None:
         overrides.append({"audio": {"channel": args.channel}})
@@ -86,6 +101,12 @@ def load(args: argparse.Namespace) -> Config:
             overrides.append({"brain": {flag: getattr(args, flag)}})
     if getattr(args, "fast", False):
         overrides.append({"audio": {"realtime": False}})
+    if getattr(args, "osc", None):
+        overrides.append({"osc": {"targets": ", ".join(args.osc)}})
+    if getattr(args, "preset", None):
+        overrides.append({"osc": {"preset": args.preset}})
+    if getattr(args, "record", None) is not None:
+        overrides.append({"session": {"record_audio": "on" if args.record else "off"}})
     if getattr(args, "realtime", None) is not None and args.command == "transcribe":
         overrides.append({"audio": {"realtime": args.realtime}})
     return load_config(args.config, overrides)
@@ -121,34 +142,48 @@ def cmd_transcribe(args: argparse.Namespace, config: Config) -> int:
 
 
 def cmd_run(args: argparse.Namespace, config: Config) -> int:
-    """Live transcription in the terminal until Ctrl-C or the end of a rehearsal file."""
-    from .app import Stopped, SttWorker
+    """The show in the terminal (--no-gui): until Ctrl-C, or the end of a rehearsal file or script."""
+    from .app import Pipeline
+    from .terminal import TerminalFront
 
-    worker = SttWorker(config, Dsp(config.dsp), input_spec=args.input)
-    worker.start()
+    if args.script == "-":
+        script = sys.stdin
+    elif args.script:
+        script = read_script(Path(args.script))
+    else:
+        script = None
+    input_spec = args.input if args.input is not None else (None if script is not None else config.audio.input)
+    record = config.session.record_audio == "on"
+    pipeline = Pipeline(config, input_spec=input_spec, script=script, record_audio=record)
+    front = TerminalFront(pipeline)
+    pipeline.start()
+    if script is not sys.stdin:
+        front.read_typed_lines()
     try:
-        while True:
-            try:
-                item = worker.events.get(timeout=0.5)
-            except queue.Empty:
-                continue
-            if isinstance(item, Word):
-                print(item.text, end="", flush=True)
-            elif isinstance(item, PhraseEnd):
-                print(flush=True)
-            elif isinstance(item, Status):
-                print(f"[{item.stage}] {item.message}", file=sys.stderr, flush=True)
-            elif isinstance(item, SegmentReset):
-                log.info("STT state reset (%s) after %d frames", item.reason, item.segment_frames)
-            elif isinstance(item, Levels) and item.weak_signal:
-                log.warning("weak input signal: check the microphone and gain")
-            elif isinstance(item, Stopped):
-                print()
-                return EXIT_OK if item.error is None else EXIT_BAD_INPUT
+        return front.run()
     except KeyboardInterrupt:
         print("\nstopping...", file=sys.stderr)
-        worker.stop()
+        pipeline.stop()
+        front.drain()
         return EXIT_INTERRUPTED
+    finally:
+        front.close()
+
+
+def read_script(path: Path) -> list[str]:
+    """A script's lines; a clear error for a missing or unreadable file."""
+    try:
+        return path.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        raise ScriptError(f"{path}: script file not found — check the path") from None
+    except UnicodeDecodeError as e:
+        raise ScriptError(f"{path}: not a UTF-8 text file ({e.reason}) — save the script as UTF-8 text") from None
+    except OSError as e:
+        raise ScriptError(f"{path}: cannot read the script: {e.strerror}") from None
+
+
+class ScriptError(ValueError):
+    """A --script file cannot be used."""
 
 
 def cmd_prompt(args: argparse.Namespace, config: Config) -> int:
@@ -185,6 +220,19 @@ def cmd_prompt(args: argparse.Namespace, config: Config) -> int:
     return EXIT_OK
 
 
+def cmd_replay(args: argparse.Namespace, config: Config) -> int:
+    """Re-send a session log's prompts to the OSC targets with their original timing."""
+    from .osc import OscSender
+    from .session import replay
+
+    if not args.speed > 0:
+        raise ConfigError(f"--speed {args.speed}: must be above 0 (2 = twice as fast)")
+    with OscSender(config.osc, report=lambda item: log.warning("%s", getattr(item, "message", item))) as sender:
+        count = replay(args.log, sender.send_text, speed=args.speed)
+    print(f"replayed {count} prompt(s) from {args.log} to {config.osc.targets}")
+    return EXIT_OK
+
+
 def cmd_devices() -> int:
     """List input devices, or say clearly that there are none."""
     devices = list_input_devices()
@@ -216,7 +264,7 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the `voicevibe` console script."""
     parser = build_parser()
     argv = sys.argv[1:] if argv is None else argv
-    commands = {"run", "transcribe", "prompt", "devices", "models", "config", "-h", "--help", "--version"}
+    commands = {"run", "transcribe", "prompt", "replay", "devices", "models", "config", "-h", "--help", "--version"}
     if not argv or argv[0] not in commands:
         argv = ["run", *argv]  # `voicevibe [--input X ...]` starts the show
     args = parser.parse_args(argv)
@@ -235,8 +283,14 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_transcribe(args, config)
         if args.command == "prompt":
             return cmd_prompt(args, config)
+        if args.command == "replay":
+            return cmd_replay(args, config)
+        if not args.no_gui:
+            from .gui import run_gui
+
+            return run_gui(config, input_spec=args.input)
         return cmd_run(args, config)
-    except (ConfigError, AudioError, ModelError, AssetError) as e:
+    except (ConfigError, AudioError, ModelError, AssetError, ScriptError, SessionLogError) as e:
         print(f"voicevibe: error: {e}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:

@@ -9,6 +9,7 @@ naming the file, the key, the bad value and what is allowed.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import json
 import math
 import sys
@@ -89,6 +90,64 @@ def _validate(obj: Any) -> None:
             object.__setattr__(obj, f.name, float(value))
 
 
+ADDRESS_NAMES = ("prompt", "style", "mood", "json", "phrase", "level", "summary_text", "summary_prompt",
+                 "heartbeat", "panic", "freeze")
+_OSC_ADDRESS_FORBIDDEN = set(" #*,/?[]{}")  # OSC 1.0: not allowed inside an address part
+
+
+def parse_targets(text: str) -> list[tuple[str, int]]:
+    """Parse "host:port, host:port" ("[::1]:port" for IPv6) into pairs; "" means no receiver."""
+    targets = []
+    for entry in (e.strip() for e in text.split(",")):
+        if not entry:
+            continue
+        host, colon, port = entry.rpartition(":")
+        if host.startswith("[") and host.endswith("]"):
+            host = host[1:-1]
+        if not colon or not host or ":" in host and not entry.startswith("[") or any(c.isspace() for c in host):
+            raise ConfigError(f"targets = {text!r}: {entry!r} is not host:port "
+                              "(e.g. \"192.168.1.20:2992\"; IPv6 as \"[::1]:2992\")")
+        if not port.isdigit() or not 1 <= int(port) <= 65535:
+            raise ConfigError(f"targets = {text!r}: {entry!r} has port {port!r}; a port is a number "
+                              "from 1 to 65535")
+        targets.append((host, int(port)))
+    return targets
+
+
+def check_osc_address(address: str) -> str | None:
+    """Why `address` is not a usable OSC address, or None when it is."""
+    if len(address) > 200:
+        return "an OSC address is at most 200 characters"
+    if not address.startswith("/") or address.endswith("/") and address != "/":
+        return "an OSC address starts with / and does not end with one"
+    if not address.isascii() or not address.isprintable():
+        return "an OSC address is printable ASCII"
+    bad = sorted(set(address[1:].replace("/", "")) & _OSC_ADDRESS_FORBIDDEN)
+    if bad or "//" in address:
+        return "an OSC address has no spaces, //, or any of # * , ? [ ] { }"
+    return None
+
+
+def parse_address_overrides(text: str) -> dict[str, str]:
+    """Parse "name=/address, name=" (an empty address turns that message off)."""
+    overrides = {}
+    for entry in (e.strip() for e in text.split(",")):
+        if not entry:
+            continue
+        name, eq, address = (part.strip() for part in entry.partition("="))
+        if not eq or name not in ADDRESS_NAMES:
+            raise ConfigError(f"addresses = {text!r}: {entry!r} is not name=/address with a name among "
+                              + ", ".join(ADDRESS_NAMES))
+        problem = check_osc_address(address) if address else None
+        if problem:
+            raise ConfigError(f"addresses = {text!r}: {address!r}: {problem}")
+        if name == "prompt" and not address:
+            raise ConfigError(f"addresses = {text!r}: the prompt address cannot be turned off")
+        overrides[name] = address
+    return overrides
+
+
+
 @dataclass(frozen=True)
 class AudioConfig:
     """Where the audio comes from."""
@@ -165,7 +224,7 @@ class BrainConfig:
     model: str = setting("unsloth/gemma-3-1b-it-GGUF",
                          "Instruct GGUF: Hugging Face repo id (with model_file), a local .gguf file, or "
                          "\"bundled\" for the offline Gemma 3 270M base model (the fallback when the "
-                         "model cannot be found).")
+                         "model cannot be found), or \"none\" for the fallback prompt builder alone.")
     model_file: str = setting("gemma-3-1b-it-Q4_K_M.gguf", "The GGUF file inside the repo named by model.")
     download: bool = setting(True, "Fetch the model at start when it is not cached (with progress); "
                              "false: cached copy or the bundled model only.")
@@ -212,7 +271,7 @@ class OscConfig:
     """Where prompts go: OSC messages over UDP to the render PC(s)."""
 
     targets: str = setting("127.0.0.1:2992", "Receivers, comma-separated host:port (e.g. "
-                           "\"192.168.1.20:2992, 127.0.0.1:7000\"); empty: send nothing.")
+                           "\"192.168.1.20:2992, 127.0.0.1:7000\"; IPv6 as \"[::1]:2992\"); empty: send nothing.")
     preset: str = setting("vocevibe", "Address set: generic (/prompt), vocevibe (Studio-Carlos/VoceVibe's "
                           "/visual/prompt and friends), scope (Daydream Scope /scope/prompt).",
                           choices=("generic", "vocevibe", "scope"))
@@ -228,9 +287,22 @@ class OscConfig:
     panic_prompt: str = setting("a plain black frame, darkness", "The safe prompt panic sends at once.")
     max_datagram_bytes: int = setting(1400, "Longer messages are cut at a word boundary, with a warning.",
                                       lo=256, hi=8192)
+    addresses: str = setting("", "Override the preset's addresses: comma-separated name=/address, an empty "
+                             "address turns that message off (names: " + ", ".join(ADDRESS_NAMES)
+                             + "), e.g. \"prompt=/sd/prompt, json=\".")
 
     def __post_init__(self) -> None:
         _validate(self)
+        self.target_list()
+        self.address_overrides()
+
+    def target_list(self) -> list[tuple[str, int]]:
+        """The receivers as (host, port) pairs; ConfigError names a bad entry."""
+        return parse_targets(self.targets)
+
+    def address_overrides(self) -> dict[str, str]:
+        """The `addresses` key as {name: address} ("" turns a message off); ConfigError names a bad entry."""
+        return parse_address_overrides(self.addresses)
 
 
 @dataclass(frozen=True)
@@ -239,11 +311,28 @@ class ControlConfig:
 
     enabled: bool = setting(False, "Listen for OSC control messages.")
     host: str = setting("127.0.0.1", "Interface to bind (0.0.0.0: every interface).")
-    port: int = setting(2993, "UDP port to listen on.", lo=1, hi=65535)
-    allow: str = setting("127.0.0.1", "Senders allowed to control the show, comma-separated IP addresses.")
+    port: int = setting(2993, "UDP port to listen on (0: any free port, for tests).", lo=0, hi=65535)
+    allow: str = setting("127.0.0.1", "Senders allowed to control the show, comma-separated IP addresses "
+                         "or networks (e.g. \"127.0.0.1, 192.168.1.0/24\").")
 
     def __post_init__(self) -> None:
         _validate(self)
+        if not self.host.strip():
+            raise ConfigError("host = \"\": give an interface address, e.g. \"127.0.0.1\" or \"0.0.0.0\"")
+        self.allow_list()
+
+    def allow_list(self) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
+        """The allowed senders as networks (a single address is a /32 or /128)."""
+        networks = []
+        for entry in (e.strip() for e in self.allow.split(",")):
+            if not entry:
+                continue
+            try:
+                networks.append(ipaddress.ip_network(entry, strict=False))
+            except ValueError as e:
+                raise ConfigError(f"allow = {self.allow!r}: {entry!r} is not an IP address or network "
+                                  "(e.g. \"127.0.0.1\" or \"192.168.1.0/24\")") from e
+        return networks
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 log = logging.getLogger(__name__)
 
 BUNDLED = "bundled"
+NO_MODEL = "none"  # brain.model value for fallback prompts only
 TEXT_CHAR = r'[^"\\\x00-\x1F]'  # no quotes, backslashes or control characters: strict JSON always parses
 MOOD_CHAR = "[a-zA-Z -]"
 # Bounded strings always close, even when a small model loops ("a sea of grey, a sea of...").
@@ -140,6 +141,8 @@ def download_brain_model(config: BrainConfig) -> Path:
     """
     if config.model == BUNDLED:
         return bundled_gguf()
+    if config.model == NO_MODEL:
+        raise ModelError('brain.model is "none" (fallback prompts only): no brain model to download')
     local = Path(config.model).expanduser()
     if local.is_file():
         return local

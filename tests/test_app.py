@@ -1,0 +1,296 @@
+"""The pipeline end to end: rehearsal file or script -> STT -> brain -> OSC, log, controls, faults."""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import re
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from oscpeer import UdpPeer, dump_lines, oscdump  # noqa: F401  (oscdump: a fixture)
+from voicevibe import app as app_module
+from voicevibe.app import Pipeline, PipelineStats, Stopped
+from voicevibe.audio import AudioError
+from voicevibe.brain import LoadedModel
+from voicevibe.config import BLOCK, Config, load_config
+from voicevibe.dsp import Levels
+from voicevibe.events import ImagePrompt, Phrase, Status, Word
+from voicevibe.osc import ControlCommand
+from voicevibe.stt import SttEngine
+
+STAGE_THREADS = {"stt", "script", "dispatch", "brain"}
+
+
+def no_model(config, assets) -> LoadedModel:
+    """Brain loader for tests: the fallback builder only (fast, deterministic)."""
+    return LoadedModel(None)
+
+
+def show_config(tmp_path: Path, checkpoint: Path | str, peer: UdpPeer, **sections: dict) -> Config:
+    """A config for a test show: the given checkpoint, OSC to `peer`, the log under tmp_path."""
+    layers = [{"stt": {"model": str(checkpoint)}, "audio": {"realtime": False},
+               "osc": {"targets": f"127.0.0.1:{peer.port}", "preset": "vocevibe"},
+               "session": {"log_dir": str(tmp_path / "log")}, "brain": {"model": "none"}}, sections]
+    return load_config(overrides=layers, include_defaults_files=False)
+
+
+def run_to_end(pipeline: Pipeline, timeout: float = 240.0) -> list[object]:
+    """Start, wait for the inputs to end and the brain to answer, stop; every event posted."""
+    pipeline.start()
+    assert pipeline.wait(timeout), "the pipeline did not finish its inputs in time"
+    pipeline.stop()
+    events = drain(pipeline.events)
+    assert isinstance(events[-1], Stopped)
+    return events
+
+
+def drain(events: queue.Queue) -> list[object]:
+    out = []
+    while True:
+        try:
+            out.append(events.get_nowait())
+        except queue.Empty:
+            return out
+
+
+def stage_threads() -> set[str]:
+    return {t.name for t in threading.enumerate()} & STAGE_THREADS
+
+
+@pytest.fixture
+def peer() -> Iterator[UdpPeer]:
+    with UdpPeer() as p:
+        yield p
+
+
+def test_rehearsal_file_reaches_osc_and_the_log(tmp_path, tiny_checkpoint, speech_wav, peer):
+    pipeline = Pipeline(show_config(tmp_path, tiny_checkpoint, peer), input_spec=str(speech_wav),
+                        brain_loader=no_model)
+    events = run_to_end(pipeline)
+    words = [e for e in events if isinstance(e, Word)]
+    prompts = [e for e in events if isinstance(e, ImagePrompt)]
+    assert words and prompts
+    assert any(isinstance(e, Levels) for e in events)
+    assert events[-1] == Stopped(None)
+    # Every prompt went out on the VoceVibe address, in order, exactly as made.
+    sent = peer.wait_for("/visual/prompt", len(prompts))
+    assert [m.params[0] for m in sent] == [p.text for p in prompts]
+    # Latency stamps run in order: the phrase closed, the brain took it, the prompt was ready.
+    assert all(0 < p.phrase_closed_at <= p.brain_start <= p.brain_end for p in prompts)
+    # The log has every word and every prompt, with monotonic stamps.
+    lines = [json.loads(line) for line in pipeline.log_path.read_text(encoding="utf-8").splitlines()]
+    assert [d["text"] for d in lines if d["type"] == "word"] == [w.text for w in words]
+    assert [d["text"] for d in lines if d["type"] == "image_prompt"] == [p.text for p in prompts]
+    assert all("mono" in d for d in lines)
+    assert not stage_threads(), "a stage thread outlived stop()"
+
+
+def test_script_lines_each_get_a_prompt_in_order(tmp_path, peer):
+    script = ["# the opening", "", "a red lighthouse in a storm", "un chat noir sur le toit",
+              "the city wakes up under snow"]
+    pipeline = Pipeline(show_config(tmp_path, "unused", peer), script=script, brain_loader=no_model)
+    events = run_to_end(pipeline)
+    prompts = [e for e in events if isinstance(e, ImagePrompt)]
+    assert [p.phrase for p in prompts] == script[2:]
+    assert "lighthouse" in prompts[0].text and "cat" in prompts[1].text
+    assert [m.params[0] for m in peer.wait_for("/visual/prompt", 3)] == [p.text for p in prompts]
+    assert not any(isinstance(e, Word) for e in events)  # no audio stage ran
+    assert not stage_threads()
+
+
+def test_a_missing_speech_model_is_reported_and_typed_text_still_works(tmp_path, peer, speech_wav):
+    pipeline = Pipeline(show_config(tmp_path, tmp_path / "no-model-here", peer), input_spec=str(speech_wav),
+                        brain_loader=no_model)
+    pipeline.start()
+    pipeline.type_text("a lighthouse in the fog")
+    assert pipeline.wait(60)
+    pipeline.stop()
+    events = drain(pipeline.events)
+    errors = [e.message for e in events if isinstance(e, Status) and e.level == "error"]
+    assert any("no-model-here" in m for m in errors)
+    assert [e.phrase for e in events if isinstance(e, ImagePrompt)] == ["a lighthouse in the fog"]
+    assert "no-model-here" in events[-1].error
+
+
+def test_an_stt_failure_restarts_the_stage_and_the_show_goes_on(tmp_path, tiny_checkpoint, speech_wav, peer,
+                                                                monkeypatch):
+    real_step, calls = SttEngine.step, []
+
+    def flaky_step(self, block):
+        calls.append(1)
+        if len(calls) == 20:
+            raise RuntimeError("simulated MLX failure")
+        return real_step(self, block)
+
+    monkeypatch.setattr(SttEngine, "step", flaky_step)
+    pipeline = Pipeline(show_config(tmp_path, tiny_checkpoint, peer), input_spec=str(speech_wav),
+                        brain_loader=no_model)
+    events = run_to_end(pipeline)
+    assert pipeline.stt_restarts == 1
+    assert any(isinstance(e, Status) and "restarted with fresh state" in e.message for e in events)
+    assert len(calls) > 60  # it kept going to the end of the file
+    assert any(isinstance(e, Word) for e in events) and events[-1] == Stopped(None)
+
+
+class FlakyMic:
+    """A fake microphone: the first open fails (unplugged), the second yields some blocks."""
+
+    opens = 0
+
+    def __init__(self) -> None:
+        FlakyMic.opens += 1
+        if FlakyMic.opens == 1:
+            raise AudioError("microphone 'USB Mic' not found — plug it in")
+        self.dropped_blocks = 0
+        self._stop = threading.Event()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def blocks(self):
+        rng = np.random.default_rng(0)
+        for _ in range(30):
+            if self._stop.is_set():
+                return
+            yield (0.3 * rng.standard_normal(BLOCK)).astype(np.float32)
+        while not self._stop.wait(0.05):
+            pass  # a live input never ends by itself
+
+
+def test_an_unplugged_mic_is_retried_until_it_comes_back(tmp_path, tiny_checkpoint, peer, monkeypatch):
+    FlakyMic.opens = 0
+    monkeypatch.setattr(app_module, "open_source", lambda spec, config: FlakyMic())
+    monkeypatch.setattr(app_module, "MIC_RETRY_SECONDS", 0.1)
+    monkeypatch.setattr(app_module, "describe", lambda source: "fake mic")
+    pipeline = Pipeline(show_config(tmp_path, tiny_checkpoint, peer), input_spec="USB Mic", brain_loader=no_model)
+    pipeline.start()
+    levels = 0
+    while levels < 30:
+        item = pipeline.events.get(timeout=60)
+        levels += isinstance(item, Levels)
+    assert not pipeline.wait(0)  # a microphone never ends the show by itself
+    pipeline.stop()
+    events = drain(pipeline.events)
+    assert FlakyMic.opens == 2
+    assert events[-1] == Stopped(None)
+    assert not stage_threads()
+
+
+def test_controls_reach_the_stages(tmp_path, peer):
+    pipeline = Pipeline(show_config(tmp_path, "unused", peer), script=[], brain_loader=no_model)
+    pipeline.start()
+    pipeline.apply_command(ControlCommand("gain", 6.0, "127.0.0.1"))
+    pipeline.apply_command(ControlCommand("gate", 0.1, "127.0.0.1"))
+    pipeline.apply_command(ControlCommand("agc", False, "127.0.0.1"))
+    assert (pipeline.dsp.params.gain_db, pipeline.dsp.params.gate_threshold, pipeline.dsp.params.agc) \
+        == (6.0, 0.1, False)
+    pipeline.apply_command(ControlCommand("style", "synthwave", "127.0.0.1"))
+    pipeline.type_text("neon rain over the harbour")
+    assert pipeline.wait(30)
+    pipeline.panic(True)
+    pipeline.send_manual("this must not reach the screen during panic")
+    pipeline.panic(False)
+    pipeline.send_manual("a field of sunflowers")
+    pipeline.stop()
+    events = drain(pipeline.events)
+    prompt = next(e for e in events if isinstance(e, ImagePrompt))
+    assert prompt.style == "synthwave"
+    texts = [m.params[0] for m in peer.wait_for("/visual/prompt", 3)]
+    assert texts == [prompt.text, pipeline.config.osc.panic_prompt, "a field of sunflowers"]
+    log_lines = [json.loads(x) for x in pipeline.log_path.read_text(encoding="utf-8").splitlines()]
+    assert {d["action"] for d in log_lines if d["type"] == "control"} >= {"dsp", "style", "panic"}
+
+
+def test_stats_report_the_log_and_the_stt_speed(tmp_path, tiny_checkpoint, speech_wav, peer):
+    pipeline = Pipeline(show_config(tmp_path, tiny_checkpoint, peer, audio={"realtime": True}),
+                        input_spec=str(speech_wav), brain_loader=no_model)
+    pipeline.start()
+    stats = None
+    while stats is None or stats.stt_rtf == 0:
+        item = pipeline.events.get(timeout=60)
+        stats = item if isinstance(item, PipelineStats) else stats
+    pipeline.stop()
+    assert stats.log_path == str(pipeline.log_path) and 0 < stats.stt_rtf < 50
+
+
+# ---- the headless command, heard by the independent receiver (liblo's oscdump) -------------
+
+def voicevibe(*args: str, env_extra: dict | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", **(env_extra or {})}  # no network here, as on a stage without it
+    return subprocess.run([sys.executable, "-m", "voicevibe", *args], capture_output=True, text=True,
+                          stdin=subprocess.DEVNULL, env=env, timeout=timeout)
+
+
+def shown_prompts(stdout: str) -> list[str]:
+    """The prompts the terminal front end printed (`  => TEXT   [source ...]`)."""
+    return [re.fullmatch(r"  => (.*)   \[.*\]", line).group(1) for line in stdout.splitlines()
+            if line.startswith("  => ")]
+
+
+def dumped(lines: list[str], address: str) -> list[str]:
+    """oscdump lines `<time> /address s "text"` on one address -> the strings."""
+    return [re.fullmatch(r'\S+ (\S+) s "(.*)"', line).group(2) for line in lines if line.split(" ")[1] == address]
+
+
+def test_headless_rehearsal_prompts_reach_oscdump(tmp_path, tiny_checkpoint, speech_wav, oscdump):
+    port, lines = oscdump
+    result = None
+
+    def run() -> None:
+        nonlocal result
+        result = voicevibe("run", "--no-gui", "--input", str(speech_wav), "--fast", "--model", str(tiny_checkpoint),
+                           "--osc", f"127.0.0.1:{port}", "--preset", "vocevibe", "--set", "brain.model=none",
+                           "--set", f"session.log_dir={json.dumps(str(tmp_path))}")
+
+    got = dump_lines(port, lines, run)
+    assert result.returncode == 0, result.stderr
+    prompts = shown_prompts(result.stdout)
+    assert prompts and dumped(got, "/visual/prompt") == prompts
+    assert len(dumped(got, "/visual/style")) == len(prompts)
+    assert "latency per stage" in result.stderr
+
+
+def test_headless_script_with_the_default_brain_then_replay(tmp_path, oscdump):
+    """The real default brain (offline: the bundled Gemma 3 270M) makes English prompts from a script;
+    transcript phrases go out with their accents; `voicevibe replay` sends the same prompts again."""
+    port, lines = oscdump
+    script = tmp_path / "show.txt"
+    phrases = ["la cathédrale s'effondre dans la mer", "a wolf howls at the frozen moon"]
+    script.write_text("\n".join(phrases) + "\n", encoding="utf-8")
+    result = None
+
+    def run() -> None:
+        nonlocal result
+        result = voicevibe("run", "--no-gui", "--script", str(script), "--osc", f"127.0.0.1:{port}",
+                           "--set", "osc.send_transcript=true", "--set", f"session.log_dir={json.dumps(str(tmp_path))}")
+
+    got = dump_lines(port, lines, run)
+    assert result.returncode == 0, result.stderr
+    assert "gemma-3-270m" in result.stderr  # it says which model it runs
+    prompts = shown_prompts(result.stdout)
+    assert len(prompts) == 2 and dumped(got, "/visual/prompt") == prompts
+    assert dumped(got, "/visual/transcript") == phrases  # UTF-8, accents included, decoded exactly
+    log_path = Path(re.search(r"session log: (\S+)", result.stderr).group(1))
+    replayed = None
+
+    def replay() -> None:
+        nonlocal replayed
+        replayed = voicevibe("replay", str(log_path), "--osc", f"127.0.0.1:{port}", "--speed", "20")
+
+    again = dump_lines(port, lines, replay)
+    assert replayed.returncode == 0, replayed.stderr
+    assert dumped(again, "/visual/prompt") == prompts
