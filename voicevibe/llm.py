@@ -15,14 +15,13 @@ import ctypes
 import json
 import logging
 import os
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 from .config import BrainConfig
-from .decoding import Abandoned, GrammarDecoder
+from .decoding import Abandoned, GrammarDecoder  # Abandoned is part of this module's interface (PromptModel)
 from .fallback import Example, Style
 from .hub import ModelError, fetch_file, is_repo_id
 
@@ -43,6 +42,7 @@ SUMMARY_FIELD = f"body ::= char{{10,300}}\nchar ::= {TEXT_CHAR}\n"
 SUMMARY_SCENE_FIELD = f"body ::= char{{2,200}}\nchar ::= {TEXT_CHAR}\n"
 REPEAT_PENALTY = 1.15  # greedy decoding of a small model loops ("a snow, a snow, ..."); this curbs it
 SUMMARY_MAX_TOKENS = 160
+SUMMARY_HEAD = '{"summary": "'  # the summary answer opened up to its first field
 INSTRUCTIONS = ("Turn what a performer says on stage (English or French) into an image prompt for a "
                 "text-to-image model: style, subject, action or place, light and colour, in English only, "
                 "concrete and visual, under 25 words, no negations; and the mood in one word.")
@@ -208,11 +208,6 @@ def chat_messages(request: PromptRequest, examples: Sequence[Example]) -> list[d
     return [{"role": "user", "content": text}]
 
 
-def summary_head(request: SummaryRequest) -> str:
-    """The summary answer opened up to its first field."""
-    return '{"summary": "'
-
-
 def summary_text(request: SummaryRequest, *, open_answer: bool = True) -> str:
     """Few-shot text for the slow brain; the examples first, the session's own text last."""
     def block(previous: str, speech: str) -> str:
@@ -222,7 +217,7 @@ def summary_text(request: SummaryRequest, *, open_answer: bool = True) -> str:
                     + "\n\n" for prev, speech, summary, scene in SUMMARY_EXAMPLES)
     vibe = f" (overall vibe: {request.vibe})" if request.vibe else ""
     return (f"{SUMMARY_INSTRUCTIONS}{vibe}\n\n{shots}"
-            + block(request.previous_summary, request.new_speech) + (summary_head(request) if open_answer else ""))
+            + block(request.previous_summary, request.new_speech) + (SUMMARY_HEAD if open_answer else ""))
 
 
 class LlamaPromptModel:
@@ -234,7 +229,6 @@ class LlamaPromptModel:
         self.mode = config.mode if config.mode != "auto" else ("chat" if template else "completion")
         self._formatter = _chat_formatter(llm, template) if template and self.mode == "chat" else None
         self.decoder = GrammarDecoder(llm, temperature=config.temperature, repeat_penalty=REPEAT_PENALTY)
-        self.bare_seconds = 0.0  # time inside llama.cpp for the last request (the bench's baseline)
 
     def _chat(self, content: str) -> tuple[str, bool]:
         """The chat-templated text for one user message, and whether it already holds the BOS token."""
@@ -257,19 +251,15 @@ class LlamaPromptModel:
         """The slow brain's JSON `{"summary": ..., "prompt": "<medium>, ..."}`."""
         if self.mode == "chat":
             text, has_bos = self._chat(summary_text(request, open_answer=False) + "(answer with JSON only)")
-            text += summary_head(request)
+            text += SUMMARY_HEAD
         else:
             text, has_bos = summary_text(request), False
         fields = [(SUMMARY_FIELD, f'", "prompt": "{request.style.medium},'), (SUMMARY_SCENE_FIELD, '"}')]
-        return summary_head(request) + self._fill(text, fields, SUMMARY_MAX_TOKENS, should_stop, has_bos)
+        return SUMMARY_HEAD + self._fill(text, fields, SUMMARY_MAX_TOKENS, should_stop, has_bos)
 
     def _fill(self, text: str, fields: Sequence[tuple[str, str]], max_tokens: int,
               should_stop: Callable[[], str], has_bos: bool) -> str:
-        start = time.perf_counter()
-        try:
-            return self.decoder.fill(text, fields, max_tokens, should_stop, add_bos=not has_bos)
-        finally:
-            self.bare_seconds = time.perf_counter() - start
+        return self.decoder.fill(text, fields, max_tokens, should_stop, add_bos=not has_bos)
 
 
 def _chat_formatter(llm: Any, template: str) -> Any:
