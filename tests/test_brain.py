@@ -21,7 +21,9 @@ from voicevibe.events import ImagePrompt, Phrase, PhraseEnd, Status, Word, to_js
 from voicevibe.fallback import (CLIP_USABLE_TOKENS, AssetError, clip_token_estimate, fallback_prompt,
                                 finish_prompt, load_assets, repair_french)
 from voicevibe.hub import ModelError
-from voicevibe.llm import Abandoned, PromptRequest
+from voicevibe.events import Summary
+from voicevibe.llm import Abandoned, PromptRequest, SummaryRequest, download_brain_model
+from voicevibe.summary import KEYWORDS_KEPT, NEW_SPEECH_CHARS, SessionDigest
 
 ASSETS = load_assets()
 CINEMATIC = ASSETS.style("cinematic")
@@ -34,7 +36,7 @@ class ScriptedModel:
 
     def __init__(self) -> None:
         self.answers: deque[str | Exception | Callable[[Callable[[], str]], str]] = deque()
-        self.history: list[PromptRequest] = []
+        self.history: list[PromptRequest | SummaryRequest] = []
 
     def enqueue(self, *answers: str | Exception | Callable[[Callable[[], str]], str]) -> ScriptedModel:
         self.answers.extend(answers)
@@ -46,6 +48,9 @@ class ScriptedModel:
         if isinstance(answer, Exception):
             raise answer
         return answer(should_stop) if callable(answer) else answer
+
+    def summarize(self, request: SummaryRequest, should_stop: Callable[[], str]) -> str:
+        return self.generate(request, should_stop)  # type: ignore[arg-type]
 
 
 def wait_for_stop(started: threading.Event | None = None, cap: float = 20.0) -> Callable[[Callable[[], str]], str]:
@@ -428,6 +433,151 @@ def test_worker_rate_limit_merges_phrases_between_prompts():
     assert prompt.phrase == "second third" and len(model.history) == 3
 
 
+# ---- the slow (summary) brain ------------------------------------------------------------------
+
+def summary_answer(summary: str, prompt: str) -> str:
+    return json.dumps({"summary": summary, "prompt": prompt})
+
+
+def test_summary_from_the_model_is_rolling_and_needs_something_new():
+    model = ScriptedModel().enqueue(answer("a boat"), answer("a storm"),
+                                    summary_answer("A boat sails into a storm.",
+                                                   "cinematic film still, a boat in a storm"),
+                                    answer("an island"),
+                                    summary_answer("The boat reaches an island.", "a boat on an island shore"))
+    brain = brain_with(model, vibe="dreamy")
+    brain.step(Phrase("un bateau part", 0, 1))
+    brain.step(Phrase("la tempête arrive", 1, 2))
+    first = brain.summarize()
+    assert model.history[2] == SummaryRequest("", "un bateau part / la tempête arrive", CINEMATIC, "dreamy")
+    assert isinstance(first, Summary) and first.source == "model" and first.model == "scripted"
+    assert first.text == "A boat sails into a storm."
+    assert first.image_prompt == "cinematic film still, a boat in a storm, dreamy, dramatic lighting, rich colour"
+    assert brain.summarize() is None and len(model.history) == 3  # nothing new said: no summary, no model call
+    brain.step(Phrase("une île au loin", 2, 3))
+    second = brain.summarize()
+    assert model.history[4] == SummaryRequest("A boat sails into a storm.", "une île au loin", CINEMATIC, "dreamy")
+    assert second.image_prompt.startswith("cinematic film still, a boat on an island shore")
+
+
+@pytest.mark.parametrize("raw, reason", [
+    ("{not json", "not JSON"),
+    (summary_answer("A naked man dances.", "a man dancing"), "blocklisted word 'naked' in the summary"),
+    (summary_answer("The sea, sea.", "a sea"), "summary too short"),
+    (summary_answer("A calm sea under the moon.", "la vieille femme qui marche"), "French left untranslated"),
+    (Abandoned("timeout"), "over the 30 s summary budget"),
+])
+def test_a_bad_or_slow_summary_falls_back_to_the_session_keywords(raw, reason):
+    model = ScriptedModel().enqueue(answer("a"), answer("b"), answer("c"), raw)
+    brain = brain_with(model, style="synthwave")
+    for i, text in enumerate(("la mer la nuit", "la mer et la lune", "un bateau sur la mer")):
+        brain.step(Phrase(text, i, i + 1))
+    result = brain.summarize()
+    assert result.source == "fallback" and reason in result.reason
+    assert result.text == "So far: sea, night, moon, boat."  # the most frequent first
+    assert result.image_prompt.startswith("synthwave digital art, sea night moon boat")
+    assert ASSETS.blocked(result.text + result.image_prompt) == []
+    assert brain.digest.summary == result.text and brain.digest.new_speech == ""
+
+
+def test_summary_interrupted_by_a_phrase_keeps_the_digest_for_later():
+    model = ScriptedModel().enqueue(answer("a"), wait_for_stop())
+    brain = brain_with(model)
+    brain.step(Phrase("le vent se lève", 0, 1))
+    assert brain.summarize(interrupted=lambda: True) is None
+    assert brain.digest.new_speech == "le vent se lève" and brain.digest.summary == ""
+
+
+def test_pause_means_no_summary_and_reset_forgets_the_session():
+    brain = brain_with(None)
+    brain.step(Phrase("la forêt la nuit", 0, 1))
+    brain.paused = True
+    assert brain.summarize() is None
+    brain.paused = False
+    assert brain.summarize().reason == "no model"
+    brain.step(Phrase("un loup", 1, 2))
+    brain.reset()
+    assert brain.digest.summary == brain.digest.new_speech == "" and not brain.digest.keywords
+    assert brain.summarize() is None
+
+
+def test_session_digest_stays_bounded_over_a_long_show():
+    digest = SessionDigest()
+    for i in range(3000):
+        name = "".join(chr(ord("a") + int(d)) for d in str(i))  # a new word every phrase: 3000 distinct words
+        digest.add(f"the sea and the zz{name} tonight", ASSETS)
+    assert len(digest.new_speech) <= NEW_SPEECH_CHARS and digest.new_speech.endswith("the sea and the zzcjjj tonight")
+    assert len(digest.keywords) <= KEYWORDS_KEPT
+    assert [w for w, _ in digest.keywords.most_common(2)] == ["sea", "tonight"]
+
+
+def test_summary_config_is_validated():
+    with pytest.raises(ConfigError, match="summary_seconds = 5.0: allowed is a number from 20.0 to 600.0"):
+        BrainConfig(summary_seconds=5.0)
+    assert BrainConfig().summary and BrainConfig().summary_seconds == 60.0
+    assert BrainWorker(BrainConfig(summary=False), queue.Queue()).summary_interval is None
+
+
+def test_worker_makes_summaries_on_its_interval_only_when_something_new_was_said():
+    model = ScriptedModel().enqueue(answer("warm"), answer("a lighthouse"),
+                                    summary_answer("A lighthouse stands in the night.", "a lighthouse at night"))
+    worker = BrainWorker(BrainConfig(), queue.Queue(), lambda c, a: LoadedModel(model))
+    worker.summary_interval = 0.2
+    events = worker.events
+    worker.start()
+    worker.put(Phrase("le phare dans la nuit", 0, 1))
+    assert next_of(events, ImagePrompt).phrase == "le phare dans la nuit"
+    summary = next_of(events, Summary)
+    time.sleep(0.6)  # three more intervals with nothing new said
+    worker.stop()
+    assert summary.text == "A lighthouse stands in the night." and summary.source == "model"
+    assert len(model.history) == 3 and events.empty()
+
+
+def test_worker_summary_gives_way_to_a_phrase_and_is_retried_after_it():
+    started = threading.Event()
+    model = ScriptedModel().enqueue(answer("warm"), answer("a first scene"), wait_for_stop(started),
+                                    answer("the urgent scene"),
+                                    summary_answer("Two scenes were told on stage.", "two scenes"))
+    worker = BrainWorker(BrainConfig(), queue.Queue(), lambda c, a: LoadedModel(model))
+    worker.start()
+    worker.put(Phrase("first phrase", 0, 1))
+    next_of(worker.events, ImagePrompt)
+    worker.control("summary")  # the operator asks for one now: it starts
+    assert started.wait(30)
+    worker.put(Phrase("urgent phrase", 1, 2))
+    prompt = next_of(worker.events, ImagePrompt)
+    summary = next_of(worker.events, Summary)
+    worker.stop()
+    assert prompt.phrase == "urgent phrase" and summary.text == "Two scenes were told on stage."
+    assert [type(r).__name__ for r in model.history] == ["PromptRequest"] * 2 + ["SummaryRequest", "PromptRequest",
+                                                                                 "SummaryRequest"]
+    assert model.history[4].new_speech == "first phrase / urgent phrase"
+
+
+def test_worker_freeze_holds_the_newest_summary_too():
+    model = ScriptedModel().enqueue(answer("warm"), summary_answer("Nothing but rain tonight.", "rain at night"))
+    worker = BrainWorker(BrainConfig(), queue.Queue(), lambda c, a: LoadedModel(model))
+    worker.start()
+    worker.control("pause")
+    worker.put(Phrase("il pleut ce soir", 0, 1))  # paused: remembered, no prompt
+    worker.control("summary")
+    next_of(worker.events, Status)
+    time.sleep(0.2)
+    assert worker.events.empty() and len(model.history) == 1  # paused: no summary either
+    worker.control("resume")
+    worker.control("freeze")
+    worker.control("summary")
+    while len(model.history) < 2:
+        time.sleep(0.01)
+    time.sleep(0.1)
+    assert worker.events.empty()
+    worker.control("unfreeze")
+    summary = next_of(worker.events, Summary)
+    worker.stop()
+    assert summary.text == "Nothing but rain tonight." and summary.image_prompt.startswith("cinematic film still, rain")
+
+
 # ---- events and CLI ----------------------------------------------------------------------------
 
 def test_image_prompt_serializes_with_its_type():
@@ -452,3 +602,58 @@ def test_cli_prompt_keeps_the_previous_picture_when_nothing_visual_is_said(capsy
 def test_cli_prompt_rejects_an_unknown_style(capsys):
     assert main(["prompt", "--no-llm", "--style", "baroque", "x"]) == 2
     assert "unknown style 'baroque'" in capsys.readouterr().err
+
+
+# ---- models download -------------------------------------------------------------------------
+
+def fake_hub(monkeypatch, tmp_path, *, online: bool) -> list[tuple[str, str, bool]]:
+    """Replace the hub download: an empty cache, and a 'network' that works or not."""
+    import huggingface_hub
+    from huggingface_hub.utils import LocalEntryNotFoundError
+
+    calls: list[tuple[str, str, bool]] = []
+
+    def download(repo: str, filename: str, local_files_only: bool = False) -> str:
+        calls.append((repo, filename, local_files_only))
+        if local_files_only or not online:
+            raise LocalEntryNotFoundError("offline and not cached")
+        path = tmp_path / filename
+        path.write_bytes(b"GGUF")
+        return str(path)
+
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", download)
+    return calls
+
+
+def test_download_brain_model_fetches_the_configured_gguf_into_the_cache(monkeypatch, tmp_path):
+    calls = fake_hub(monkeypatch, tmp_path, online=True)
+    path = download_brain_model(BrainConfig(model="someone/tiny-GGUF", model_file="tiny-Q4_K_M.gguf"))
+    assert path == tmp_path / "tiny-Q4_K_M.gguf"
+    assert calls == [("someone/tiny-GGUF", "tiny-Q4_K_M.gguf", True), ("someone/tiny-GGUF", "tiny-Q4_K_M.gguf", False)]
+    local = tmp_path / "mine.gguf"
+    local.write_bytes(b"GGUF")
+    assert download_brain_model(BrainConfig(model=str(local))) == local and len(calls) == 2
+
+
+def test_download_brain_model_offline_says_the_bundled_model_will_be_used(monkeypatch, tmp_path):
+    fake_hub(monkeypatch, tmp_path, online=False)
+    with pytest.raises(ModelError, match="could not be fetched; the app will use the bundled Gemma 3 270M"):
+        download_brain_model(BrainConfig())
+    with pytest.raises(ModelError, match="no such .gguf file, and not a Hugging Face repo id"):
+        download_brain_model(BrainConfig(model=str(tmp_path / "missing.gguf")))
+
+
+def test_cli_models_download_fetches_the_brain_model_too(monkeypatch, tmp_path, capsys):
+    import voicevibe.cli as cli
+    from voicevibe.hub import SttFiles
+
+    fake_hub(monkeypatch, tmp_path, online=False)
+    stt = SttFiles("kyutai/x", {}, tmp_path / "lm", tmp_path / "mimi", tmp_path / "tok")
+    monkeypatch.setattr(cli, "locate_stt", lambda model, allow_download: stt)
+    assert main(["models", "download"]) == 0  # offline brain: not fatal, the STT files are there
+    out, err = capsys.readouterr()
+    assert "[brain] brain model unsloth/gemma-3-1b-it-GGUF/gemma-3-1b-it-Q4_K_M.gguf could not be fetched" in err
+    assert out.splitlines() == [f"ok  {tmp_path / n}" for n in ("lm", "mimi", "tok")]
+    fake_hub(monkeypatch, tmp_path, online=True)
+    assert main(["models", "download"]) == 0
+    assert capsys.readouterr().out.splitlines()[0] == f"ok  {tmp_path / 'gemma-3-1b-it-Q4_K_M.gguf'}"

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import queue
+import subprocess
+import sys
 from importlib import resources
 from pathlib import Path
 
@@ -11,11 +14,12 @@ import pytest
 
 from voicevibe.brain import Brain, BrainWorker
 from voicevibe.config import BrainConfig
-from voicevibe.events import ImagePrompt, Phrase, PhraseEnd, Status, Word
+from voicevibe.events import ImagePrompt, Phrase, PhraseEnd, Status, Summary, Word
 from voicevibe.fallback import CLIP_USABLE_TOKENS, clip_token_estimate, english_words, load_assets
 from voicevibe.hub import ModelError
-from voicevibe.llm import (Abandoned, LlamaPromptModel, ModelChoice, PromptRequest, choose_model, load_llama,
-                           parse_answer)
+from voicevibe.decoding import GrammarDecoder, field_grammar
+from voicevibe.llm import (REPEAT_PENALTY, SCENE_FIELD, Abandoned, LlamaPromptModel, ModelChoice, PromptRequest,
+                           SummaryRequest, choose_model, completion_text, load_llama, parse_answer, parse_summary)
 
 ASSETS = load_assets()
 CINEMATIC = ASSETS.style("cinematic")
@@ -103,3 +107,72 @@ def test_worker_with_the_real_loader_and_model_end_to_end():
     prompt = items[1]
     assert isinstance(prompt, ImagePrompt) and prompt.phrase == "un navire dans la tempête"
     assert prompt.model == "gemma-3-270m (bundled)" and ASSETS.french_words(prompt.text) == []
+
+
+def test_the_real_model_summarises_the_session_in_english(prompt_model):
+    brain = Brain(prompt_model, CONFIG, ASSETS)
+    for i, text in enumerate(["la mer est grise ce matin", "un vieux pêcheur répare son filet",
+                              "the gulls scream over the harbour", "il attend sa fille qui ne revient pas"]):
+        brain.step(Phrase(text, float(i), i + 1.0))
+    summaries = [brain.summarize()]
+    brain.step(Phrase("elle arrive enfin sur un bateau rouge", 5.0, 6.0))
+    summaries.append(brain.summarize())
+    for summary in summaries:
+        assert isinstance(summary, Summary) and summary.model == "gemma-3-270m"
+        # The grammar always gives JSON; only the brain's checks may refuse the 270M's answer.
+        assert summary.source == "model" or "copied a few-shot example" in summary.reason or "French" in summary.reason
+        assert summary.text.isprintable() and len(summary.text.split()) >= 3
+        assert summary.image_prompt.startswith("cinematic film still, ")
+        assert summary.image_prompt.endswith("rich colour")
+        assert clip_token_estimate(summary.image_prompt) <= CLIP_USABLE_TOKENS
+        assert ASSETS.french_words(summary.image_prompt) == [] and ASSETS.blocked(summary.image_prompt) == []
+    assert brain.digest.summary == summaries[-1].text and brain.digest.new_speech == ""
+    assert any(s.source == "model" for s in summaries)
+
+
+def test_llama_cpp_prints_nothing_and_omp_waits_passively(gemma_270m, tmp_path):
+    code = ("import os, sys; assert 'OMP_WAIT_POLICY' not in os.environ; import voicevibe.brain; "
+            "assert 'llama_cpp' not in sys.modules and os.environ['OMP_WAIT_POLICY'] == 'PASSIVE'; "
+            "from voicevibe.cli import main; sys.exit(main(['prompt', '--model', sys.argv[1], 'la mer']))")
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    done = subprocess.run([sys.executable, "-c", code, str(gemma_270m)], capture_output=True, text=True, env=env,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("cinematic film still,")
+    assert [line.split(" ")[1] for line in done.stderr.splitlines()] == ["voicevibe:", "voicevibe:"], done.stderr
+
+
+def test_fast_grammar_decoding_gives_the_tokens_of_a_full_grammar_pass(prompt_model):
+    from llama_cpp import LlamaGrammar
+
+    llm, closing = prompt_model.llm, '", "mood": "'
+    grammar = field_grammar(SCENE_FIELD, closing)
+    assert grammar.startswith('root ::= body "\\"" ("," (" " ("\\"" ("m"')
+    decoder = GrammarDecoder(llm, repeat_penalty=REPEAT_PENALTY)
+    for phrase in ("a storm over the sea", "le vieux bateau rentre au port", "we danced all night"):
+        text = completion_text(PromptRequest(phrase, CINEMATIC), ASSETS.examples)
+        llm.reset()  # both start from an empty cache: the same batches, the same numbers
+        ours = decoder.fill(text, [(SCENE_FIELD, closing)], 80, lambda: "")
+        llm.reset()
+        full = llm.create_completion(text, max_tokens=80, temperature=0.0, repeat_penalty=REPEAT_PENALTY,
+                                     grammar=LlamaGrammar.from_string(grammar, verbose=False))
+        theirs = full["choices"][0]["text"]
+        assert ours.startswith(theirs) and closing.endswith(ours[len(theirs):]) and '"' in theirs, (ours, theirs)
+
+
+def test_an_instruct_model_is_asked_through_its_own_chat_template(prompt_model, monkeypatch):
+    template = ("{{ bos_token }}{% for m in messages %}<start_of_turn>user\n{{ m['content'] }}<end_of_turn>\n"
+                "{% endfor %}{% if add_generation_prompt %}<start_of_turn>model\n{% endif %}")
+    llm = prompt_model.llm
+    monkeypatch.setitem(llm.metadata, "tokenizer.chat_template", template)
+    chat = LlamaPromptModel(llm, "templated", BrainConfig(temperature=0.0), ASSETS.examples)
+    assert chat.mode == "chat"
+    text, has_bos = chat._chat("la mer est grise")
+    assert text == "<bos><start_of_turn>user\nla mer est grise<end_of_turn>\n<start_of_turn>model\n" and has_bos
+    raw = chat.generate(PromptRequest("la mer est grise", CINEMATIC, ("il pleut",), "a grey harbour", "foggy"),
+                        lambda: "")
+    assert json.loads(raw)["prompt"].startswith("cinematic film still,")
+    seen = llm.input_ids[:llm.n_tokens].tolist()
+    assert seen[0] == llm.token_bos() and seen[1] != llm.token_bos()  # one BOS: the template's
+    summary = chat.summarize(SummaryRequest("", "la mer est grise / il pleut", CINEMATIC), lambda: "")
+    assert parse_summary(summary).prompt.startswith("cinematic film still,")

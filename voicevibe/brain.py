@@ -6,12 +6,15 @@ and in time, else from the fallback builder (the event says which, and why). `Br
 is its thread: it loads the model itself, merges phrases that wait into the newest one
 (latest wins: nothing is rendered late), stops a generation when a newer phrase arrives,
 and applies the operator's controls (pause, reset, freeze, style, vibe, history, rate).
+When idle and a summary is due, it runs the slow brain (`Brain.summarize`: a `Summary` of the
+session so far), which gives way to any phrase and is tried again after it.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import logging
+import math
 import queue
 import threading
 import time
@@ -20,21 +23,24 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from .config import BrainConfig, ConfigError
-from .events import ImagePrompt, Phrase, PhraseEnd, Status, Word, join_words
+from .events import ImagePrompt, Phrase, PhraseEnd, Status, Summary, Word, join_words
 from .fallback import (CLIP_USABLE_TOKENS, AssetError, Assets, clip_token_estimate, english_words, fallback_prompt,
                        finish_prompt, fit_clip, load_assets, repair_french, words_of)
 from .hub import ModelError
-from .llm import Abandoned, LlamaPromptModel, PromptModel, PromptRequest, choose_model, load_llama, parse_answer
+from .llm import (NO_MODEL, SUMMARY_EXAMPLES, Abandoned, LlamaPromptModel, PromptModel, PromptRequest, SummaryRequest,
+                  choose_model, load_llama, parse_answer, parse_summary)
+from .summary import SessionDigest, fallback_summary
 
 log = logging.getLogger(__name__)
 
 JOIN_SECONDS = 5.0
 SENTENCE_END = (".", "!", "?", "…")
+COPIED_SHARE = 0.6  # a summary sharing this share of its words with a few-shot example copied it
 FRENCH_SHARE = 4  # a prompt with more than 1 French word in 4 echoes the phrase rather than translating it
 DISTINCT_SHARE = 0.5  # fewer distinct words than this share: a small model stuck in a loop
 MERGED_CHARS = 400  # phrases merged while the brain was busy keep their last 400 characters
 HISTORY_KEPT = 200  # phrases remembered; the history window (seconds) picks from these
-NO_MODEL = "none"  # brain.model value for fallback prompts only
+SUMMARY_BUDGET_SECONDS = 30.0  # a summary is never urgent, and any phrase interrupts it
 SUPERSEDED = "superseded"
 TIMEOUT = "timeout"
 
@@ -77,12 +83,14 @@ class Brain:
         self.style = assets.style(config.style)
         self.vibe = config.vibe
         self.history: deque[Phrase] = deque(maxlen=HISTORY_KEPT)
+        self.digest = SessionDigest()  # the slow brain's memory of the whole session
         self.previous_prompt = ""
         self.paused = False
 
     def reset(self) -> None:
-        """Forget history, the previous prompt and the vibe."""
+        """Forget history, the previous prompt, the vibe and the session summary."""
         self.history.clear()
+        self.digest.reset()
         self.previous_prompt = self.vibe = ""
 
     def warm_up(self) -> None:
@@ -104,6 +112,7 @@ class Brain:
         since = phrase.t_start - self.config.history_seconds
         history = tuple(p.text for p in self.history if p.t_end >= since)
         self.history.append(phrase)
+        self.digest.add(phrase.text, self.assets)
         if self.paused:
             return None
         if self.assets.blocked(phrase.text) and not english_words(phrase.text, self.assets):
@@ -112,13 +121,7 @@ class Brain:
         reason = self.absent_reason
         if self.model is not None:
             request = PromptRequest(phrase.text, self.style, history, self.previous_prompt, self.vibe)
-            deadline = start + self.config.time_budget_seconds
-
-            def should_stop() -> str:
-                if newer_waiting():
-                    return SUPERSEDED
-                return TIMEOUT if time.perf_counter() > deadline else ""
-
+            should_stop = _stopper(newer_waiting, start + self.config.time_budget_seconds)
             try:
                 answer = parse_answer(self.model.generate(request, should_stop))
                 prompt = self._compose(self._checked(answer.prompt))
@@ -134,6 +137,54 @@ class Brain:
                                  previous=self.previous_prompt, max_words=self.config.max_words)
         log.debug("fallback prompt for %r: %s", phrase.text, reason)
         return self._result(prompt, phrase, "", "fallback", reason, start, started_at)
+
+    def summarize(self, interrupted: Callable[[], bool] = lambda: False) -> Summary | None:
+        """The slow brain: a summary of the session so far and an image prompt for it.
+
+        None when paused, when nothing was said since the last summary, or when `interrupted()`
+        turned true during the generation (a phrase goes first; the digest keeps what it had).
+        """
+        if self.paused or not self.digest.new_speech:
+            return None
+        start = time.perf_counter()
+        reason = self.absent_reason
+        if self.model is not None:
+            request = SummaryRequest(self.digest.summary, self.digest.new_speech, self.style, self.vibe)
+            try:
+                should_stop = _stopper(interrupted, start + SUMMARY_BUDGET_SECONDS)
+                answer = parse_summary(self.model.summarize(request, should_stop))
+                text = self._checked_summary(answer.summary)
+                return self._summary(text, self._compose(self._checked(answer.prompt)), "model", "", start)
+            except Abandoned as e:
+                if str(e) == SUPERSEDED:
+                    log.debug("summary interrupted by a phrase or a control")
+                    return None
+                reason = f"over the {SUMMARY_BUDGET_SECONDS:g} s summary budget"
+            except ValueError as e:
+                reason = f"bad model output: {e}"
+        text, prompt = fallback_summary(self.digest, self.style, self.assets, vibe=self.vibe,
+                                        max_words=self.config.max_words)
+        return self._summary(text, prompt, "fallback", reason, start)
+
+    def _summary(self, text: str, prompt: str, source: str, reason: str, start: float) -> Summary:
+        self.digest.settle(text)
+        return Summary(text, prompt, source, reason, (time.perf_counter() - start) * 1000.0,  # type: ignore[arg-type]
+                       self.model.name if self.model else "")
+
+    def _checked_summary(self, text: str) -> str:
+        """The model's summary made printable English; ValueError when it cannot be shown."""
+        text = repair_french(" ".join("".join(c if c.isprintable() else " " for c in text).split()), self.assets)
+        blocked = self.assets.blocked(text)
+        if blocked:
+            raise ValueError(f"blocklisted word {blocked[0]!r} in the summary")
+        said = {w.lower() for w in words_of(text)}
+        if len(said) < 3:
+            raise ValueError("summary too short")
+        for example in (e[2] for e in SUMMARY_EXAMPLES):
+            shown = {w.lower() for w in words_of(example)}
+            if len(said & shown) >= COPIED_SHARE * len(said | shown):
+                raise ValueError("copied a few-shot example")
+        return text
 
     def _result(self, prompt: str, phrase: Phrase, mood: str, source: str, reason: str, start: float,
                 started_at: float) -> ImagePrompt:
@@ -173,6 +224,16 @@ class Brain:
         return finish_prompt(f"{prompt}, {tail}", self.config.max_words)
 
 
+def _stopper(interrupted: Callable[[], bool], deadline: float) -> Callable[[], str]:
+    """A `should_stop` for the model: SUPERSEDED when interrupted, TIMEOUT after the deadline."""
+    def should_stop() -> str:
+        if interrupted():
+            return SUPERSEDED
+        return TIMEOUT if time.perf_counter() > deadline else ""
+
+    return should_stop
+
+
 @dataclass(frozen=True)
 class LoadedModel:
     """What a loader gives the worker: a model (or None) and a note for the operator."""
@@ -192,7 +253,7 @@ def load_prompt_model(config: BrainConfig, assets: Assets) -> LoadedModel:
 
 @dataclass(frozen=True)
 class Control:
-    """An operator command: pause, resume, reset, freeze, unfreeze, style, vibe, history, rate or stop."""
+    """An operator command: pause, resume, reset, freeze, unfreeze, style, vibe, history, rate, summary or stop."""
 
     action: str
     value: str = ""
@@ -215,6 +276,8 @@ class BrainWorker(threading.Thread):
         self._pending: Phrase | None = None
         self._controls: deque[Control] = deque()
         self._next_allowed = 0.0  # monotonic time of the next prompt the rate allows
+        self.summary_interval: float | None = config.summary_seconds if config.summary else None
+        self._next_summary = math.inf  # monotonic time the next summary is due (set once the model is loaded)
         self._busy = False  # a phrase is being answered
         self.merged = 0  # phrases merged into a newer one while the brain was busy
 
@@ -252,6 +315,18 @@ class BrainWorker(threading.Thread):
         with self._cond:
             return self._pending is not None or any(c.action == "stop" for c in self._controls)
 
+    def _phrase_ready(self) -> bool:
+        """A phrase waits and the prompt rate lets it go (call under the lock)."""
+        return self._pending is not None and time.monotonic() >= self._next_allowed
+
+    def _summary_interrupted(self) -> bool:
+        """A summary gives way to any phrase the rate allows and to any control."""
+        with self._cond:
+            return self._phrase_ready() or bool(self._controls)
+
+    def _schedule_summary(self) -> None:
+        self._next_summary = math.inf if self.summary_interval is None else time.monotonic() + self.summary_interval
+
     def _post(self, item: object) -> None:
         try:
             self.events.put_nowait(item)
@@ -272,22 +347,21 @@ class BrainWorker(threading.Thread):
             self._post(Status("brain", f"brain model: {loaded.model.name}"))
         return brain
 
-    def _take(self) -> tuple[list[Control], Phrase | None]:
-        """Wait for controls, or for a phrase the prompt rate allows; take them."""
+    def _take(self) -> tuple[list[Control], Phrase | None, bool]:
+        """Wait for controls, a phrase the prompt rate allows, or a summary falling due; take them."""
         with self._cond:
-            while not self._controls:
-                if self._pending is None:
-                    self._cond.wait()
-                elif (wait := self._next_allowed - time.monotonic()) > 0:
-                    self._cond.wait(wait)
-                else:
+            while not self._controls and not self._phrase_ready():
+                now = time.monotonic()
+                if now >= self._next_summary:
                     break
+                wake = min(self._next_summary, self._next_allowed if self._pending is not None else math.inf)
+                self._cond.wait(None if wake == math.inf else wake - now)
             controls, self._controls = list(self._controls), deque()
             phrase = None
-            if self._pending is not None and time.monotonic() >= self._next_allowed:
+            if self._phrase_ready():
                 phrase, self._pending = self._pending, None
                 self._busy = True
-            return controls, phrase
+            return controls, phrase, time.monotonic() >= self._next_summary
 
     def _done(self) -> None:
         with self._cond:
@@ -310,41 +384,60 @@ class BrainWorker(threading.Thread):
             raise ValueError(f"unknown brain control {c.action!r}")
 
     def run(self) -> None:
-        """Load, then serve phrases until stopped; an error in one phrase never ends the show."""
+        """Load, then serve phrases (and summaries when idle) until stopped; an error never ends the show."""
         try:
             self._serve(self._brain())
         finally:
             self._done()  # wakes wait_idle() callers for good
 
     def _serve(self, brain: Brain) -> None:
-        frozen, held = False, None
+        self._schedule_summary()
+        frozen, held = False, {}  # while frozen, the newest prompt and summary wait for the release
         while True:
-            controls, phrase = self._take()
+            controls, phrase, summary_due = self._take()
             for c in controls:
                 if c.action == "stop":
                     return
                 if c.action in ("freeze", "unfreeze"):
                     frozen = c.action == "freeze"
-                    if not frozen and held is not None:
-                        self._post(held)
-                        held = None
+                    if not frozen:
+                        for item in held.values():
+                            self._post(item)
+                        held = {}
+                    continue
+                if c.action == "summary":  # the operator asks for one now
+                    self._next_summary = time.monotonic()
+                    summary_due = True
                     continue
                 try:
                     self._apply(brain, c)
                 except (ConfigError, AssetError, ValueError) as e:
                     self._post(Status("brain", f"control {c.action} {c.value!r} refused: {e}", "warning"))
-            if phrase is None:
+                if c.action == "reset":
+                    self._schedule_summary()
+            if phrase is not None:
+                result: ImagePrompt | Summary | None = self._guarded(brain.step, phrase, self._newer_waiting)
+                if result is not None:
+                    self._next_allowed = time.monotonic() + brain.config.prompt_interval_seconds
+            elif summary_due and not controls:
+                result = self._guarded(brain.summarize, self._summary_interrupted)
+                if result is not None or not self._summary_interrupted():
+                    self._schedule_summary()  # made, or nothing to summarise; an interrupted one is retried
+            else:
                 continue
-            try:
-                result = brain.step(phrase, self._newer_waiting)
-            except Exception as e:  # top of the worker loop: log it, tell the operator, keep going
-                log.exception("brain failed on %r", phrase.text)
-                self._post(Status("brain", f"brain error ({type(e).__name__}: {e}); continuing", "error"))
-                result = None
-            if result is not None:
-                self._next_allowed = time.monotonic() + brain.config.prompt_interval_seconds
-                if frozen:
-                    held = result  # the screen keeps its image; the newest prompt goes out on release
-                else:
-                    self._post(result)
-            self._done()
+            if result is not None and frozen:
+                held[type(result)] = result  # the screen keeps its image; the newest goes out on release
+            elif result is not None:
+                self._post(result)
+            if phrase is not None:
+                self._done()
+
+    def _guarded(self, step: Callable[..., ImagePrompt | Summary | None],
+                 *args: object) -> ImagePrompt | Summary | None:
+        """Run one brain step; an error is logged and reported, and the show goes on."""
+        try:
+            return step(*args)
+        except Exception as e:  # top of the worker loop: log it, tell the operator, keep going
+            log.exception("brain step failed")
+            self._post(Status("brain", f"brain error ({type(e).__name__}: {e}); continuing", "error"))
+            return None

@@ -251,7 +251,13 @@ def cmd_devices() -> int:
 
 
 def cmd_models_download(config: Config) -> int:
-    """Prefetch the STT checkpoint into the Hugging Face cache (progress bars on stderr)."""
+    """Prefetch the brain's GGUF and the STT checkpoint into the Hugging Face cache (progress bars on stderr)."""
+    from .llm import download_brain_model
+
+    try:
+        print(f"ok  {download_brain_model(config.brain)}")
+    except ModelError as e:  # not fatal: the bundled 270M stands in
+        print(f"[brain] {e}", file=sys.stderr, flush=True)
     files = locate_stt(config.stt.model, allow_download=True)
     for path in (files.lm, files.mimi, files.tokenizer):
         print(f"ok  {path}")

@@ -254,6 +254,10 @@ class BrainConfig:
                                         lo=2.0, hi=60.0)
     phrase_min_chars: int = setting(15, "Shorter phrases wait to open the next one.", lo=1, hi=200)
     blocklist_file: str = setting("", "Extra blocklist (one word a line) added to voicevibe/assets/blocklist.txt.")
+    summary: bool = setting(True, "Slow brain: every summary_seconds, a summary of the session so far and one "
+                            "richer image prompt for it (a Summary event); false: off.")
+    summary_seconds: float = setting(60.0, "Seconds between two summaries (only when something new was said; "
+                                     "a phrase always goes first).", lo=20.0, hi=600.0)
 
     def __post_init__(self) -> None:
         _validate(self)
