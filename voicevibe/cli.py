@@ -82,7 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("devices", help="list audio input devices")
     models = sub.add_parser("models", help="manage model files")
     msub = models.add_subparsers(dest="models_command", metavar="ACTION", required=True)
-    msub.add_parser("download", parents=[common], help="fetch the STT model into the cache, with progress")
+    msub.add_parser("download", parents=[common], help="fetch the STT and brain models into the cache, with progress")
 
     run.add_argument("--quit-after", type=float, help=argparse.SUPPRESS)  # tests: close the window after N s
     sub.add_parser("install-launcher", help="put a double-clickable VoiceVibe on the Desktop (macOS .app, "
