@@ -281,12 +281,16 @@ class Answer:
     mood: str
 
 
-def parse_answer(raw: str) -> Answer:
-    """The prompt and mood from the model's JSON; ValueError says what was wrong."""
+def _json_object(raw: str) -> Any:
     try:
-        data = json.loads(raw)
+        return json.loads(raw)
     except json.JSONDecodeError as e:
         raise ValueError(f"not JSON ({e.msg})") from e
+
+
+def parse_answer(raw: str) -> Answer:
+    """The prompt and mood from the model's JSON; ValueError says what was wrong."""
+    data = _json_object(raw)
     if not isinstance(data, dict) or not isinstance(data.get("prompt"), str):
         raise ValueError('JSON without a "prompt" string')
     prompt = " ".join(data["prompt"].split())
@@ -306,10 +310,7 @@ class SummaryAnswer:
 
 def parse_summary(raw: str) -> SummaryAnswer:
     """The summary and its image prompt from the model's JSON; ValueError says what was wrong."""
-    try:
-        data = json.loads(raw)
-    except json.JSONDecodeError as e:
-        raise ValueError(f"not JSON ({e.msg})") from e
+    data = _json_object(raw)
     if not isinstance(data, dict) or not all(isinstance(data.get(k), str) for k in ("summary", "prompt")):
         raise ValueError('JSON without "summary" and "prompt" strings')
     summary, prompt = (" ".join(data[k].split()) for k in ("summary", "prompt"))
