@@ -73,9 +73,17 @@ class SttModel:
     tokenizer: sentencepiece.SentencePieceProcessor
     audio_delay_seconds: float
     has_vad: bool
+    _spare_mimi: rustymimi.Tokenizer | None = None
 
     def new_mimi(self) -> rustymimi.Tokenizer:
-        """A fresh Mimi encoder (0.1 s; `Tokenizer.reset()` leaves state behind in rustymimi 0.4.1)."""
+        """A fresh Mimi encoder (`Tokenizer.reset()` leaves state behind in rustymimi 0.4.1).
+
+        Building one holds the GIL for 0.3-1.2 s here, so the codec built to check the file at
+        load is kept for the first segment, and later ones are built only when audio comes.
+        """
+        if self._spare_mimi is not None:
+            mimi, self._spare_mimi = self._spare_mimi, None
+            return mimi
         try:
             return rustymimi.Tokenizer(str(self.mimi_path), num_codebooks=self.config.audio_codebooks,
                                        max_seq_len=self.mimi_max_seq_len)
@@ -128,7 +136,7 @@ def load_model(files: SttFiles, dtype: str = "bf16", *, mimi_max_seq_len: int | 
     model = SttModel(files.source, lm, config, files.mimi, mimi_max_seq_len, tokenizer, delay,
                      has_vad=heads > PAUSE_HEAD)
     safetensors_names(files.mimi)
-    model.new_mimi()  # fail now, not at the first block, if the codec file is bad
+    model._spare_mimi = model.new_mimi()  # fail now, not at the first block, if the codec file is bad
     return model
 
 
@@ -235,7 +243,7 @@ class SttEngine:
         self._reset_reason: str | None = None
         for layer in self.model.lm.transformer_cache:
             layer.reset()
-        self._mimi = self.model.new_mimi()
+        self._mimi: rustymimi.Tokenizer | None = None  # built at the segment's first frame
 
     def step(self, block: np.ndarray) -> list[Event]:
         """Transcribe one 1920-sample float32 block (24 kHz mono); return the events it produced."""
@@ -286,6 +294,8 @@ class SttEngine:
         return events
 
     def _encode_and_step(self, pcm: np.ndarray, *, real: bool) -> list[Event]:
+        if self._mimi is None:
+            self._mimi = self.model.new_mimi()
         codes = self._mimi.encode_step(pcm)
         events: list[Event] = []
         if codes is None:
