@@ -384,7 +384,8 @@ def test_worker_survives_a_model_that_fails_to_load_and_says_so():
 
 
 def test_worker_pause_resume_style_and_a_crash_in_one_phrase():
-    model = ScriptedModel().enqueue(answer("warm"), RuntimeError("llama exploded"), answer("a quiet harbour"))
+    # A bug (not a model error, which gets a fallback prompt): the worker reports it and keeps going.
+    model = ScriptedModel().enqueue(answer("warm"), KeyError("a bug"), answer("a quiet harbour"))
     worker, events = run_worker(lambda c, a: LoadedModel(model))
     worker.control("pause")
     worker.put(Phrase("paused phrase", 0, 1))
@@ -394,7 +395,7 @@ def test_worker_pause_resume_style_and_a_crash_in_one_phrase():
     refused = next_of(events, Status, where=lambda e: e.level == "warning")
     error = next_of(events, Status, where=lambda e: e.level == "error")
     assert "control style 'baroque' refused: unknown style" in refused.message
-    assert "RuntimeError: llama exploded" in error.message  # the thread keeps going
+    assert "KeyError: 'a bug'" in error.message  # the thread keeps going
     worker.control("style", "synthwave")
     worker.put(Phrase("le port", 2, 3))
     prompt = next_of(events, ImagePrompt)
@@ -657,3 +658,22 @@ def test_cli_models_download_fetches_the_brain_model_too(monkeypatch, tmp_path, 
     fake_hub(monkeypatch, tmp_path, online=True)
     assert main(["models", "download"]) == 0
     assert capsys.readouterr().out.splitlines()[0] == f"ok  {tmp_path / 'gemma-3-1b-it-Q4_K_M.gguf'}"
+
+
+def test_a_model_that_raises_gets_fallback_prompts_and_summaries():
+    class Explodes:
+        name = "explodes"
+
+        def generate(self, request, should_stop):
+            raise RuntimeError("llama_decode returned -3")
+
+        def summarize(self, request, should_stop):
+            raise RuntimeError("llama_decode returned -3")
+
+    brain = Brain(Explodes(), BrainConfig(), load_assets(""))
+    brain.warm_up()  # logged, not raised
+    prompt = brain.step(Phrase("a lighthouse in a storm", 0.0, 2.0))
+    assert prompt.source == "fallback" and "lighthouse" in prompt.text
+    assert prompt.reason == "model error (RuntimeError: llama_decode returned -3)"
+    summary = brain.summarize()
+    assert summary is not None and summary.source == "fallback" and "RuntimeError" in summary.reason

@@ -42,6 +42,8 @@ MERGED_CHARS = 400  # phrases merged while the brain was busy keep their last 40
 HISTORY_KEPT = 200  # phrases remembered; the history window (seconds) picks from these
 SUMMARY_BUDGET_SECONDS = 30.0  # a summary is never urgent, and any phrase interrupts it
 SUPERSEDED = "superseded"
+# What llama.cpp (a C library behind ctypes) raises when a decode fails: the phrase gets a fallback prompt.
+MODEL_ERRORS = (RuntimeError, OSError, MemoryError)
 TIMEOUT = "timeout"
 
 
@@ -100,6 +102,8 @@ class Brain:
                 self.model.generate(PromptRequest("warm up", self.style), lambda: "")
             except (Abandoned, ValueError) as e:
                 log.debug("warm-up answer ignored: %s", e)
+            except MODEL_ERRORS as e:  # the phrases will get fallback prompts if it keeps failing
+                log.warning("brain model failed its warm-up (%s: %s)", type(e).__name__, e)
 
     def set_style(self, name: str) -> None:
         """Switch the style preset (AssetError for an unknown one)."""
@@ -133,6 +137,9 @@ class Brain:
                 reason = f"over the {self.config.time_budget_seconds:g} s time budget"
             except ValueError as e:
                 reason = f"bad model output: {e}"
+            except MODEL_ERRORS as e:
+                log.warning("brain model failed on %r", phrase.text, exc_info=True)
+                reason = f"model error ({type(e).__name__}: {e})"
         prompt = fallback_prompt(phrase.text, self.style, self.assets, vibe=self.vibe,
                                  previous=self.previous_prompt, max_words=self.config.max_words)
         log.debug("fallback prompt for %r: %s", phrase.text, reason)
@@ -162,6 +169,9 @@ class Brain:
                 reason = f"over the {SUMMARY_BUDGET_SECONDS:g} s summary budget"
             except ValueError as e:
                 reason = f"bad model output: {e}"
+            except MODEL_ERRORS as e:
+                log.warning("brain model failed on the summary", exc_info=True)
+                reason = f"model error ({type(e).__name__}: {e})"
         text, prompt = fallback_summary(self.digest, self.style, self.assets, vibe=self.vibe,
                                         max_words=self.config.max_words)
         return self._summary(text, prompt, "fallback", reason, start)
