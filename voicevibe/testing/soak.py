@@ -193,6 +193,9 @@ class SoakResult:
     frames_fed: int = 0
     steps: int = 0
     resets: Counter = field(default_factory=Counter)
+    reset_steps: list[tuple[int, int]] = field(default_factory=list)  # (block index, frames in the segment)
+    max_segment_frames: int = 0  # the engine's hard cap, in blocks
+    nonstop: tuple[int, int] = (0, 0)  # block range of the non-stop stretch
     words: int = 0
     logged_words: int = 0
     phrases: int = 0
@@ -209,6 +212,16 @@ class SoakResult:
     queue_peaks: Counter = field(default_factory=Counter)  # largest qsize seen, polled every 20 ms
     log_path: str = ""
     log_bytes: int = 0
+
+    def resets_in_nonstop(self) -> int:
+        """State resets that happened inside the non-stop stretch (no pause to reset at)."""
+        first, last = self.nonstop
+        return sum(1 for step, _ in self.reset_steps if first < step <= last)
+
+    def longest_segment(self) -> int:
+        """The most blocks the model heard between two resets (the last segment included)."""
+        last_step = self.reset_steps[-1][0] if self.reset_steps else 0
+        return max([n for _, n in self.reset_steps] + [self.frames_in - last_step])
 
     def max_queue(self, name: str) -> int:
         """The largest size seen of one queue."""
@@ -261,6 +274,7 @@ def run_soak(checkpoint: Path, speech_blocks: list[np.ndarray], workdir: Path, *
                 result.words += 1
             elif isinstance(item, SegmentReset):
                 result.resets[item.reason] += 1
+                result.reset_steps.append((item.step, item.segment_frames))
             elif isinstance(item, Phrase):
                 result.phrases += 1
             elif isinstance(item, ImagePrompt):
@@ -314,7 +328,9 @@ def run_soak(checkpoint: Path, speech_blocks: list[np.ndarray], workdir: Path, *
     engine = pipeline.engine
     if engine is not None:
         result.frames_in, result.frames_fed, result.steps = engine.frames_in, engine.frames_fed, engine.steps
+        result.max_segment_frames = engine.max_segment
     result.blocks_in = source.blocks_out
+    result.nonstop = source.nonstop
     result.stt_restarts = pipeline.stt_restarts
     result.osc = peer.datagrams
     log_path = Path(result.log_path)
