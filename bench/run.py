@@ -213,7 +213,8 @@ def startup_and_memory(full_folder: Path) -> list[str]:
             f"| + {mem['brain_name']} ({mem['brain_file_mb']:.0f} MB file) | {mem['rss_both_mb']:.0f} MB "
             f"(peak VmHWM {mem['peak_mb']:.0f} MB) |",
             f"| **estimate**, default brain gemma-3-1b-it-Q4_K_M (0.81 GB file, not downloadable here): STT + "
-            f"file + the 270M's {mem['brain_overhead_mb']:.0f} MB beyond its file | **~{mem['estimate_1b_mb'] / 1024:.1f} GB** |",
+            f"file + the 270M's {mem['brain_overhead_mb']:.0f} MB beyond its file "
+            f"| **~{mem['estimate_1b_mb'] / 1024:.1f} GB** |",
             "", "A 16 GB Mac holds both with room to spare; MLX on Apple silicon keeps the STT weights in unified "
             "memory, so the figure there is similar.", ""]
 

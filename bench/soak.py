@@ -103,9 +103,13 @@ def report(result: SoakResult, warmup_minutes: float, png: Path, load: str) -> s
     warm, last, peak = warm_rss(result, warmup_minutes)
     rows = checks(result, warmup_minutes)
     hours = result.minutes / 60
+    when = f"{datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC"
+    resets = ", ".join(f"{k} {v}" for k, v in sorted(result.resets.items()))
+    queues = ", ".join(f"{q} {result.max_queue(q)}/{lim}" for q, lim in result.queue_limits.items())
+    speed = result.minutes * 60 / result.wall_seconds
     lines = [
         f"# Soak: {hours:g} h show, codec {result.codec}", "",
-        f"`bench/soak.py --hours {hours:g} --codec {result.codec}` on {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC, "
+        f"`bench/soak.py --hours {hours:g} --codec {result.codec}` on {when}, "
         f"{platform.machine()} {platform.system()}, Python {platform.python_version()}; load before: `{load}`.", "",
         "Tiny generated checkpoint (real moshi_mlx LM, real state resets), DSP, scripted brain, OSC to a local "
         "peer (levels, transcript, prompts), control-in listening, session log with FLAC recording. Input: espeak "
@@ -118,16 +122,17 @@ def report(result: SoakResult, warmup_minutes: float, png: Path, load: str) -> s
         *[f"| {what} | {'pass' if ok else '**FAIL**'} | {detail} |" for what, ok, detail in rows], "",
         "| figure | value |", "|---|---|",
         f"| show simulated | {result.minutes:g} min ({hours:.2f} h) |",
-        f"| wall time | {result.wall_seconds / 60:.1f} min ({result.minutes * 60 / result.wall_seconds:.1f}x real time) |",
+        f"| wall time | {result.wall_seconds / 60:.1f} min ({speed:.1f}x real time) |",
         f"| blocks in / frames_in / frames_fed / LM steps | {result.blocks_in} / {result.frames_in} / "
         f"{result.frames_fed} / {result.steps} |",
-        f"| state resets | {sum(result.resets.values())} ({', '.join(f'{k} {v}' for k, v in sorted(result.resets.items()))}) |",
+        f"| state resets | {sum(result.resets.values())} ({resets}); {result.resets_in_nonstop()} in the non-stop "
+        f"stretch; longest segment {result.longest_segment() * 0.08:.0f} s |",
         f"| words (tokens) emitted / logged | {result.words} / {result.logged_words} |",
         f"| phrases / prompts / prompts received over OSC | {result.phrases} / {result.prompts} / "
         f"{result.osc['/visual/prompt']} |",
         f"| OSC datagrams received | {sum(result.osc.values())} |",
         f"| dropped blocks / STT restarts | {result.dropped_blocks} / {result.stt_restarts} |",
-        f"| max queue sizes | {', '.join(f'{q} {result.max_queue(q)}/{lim}' for q, lim in result.queue_limits.items())} |",
+        f"| max queue sizes (size/bound) | {queues} |",
         f"| RSS start / after warm-up ({warmup_minutes:g} min) / peak after / end | {result.samples[0].rss_mb:.0f} / "
         f"{warm.rss_mb:.0f} / {peak:.0f} / {last.rss_mb:.0f} MB |",
         f"| session log size | {result.log_bytes / 1e6:.1f} MB |", "",
