@@ -236,6 +236,11 @@ def sub_benchmarks(args: argparse.Namespace) -> list[str]:
     return out
 
 
+def save(out: list[str]) -> None:
+    """Write what is measured so far (a long run interrupted still leaves its numbers)."""
+    RESULTS.write_text("\n".join([*out, "", "_(run in progress)_", ""]), encoding="utf-8")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="fewer blocks (a smoke run)")
@@ -267,6 +272,7 @@ def main() -> None:
     print("callback and DSP cost ...", flush=True)
     cb = callback_cost(20_000 if args.quick else 200_000)
     dsp = dsp_cost(n)
+    save(out)
     out += ["## Audio path", "", "| what | calls | p50 | p99 |", "|---|---|---|---|",
             f"| PortAudio callback (copy + put_nowait) | {cb['calls']} | {cb['p50_ms'] * 1e3:.1f} µs | "
             f"{cb['p99_ms'] * 1e3:.1f} µs |",
@@ -288,7 +294,9 @@ def main() -> None:
             out.append(f"| {r['dtype']} | {r['weights']} | {r['steps']} | {r['load_s']:.1f} s | "
                        f"{r['median_ms']:.0f} ms | {r['p95_ms']:.0f} ms | {r['realtime_factor']:.1f} |")
         out.append("")
+        save(out)
         out += startup_and_memory(full_folder)
+        save(out)
     out += sub_benchmarks(args)
     RESULTS.write_text("\n".join(out), encoding="utf-8")
     print(RESULTS.read_text(encoding="utf-8"))
