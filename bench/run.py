@@ -1,11 +1,15 @@
-"""VoiceVibe benchmarks: one command, results written to bench/RESULTS.md.
+"""VoiceVibe benchmarks: one command runs them all, results written to bench/RESULTS.md.
 
-    .venv/bin/python bench/run.py [--quick] [--skip-full]
+    .venv/bin/python bench/run.py [--quick] [--skip-full] [--skip-soak] [--skip-brain]
 
 - STT engine vs Kyutai's reference loop on the same checkpoint and audio, interleaved
   block by block so both see the same machine load (goal: ratio <= 1.03).
 - Cost of the audio callback (goal: p99 < 0.4 ms) and of the DSP per block.
-- Per-step time of the full-size (1B, random weights) checkpoint in bf16, f32 and q8.
+- Per-step time of the full-size (1B, random weights) checkpoint in bf16, f32, q8 and q4.
+- Startup to listening (cached full-size checkpoint) vs the reference script's load time;
+  peak memory with the full STT model and the brain model in one process (bench/startup.py).
+- Sub-benchmarks, each run as its own process and linked: phrase end -> OSC (latency.py),
+  brain vs bare llama.cpp (brain.py), session log (session.py), the 3-hour soak (soak.py).
 Checkpoints are generated locally (no network) into ~/.cache/voicevibe/bench.
 """
 
@@ -17,6 +21,7 @@ import datetime
 import gc
 import os
 import platform
+import subprocess
 import sys
 import tempfile
 import time
@@ -36,7 +41,7 @@ from voicevibe.config import BLOCK, DspConfig, SttConfig  # noqa: E402
 from voicevibe.dsp import Dsp  # noqa: E402
 from voicevibe.hub import locate_stt  # noqa: E402
 from voicevibe.stt import SttEngine, load_model  # noqa: E402
-from voicevibe.testing.checkpoint import write_checkpoint  # noqa: E402
+from voicevibe.testing.checkpoint import quantized_lm_weights, write_checkpoint  # noqa: E402
 from voicevibe.testing.reference import ReferenceLoop, load_reference  # noqa: E402
 
 CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "voicevibe" / "bench"
@@ -55,6 +60,33 @@ def checkpoint(size: str, vad: bool) -> Path:
         folder.mkdir(parents=True, exist_ok=True)
         write_checkpoint(folder, size, vad=vad, seed=0, quantize=8 if size == "full" else None)
     return folder
+
+
+def q4_weights(folder: Path) -> str:
+    """model.q4.safetensors next to the full checkpoint, quantized from its weights once."""
+    out = folder / "model.q4.safetensors"
+    if not out.is_file():
+        import json
+
+        import mlx.core as mx
+
+        print("quantizing the full checkpoint to q4 ...", flush=True)
+        cfg = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+        mx.save_safetensors(str(out), quantized_lm_weights(cfg, mx.load(str(folder / "model.safetensors")), 4))
+    return out.name
+
+
+def sub_bench(script: str, *args: str) -> str:
+    """Run another bench script as its own process; 'ok' or why it failed."""
+    print(f"bench/{script} {' '.join(args)} ...", flush=True)
+    t0 = time.perf_counter()
+    result = subprocess.run([sys.executable, str(ROOT / "bench" / script), *args], cwd=ROOT,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True)
+    took = f"{(time.perf_counter() - t0) / 60:.1f} min"
+    if result.returncode == 0:
+        return f"ok ({took})"
+    tail = (result.stderr or result.stdout).strip().splitlines()[-1:] or ["no output"]
+    return f"**exit {result.returncode}** ({took}): {tail[0][:200]}"
 
 
 def speech_blocks(n: int) -> list[np.ndarray]:
@@ -159,14 +191,67 @@ def machine() -> str:
             f"no GPU\n- OS: {platform.platform()}\n- Python {platform.python_version()}; {versions}; {blas}\n")
 
 
+def startup_and_memory(full_folder: Path) -> list[str]:
+    """Startup to listening vs the reference load, and peak memory of both models together."""
+    import startup
+
+    print("startup to listening, reference load, peak memory ...", flush=True)
+    app = startup.startup_to_listening(full_folder, "bf16")
+    ref = startup.reference_load(full_folder, "bf16")
+    mem = startup.peak_memory(full_folder)
+    return ["## Startup with a cached checkpoint (full size, bf16)", "",
+            "| what | time |", "|---|---|",
+            f"| VoiceVibe: `Pipeline.start()` -> \"speech model ready\" | {app['model_ready_s']:.1f} s |",
+            f"| VoiceVibe: `Pipeline.start()` -> \"listening to ...\" | {app['listening_s']:.1f} s |",
+            f"| Kyutai's stt_from_mic_mlx.py load (LM + warmup, tokenizer, Mimi) | {ref['load_s']:.1f} s |", "",
+            "## Peak memory: full-size STT and the brain in one process", "",
+            "One fresh process loads the full-size STT checkpoint (bf16, 5 steps) and then the bundled brain "
+            "model (one answer); RSS from /proc/self/status.", "",
+            "| what | RSS |", "|---|---|",
+            f"| Python + imports | {mem['rss_start_mb']:.0f} MB |",
+            f"| + full-size STT (bf16) | {mem['rss_stt_mb']:.0f} MB |",
+            f"| + {mem['brain_name']} ({mem['brain_file_mb']:.0f} MB file) | {mem['rss_both_mb']:.0f} MB "
+            f"(peak VmHWM {mem['peak_mb']:.0f} MB) |",
+            f"| **estimate**, default brain gemma-3-1b-it-Q4_K_M (0.81 GB file, not downloadable here): STT + "
+            f"file + the 270M's {mem['brain_overhead_mb']:.0f} MB beyond its file "
+            f"| **~{mem['estimate_1b_mb'] / 1024:.1f} GB** |",
+            "", "A 16 GB Mac holds both with room to spare; MLX on Apple silicon keeps the STT weights in unified "
+            "memory, so the figure there is similar.", ""]
+
+
+def sub_benchmarks(args: argparse.Namespace) -> list[str]:
+    """The other bench scripts, each in its own process, linked."""
+    quick = ["--phrases", "3"] if args.quick else []
+    rows = [("Phrase end -> OSC overhead", "RESULTS-latency.md", sub_bench("latency.py", *quick)),
+            ("Session log write and record cost", "RESULTS-session.md",
+             sub_bench("session.py", *(["--n", "2000"] if args.quick else [])))]
+    rows.append(("Brain latency vs bare llama.cpp", "RESULTS-brain.md",
+                 "skipped (--skip-brain): last results" if args.skip_brain else sub_bench("brain.py")))
+    soak = "skipped (--skip-soak): last results" if args.skip_soak else \
+        sub_bench("soak.py", "--hours", "0.25" if args.quick else "3")
+    rows.append(("Soak: 3-hour show, memory and queues", "RESULTS-soak.md", soak))
+    out = ["## Other benchmarks (each its own process)", "", "| benchmark | results | this run |", "|---|---|---|"]
+    out += [f"| {what} | [{name}]({name}) | {status} |" for what, name, status in rows]
+    out += ["", "Soak memory curve (RSS over a simulated 3-hour show):", "", "![soak memory](soak-memory.png)", ""]
+    return out
+
+
+def save(out: list[str]) -> None:
+    """Write what is measured so far (a long run interrupted still leaves its numbers)."""
+    RESULTS.write_text("\n".join([*out, "", "_(run in progress)_", ""]), encoding="utf-8")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="fewer blocks (a smoke run)")
     parser.add_argument("--skip-full", action="store_true", help="skip the full-size (2 GB) checkpoint")
+    parser.add_argument("--skip-soak", action="store_true", help="link the last soak results, do not rerun it")
+    parser.add_argument("--skip-brain", action="store_true", help="link the last brain results, do not rerun it")
     args = parser.parse_args()
+    load = Path("/proc/loadavg").read_text().strip()
     n = 60 if args.quick else 400
     out = ["# VoiceVibe benchmark results", "", "Written by `bench/run.py`; numbers from one run.", "",
-           "## Machine", "", machine()]
+           "## Machine", "", machine() + f"- Load average at the start: `{load}` (2 cores shared with other jobs)\n"]
 
     print("engine vs reference, tiny checkpoint ...", flush=True)
     tiny = engine_vs_reference(checkpoint("tiny", vad=True), "f32", n)
@@ -187,6 +272,7 @@ def main() -> None:
     print("callback and DSP cost ...", flush=True)
     cb = callback_cost(20_000 if args.quick else 200_000)
     dsp = dsp_cost(n)
+    save(out)
     out += ["## Audio path", "", "| what | calls | p50 | p99 |", "|---|---|---|---|",
             f"| PortAudio callback (copy + put_nowait) | {cb['calls']} | {cb['p50_ms'] * 1e3:.1f} µs | "
             f"{cb['p99_ms'] * 1e3:.1f} µs |",
@@ -198,12 +284,20 @@ def main() -> None:
                 "Real time needs <= 80 ms per step (an Apple-GPU property); here, ratios matter.", "",
                 "| dtype | weights | steps | load | median | p95 | x real time |", "|---|---|---|---|---|---|---|"]
         for dtype, name, steps in [("bf16", "model.safetensors", 20), ("f32", "model.safetensors", 20),
-                                   ("bf16", "model.q8.safetensors", 5)]:
+                                   ("bf16", "model.q8.safetensors", 5), ("bf16", q4_weights(full_folder), 5)]:
             print(f"full-size steps {dtype} {name} ...", flush=True)
-            r = full_step_times(full_folder, dtype, name, 8 if args.quick else steps)
+            try:
+                r = full_step_times(full_folder, dtype, name, 8 if args.quick else steps)
+            except Exception as e:  # one variant failing must not lose the rest of the run
+                out.append(f"| {dtype} | {name} | did not run: {type(e).__name__}: {e} | | | | |")
+                continue
             out.append(f"| {r['dtype']} | {r['weights']} | {r['steps']} | {r['load_s']:.1f} s | "
                        f"{r['median_ms']:.0f} ms | {r['p95_ms']:.0f} ms | {r['realtime_factor']:.1f} |")
         out.append("")
+        save(out)
+        out += startup_and_memory(full_folder)
+        save(out)
+    out += sub_benchmarks(args)
     RESULTS.write_text("\n".join(out), encoding="utf-8")
     print(RESULTS.read_text(encoding="utf-8"))
 

@@ -22,7 +22,7 @@ from voicevibe.audio import AudioError
 from voicevibe.brain import LoadedModel
 from voicevibe.config import BLOCK, Config, load_config
 from voicevibe.dsp import Levels
-from voicevibe.events import ImagePrompt, Phrase, Status, Word
+from voicevibe.events import ImagePrompt, Status, Word
 from voicevibe.osc import ControlCommand
 from voicevibe.stt import SttEngine
 

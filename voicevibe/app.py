@@ -10,23 +10,19 @@ from __future__ import annotations
 
 import logging
 import queue
-import select
 import statistics
-import sys
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
-import numpy as np
-
-from .audio import AudioError, FileSource, MicSource, rescan_devices
-from .brain import BrainWorker, PhraseAssembler, load_prompt_model
+from .audio import AudioError, FileSource, MicSource, describe, open_source, rescan_devices
+from .brain import BrainWorker, PhraseAssembler
 from .config import FRAME_SECONDS, Config
-from .dsp import Dsp, Levels
+from .dsp import Dsp
 from .events import Event, ImagePrompt, Phrase, PhraseEnd, Status, Summary, Word
 from .hub import ModelError, locate_stt
 from .osc import ControlCommand, ControlServer, OscSender, TargetStatus
@@ -41,6 +37,7 @@ JOIN_SECONDS = 10.0
 STATS_SECONDS = 1.0
 MIC_RETRY_SECONDS = 2.0  # an unplugged microphone is looked for again this often
 RTF_BLOCKS = 25  # real-time factor averaged over the last 2 s of blocks
+DROP_WARNING_SECONDS = 10.0  # dropped-audio warnings are shown at most this often
 NOTHING = object()  # the dispatcher woke up for its once-a-second tick
 
 
@@ -62,33 +59,6 @@ class PipelineStats:
     stt_restarts: int = 0
 
 
-def transcribe(blocks: Iterable[np.ndarray], engine: SttEngine, dsp: Dsp | None = None,
-               on_levels: Callable[[Levels], None] | None = None) -> Iterator[Event]:
-    """Run blocks through DSP (optional) and the engine, then flush: the offline pipeline."""
-    for block in blocks:
-        if dsp is not None:
-            block, levels = dsp.process(block)
-            if on_levels is not None:
-                on_levels(levels)
-        yield from engine.step(block)
-    yield from engine.flush()
-
-
-def open_source(spec: str, config: Config) -> FileSource | MicSource:
-    """An existing path is a rehearsal file; anything else names a microphone."""
-    if spec and Path(spec).expanduser().is_file():
-        return FileSource(Path(spec).expanduser(), realtime=config.audio.realtime,
-                          max_lag_seconds=config.audio.queue_seconds)
-    return MicSource(spec or None, channel=config.audio.channel, queue_seconds=config.audio.queue_seconds)
-
-
-def describe(source: FileSource | MicSource) -> str:
-    """A short name of the input for status lines."""
-    if isinstance(source, MicSource):
-        return f"microphone {source.device.index} '{source.device.name}' at {source.device_rate:g} Hz"
-    return f"file {source.path} ({source.duration_seconds:.1f} s)"
-
-
 def load_stt(config: Config) -> SttModel:
     """The default STT loader: the configured checkpoint from a folder or the hub cache, never downloading."""
     return load_model(locate_stt(config.stt.model, allow_download=False), config.stt.dtype)
@@ -102,25 +72,19 @@ def script_lines(lines: Iterable[str]) -> Iterator[str]:
             yield text
 
 
-def stdin_lines(stream: IO[str], stopped: threading.Event) -> Iterator[str]:
-    """Lines typed on a terminal or piped in, stopping promptly when `stopped` is set."""
-    while not stopped.is_set():
-        ready, _, _ = select.select([stream], [], [], 0.2)
-        if ready:
-            line = stream.readline()
-            if not line:
-                return
-            yield line
-
-
 class Pipeline:
     """The whole show: start(), control methods from any thread, events out, stop()."""
 
     def __init__(self, config: Config, *, input_spec: str | None = None, script: Iterable[str] | None = None,
                  record_audio: bool = False, stt_loader: Callable[[Config], SttModel] | None = None,
                  brain_loader: Callable | None = None, events: queue.Queue | None = None,
-                 osc: OscSender | None = None) -> None:
+                 osc: OscSender | None = None,
+                 source_opener: Callable[[str, Config], Any] | None = None) -> None:
+        """`osc`: a sender the front end owns (kept open at stop). `source_opener(spec, config)` replaces
+        `open_source`: any context manager with blocks(), stop() and dropped_blocks (a fake device, a
+        generated show); AudioError from it is retried."""
         self.config = config
+        self.source_opener = source_opener
         self.input_spec = config.audio.input if input_spec is None and script is None else input_spec
         self.script = script
         self.record_audio = record_audio
@@ -138,13 +102,16 @@ class Pipeline:
         self._assembler = PhraseAssembler(config.brain)
         self._stopping = threading.Event()
         self._threads: list[threading.Thread] = []
-        self._source: FileSource | MicSource | None = None
+        self._source: Any = None  # FileSource, MicSource or what source_opener gave
+        self.engine: SttEngine | None = None  # the STT stage's current engine (counters for health checks)
         self._inputs_done = threading.Event()
         self._block_seconds: deque[float] = deque(maxlen=RTF_BLOCKS)
         self._last_brain_ms = 0.0
         self._dropped_before = 0  # blocks dropped by sources already closed
         self._feeders_lock = threading.Lock()
         self._next_heartbeat = 0.0
+        self._dropped_warned = 0  # dropped blocks already reported to the operator
+        self._next_drop_warning = 0.0
         self.stt_restarts = 0
         self.error: str | None = None
         self.started = False
@@ -370,15 +337,16 @@ class Pipeline:
             self.error = str(e)
             self._post(Status("stt", f"{e} — typed text still reaches the brain", "error"))
             return
-        engine = SttEngine(model, stt)
+        engine = self.engine = SttEngine(model, stt)
         vad = "with" if engine.use_vad else "without"
         self._post(Status("stt", f"speech model ready: {stt.model}, {vad} pause detection"))
         spec = self.input_spec or ""
-        is_file = bool(spec) and Path(spec).expanduser().is_file()
+        is_file = self.source_opener is None and bool(spec) and Path(spec).expanduser().is_file()
+        opener = self.source_opener or open_source
         try:
             while not self._stopping.is_set():
                 try:
-                    with open_source(spec, self.config) as source:
+                    with opener(spec, self.config) as source:
                         self._source = source
                         self._post(Status("audio", f"listening to {describe(source)}"))
                         engine = self._listen(source, model, engine)
@@ -425,7 +393,7 @@ class Pipeline:
                 self.stt_restarts += 1
                 self._post(Status("stt", f"speech recognition failed ({type(e).__name__}: {e}); "
                                   "restarted with fresh state", "error"))
-                engine = SttEngine(model, self.config.stt)
+                engine = self.engine = SttEngine(model, self.config.stt)
             self._block_seconds.append(time.perf_counter() - start)
         return engine
 
@@ -483,7 +451,21 @@ class Pipeline:
                 self.osc.heartbeat()
             for status in self.osc.statuses():
                 self._post(status)
-        self._post(self.stats())
+        stats = self.stats()
+        self._post(stats)
+        self._warn_dropped(stats)
+
+    def _warn_dropped(self, stats: PipelineStats) -> None:
+        """Backpressure made visible: a rate-limited warning when input blocks were dropped."""
+        new = stats.dropped_blocks - self._dropped_warned
+        now = time.monotonic()
+        if new <= 0 or now < self._next_drop_warning:
+            return
+        self._dropped_warned = stats.dropped_blocks
+        self._next_drop_warning = now + DROP_WARNING_SECONDS
+        self._post(Status("stt", f"STT is {stats.stt_rtf:.1f} x slower than real time: dropped {new} blocks "
+                          f"({new * FRAME_SECONDS:.1f} s of audio, {stats.dropped_blocks} in all) to stay within "
+                          f"audio.queue_seconds = {self.config.audio.queue_seconds:g} s", "warning"))
 
     def stats(self) -> PipelineStats:
         """The current health figures."""
@@ -493,4 +475,4 @@ class Pipeline:
                              self._last_brain_ms, str(self.log_path or ""), self.stt_restarts)
 
 
-__all__ = ["Pipeline", "PipelineStats", "Stopped", "TargetStatus", "describe", "open_source", "transcribe"]
+__all__ = ["Pipeline", "PipelineStats", "Stopped", "TargetStatus", "describe", "open_source"]

@@ -22,7 +22,7 @@ import numpy as np
 import soundfile as sf
 import soxr
 
-from voicevibe.config import BLOCK, SAMPLE_RATE
+from voicevibe.config import BLOCK, SAMPLE_RATE, Config
 
 log = logging.getLogger(__name__)
 
@@ -416,3 +416,20 @@ class MicSource:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def open_source(spec: str, config: Config) -> FileSource | MicSource:
+    """An existing path is a rehearsal file; anything else names a microphone."""
+    if spec and Path(spec).expanduser().is_file():
+        return FileSource(Path(spec).expanduser(), realtime=config.audio.realtime,
+                          max_lag_seconds=config.audio.queue_seconds)
+    return MicSource(spec or None, channel=config.audio.channel, queue_seconds=config.audio.queue_seconds)
+
+
+def describe(source: Any) -> str:
+    """A short name of the input for status lines."""
+    if isinstance(source, MicSource):
+        return f"microphone {source.device.index} '{source.device.name}' at {source.device_rate:g} Hz"
+    if isinstance(source, FileSource):
+        return f"file {source.path} ({source.duration_seconds:.1f} s)"
+    return str(getattr(source, "name", type(source).__name__))

@@ -8,20 +8,22 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import queue
 import sys
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
+import numpy as np
 from tqdm import tqdm
 
 from . import __version__
 from .audio import AudioError, FileSource, list_input_devices
 from .config import FRAME_SECONDS, Config, ConfigError, documented_defaults, load_config, parse_override
 from .dsp import Dsp, Levels
-from .events import PhraseEnd, SegmentReset, Status, Word, to_json_dict
+from .events import Event, PhraseEnd, Word, to_json_dict
 from .fallback import AssetError
 from .hub import ModelError, locate_stt
 from .session import SessionLogError
+from .stt import SttEngine
 
 log = logging.getLogger("voicevibe")
 
@@ -116,9 +118,20 @@ def load(args: argparse.Namespace) -> Config:
     return load_config(args.config, overrides)
 
 
+def transcribe(blocks: Iterable[np.ndarray], engine: SttEngine, dsp: Dsp | None = None,
+               on_levels: Callable[[Levels], None] | None = None) -> Iterator[Event]:
+    """Run blocks through DSP (optional) and the engine, then flush: the offline pipeline."""
+    for block in blocks:
+        if dsp is not None:
+            block, levels = dsp.process(block)
+            if on_levels is not None:
+                on_levels(levels)
+        yield from engine.step(block)
+    yield from engine.flush()
+
+
 def cmd_transcribe(args: argparse.Namespace, config: Config) -> int:
     """Transcribe a file: plain text, or one JSON event per line."""
-    from .app import transcribe
     from .stt import SttEngine, load_model
 
     source = FileSource(args.audio, realtime=config.audio.realtime)  # bad files fail before the model loads

@@ -131,13 +131,25 @@ def load_model(files: SttFiles, dtype: str = "bf16", *, mimi_max_seq_len: int | 
     lm.transformer_cache = [LayerCache(SlidingKVCache(config.transformer.context + 1))
                             for _ in lm.transformer.layers]
     if warmup:
-        lm.warmup()
+        warm_up(lm)
     delay = float(raw.get("stt_config", {}).get("audio_delay_seconds", 0.5))
     model = SttModel(files.source, lm, config, files.mimi, mimi_max_seq_len, tokenizer, delay,
                      has_vad=heads > PAUSE_HEAD)
     safetensors_names(files.mimi)
     model._spare_mimi = model.new_mimi()  # fail now, not at the first block, if the codec file is bad
     return model
+
+
+def warm_up(lm: models.Lm) -> None:
+    """Compile the step once. `Lm.warmup()` samples at random and raises ValueError(42) when the
+    token happens to be 42 (a guard against optimising the step away): harmless, so it is caught."""
+    try:
+        lm.warmup()
+    except ValueError as e:
+        if e.args != (42,):
+            raise
+        for layer in lm.transformer_cache:
+            layer.reset()
 
 
 class SlidingKVCache:

@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import math
 import queue
+import select
 import sys
 import threading
 import time
-from typing import TextIO
+from collections.abc import Iterator
+from typing import IO, TextIO
 
-from .app import Pipeline, Stopped, stdin_lines
+from .app import Pipeline, Stopped
 from .dsp import Levels
 from .events import ImagePrompt, Phrase, PhraseEnd, Status, Summary, Word
 
@@ -24,6 +26,17 @@ POLL_SECONDS = 0.2
 def db(linear: float) -> str:
     """A linear peak as dBFS text."""
     return f"{20 * math.log10(linear):5.1f}" if linear > 1e-6 else " -inf"
+
+
+def stdin_lines(stream: IO[str], stopped: threading.Event) -> Iterator[str]:
+    """Lines typed on a terminal or piped in, stopping promptly when `stopped` is set."""
+    while not stopped.is_set():
+        ready, _, _ = select.select([stream], [], [], 0.2)
+        if ready:
+            line = stream.readline()
+            if not line:
+                return
+            yield line
 
 
 class TerminalFront:

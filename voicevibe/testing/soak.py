@@ -1,0 +1,350 @@
+"""A simulated show through the whole Pipeline, faster than real time: the soak harness.
+
+Used by `bench/soak.py` (three hours, memory curve) and `tests/test_soak.py` (minutes,
+functional checks). Everything is real except three seams: the input is generated block by
+block (speech with pauses, one long stretch of non-stop sound), the brain is a scripted
+PromptModel, and with `codec="fast"` the Mimi encoder is a cheap deterministic stand-in
+(rustymimi costs ~62 ms per 80 ms block on this CPU, so it alone would make a 3 h soak
+take 2.5 h). The stand-in exercises everything but rustymimi: the LM, its caches and
+resets, DSP, brain, OSC, the session log and its recorder.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import socket
+import threading
+import time
+import zlib
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..app import Pipeline, PipelineStats, Stopped
+from ..brain import LoadedModel
+from ..config import BLOCK, FRAME_SECONDS, Config, load_config
+from ..events import ImagePrompt, Phrase, SegmentReset, Status, Word
+from ..hub import locate_stt
+from ..llm import PromptRequest
+from ..stt import SttModel, load_model
+
+BLOCKS_PER_MINUTE = round(60 / FRAME_SECONDS)
+SOAK_PROMPTS = ("a lighthouse in a violet storm", "a fox made of paper in the snow",
+                "neon rain over an empty harbour", "a whale swimming through a forest of lanterns")
+
+
+class FastMimi:
+    """Stand-in for rustymimi's encoder: one frame of codes per block, derived from its samples."""
+
+    def __init__(self, codebooks: int, card: int) -> None:
+        self.codebooks, self.card = codebooks, card
+
+    def encode_step(self, pcm: np.ndarray) -> np.ndarray:
+        """Codes (1, codebooks, 1) that depend only on the block's content, like a real codec's."""
+        quantized = np.clip(pcm * 127, -127, 127).astype(np.int8).tobytes()
+        rng = np.random.default_rng(zlib.crc32(quantized))
+        return rng.integers(0, self.card, (1, self.codebooks, 1), dtype=np.uint32)
+
+
+@dataclass
+class FastCodecModel(SttModel):
+    """An SttModel whose Mimi encoder is the FastMimi stand-in; everything else is the real model."""
+
+    def new_mimi(self) -> FastMimi:  # type: ignore[override]
+        """A fresh stand-in encoder."""
+        return FastMimi(self.config.audio_codebooks, self.config.audio_vocab_size - 1)
+
+
+class ScriptedBrainModel:
+    """A fast PromptModel: a fixed rotation of prompts, counted."""
+
+    name = "soak-scripted"
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.summaries = 0
+
+    def generate(self, request: PromptRequest, should_stop: Any) -> str:
+        """A JSON answer like the real model's, instantly."""
+        self.calls += 1
+        prompt = SOAK_PROMPTS[self.calls % len(SOAK_PROMPTS)]
+        return json.dumps({"style": "cinematic", "prompt": prompt, "mood": "calm"})
+
+    def summarize(self, request: Any, should_stop: Any) -> str:
+        """A summary answer like the real model's, instantly."""
+        self.summaries += 1
+        return json.dumps({"summary": f"So far, summary number {self.summaries} of the soak show.",
+                           "prompt": SOAK_PROMPTS[self.summaries % len(SOAK_PROMPTS)]})
+
+
+class ShowSource:
+    """A generated show as a Pipeline source: speech with pauses, one stretch of non-stop sound.
+
+    Blocks are made on the fly (hours never sit in memory). Between `nonstop_from` and
+    `nonstop_from + nonstop_minutes` the input is noise that keeps getting louder, so no block
+    is quiet: the engine must reset at its hard cap there, not at a pause.
+    """
+
+    name = "generated show"
+
+    def __init__(self, speech_blocks: list[np.ndarray], minutes: float, *, nonstop_from: float,
+                 nonstop_minutes: float, seed: int = 7) -> None:
+        self.speech = speech_blocks
+        self.total = round(minutes * BLOCKS_PER_MINUTE)
+        self.nonstop = (round(nonstop_from * BLOCKS_PER_MINUTE),
+                        round((nonstop_from + nonstop_minutes) * BLOCKS_PER_MINUTE))
+        self.rng = np.random.default_rng(seed)
+        self.blocks_out = 0
+        self.dropped_blocks = 0
+        self._stop = threading.Event()
+
+    def __enter__(self) -> ShowSource:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+
+    def stop(self) -> None:
+        """End the show early."""
+        self._stop.set()
+
+    def _utterances(self) -> Iterator[np.ndarray]:
+        """The speech clip at a varying gain, then 0.5-6 s of room noise; forever."""
+        while True:
+            gain = np.float32(self.rng.uniform(0.5, 1.2))
+            for block in self.speech:
+                yield block * gain
+            for _ in range(int(self.rng.integers(6, 75))):
+                yield (self.rng.standard_normal(BLOCK) * 0.002).astype(np.float32)
+
+    def blocks(self) -> Iterator[np.ndarray]:
+        """Every block of the show, then the end (a file-like source)."""
+        speech = self._utterances()
+        first, last = self.nonstop
+        for i in range(self.total):
+            if self._stop.is_set():
+                return
+            if first <= i < last:
+                level = 0.02 + 0.58 * (i - first) / max(1, last - first)
+                block = np.clip(self.rng.standard_normal(BLOCK) * level, -1, 1).astype(np.float32)
+            else:
+                block = next(speech)
+            self.blocks_out += 1
+            yield block
+
+
+class CountingReceiver:
+    """A local UDP peer that counts OSC datagrams and keeps none of them."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.settimeout(0.2)
+        self.port = self.sock.getsockname()[1]
+        self.datagrams = Counter[str]()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="soak-osc-peer", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                data = self.sock.recv(65536)
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            self.datagrams[data.split(b"\0", 1)[0].decode("ascii", "replace")] += 1
+
+    def close(self) -> None:
+        """Stop listening."""
+        self._stop.set()
+        self._thread.join(2)
+        self.sock.close()
+
+
+def rss_mb() -> float:
+    """This process's resident memory (VmRSS), in MB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+@dataclass
+class Sample:
+    """One reading of the running show."""
+
+    wall_seconds: float
+    audio_minutes: float
+    rss_mb: float
+    events_qsize: int
+    brain_qsize: int
+    recorder_qsize: int
+
+
+@dataclass
+class SoakResult:
+    """What the show did, and what it cost."""
+
+    minutes: float
+    codec: str
+    wall_seconds: float = 0.0
+    blocks_in: int = 0
+    frames_in: int = 0
+    frames_fed: int = 0
+    steps: int = 0
+    resets: Counter = field(default_factory=Counter)
+    reset_steps: list[tuple[int, int]] = field(default_factory=list)  # (block index, frames in the segment)
+    max_segment_frames: int = 0  # the engine's hard cap, in blocks
+    nonstop: tuple[int, int] = (0, 0)  # block range of the non-stop stretch
+    words: int = 0
+    logged_words: int = 0
+    phrases: int = 0
+    prompts: int = 0
+    logged_prompts: int = 0
+    osc: Counter = field(default_factory=Counter)
+    errors: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    dropped_blocks: int = 0
+    stt_restarts: int = 0
+    stopped: Stopped | None = None
+    samples: list[Sample] = field(default_factory=list)
+    queue_limits: dict[str, int] = field(default_factory=dict)
+    queue_peaks: Counter = field(default_factory=Counter)  # largest qsize seen, polled every 20 ms
+    log_path: str = ""
+    log_bytes: int = 0
+
+    def resets_in_nonstop(self) -> int:
+        """State resets that happened inside the non-stop stretch (no pause to reset at)."""
+        first, last = self.nonstop
+        return sum(1 for step, _ in self.reset_steps if first < step <= last)
+
+    def longest_segment(self) -> int:
+        """The most blocks the model heard between two resets (the last segment included)."""
+        last_step = self.reset_steps[-1][0] if self.reset_steps else 0
+        return max([n for _, n in self.reset_steps] + [self.frames_in - last_step])
+
+    def max_queue(self, name: str) -> int:
+        """The largest size seen of one queue."""
+        return max(self.queue_peaks[name], *(getattr(s, f"{name}_qsize") for s in self.samples))
+
+
+def soak_config(checkpoint: Path, log_dir: Path, osc_port: int, *, reset_after: float | None = None,
+                max_segment: float | None = None) -> Config:
+    """The show's config: the checkpoint, OSC to the local peer with levels and transcript, control in."""
+    stt: dict[str, Any] = {"model": str(checkpoint)}
+    if reset_after is not None:
+        stt["reset_after_seconds"] = reset_after
+    if max_segment is not None:
+        stt["max_segment_seconds"] = max_segment
+    layer = {"stt": stt, "audio": {"realtime": False},
+             "osc": {"targets": f"127.0.0.1:{osc_port}", "preset": "vocevibe", "send_level": True,
+                     "send_transcript": True},
+             "control": {"enabled": True, "port": 0},
+             "session": {"log_dir": str(log_dir)}, "brain": {"model": "none"}}
+    return load_config(overrides=[layer], include_defaults_files=False)
+
+
+def run_soak(checkpoint: Path, speech_blocks: list[np.ndarray], workdir: Path, *, minutes: float,
+             codec: str = "fast", nonstop_from: float, nonstop_minutes: float = 10.0,
+             reset_after: float | None = None, max_segment: float | None = None,
+             sample_seconds: float = 5.0, record_audio: bool = True, progress: Any = None) -> SoakResult:
+    """Run the whole show; return its counters, queue sizes and memory samples."""
+    if codec not in ("fast", "real"):
+        raise ValueError(f"codec must be 'fast' or 'real', not {codec!r}")
+    peer = CountingReceiver()
+    result = SoakResult(minutes, codec)
+    config = soak_config(checkpoint, workdir / "log", peer.port, reset_after=reset_after, max_segment=max_segment)
+    source = ShowSource(speech_blocks, minutes, nonstop_from=nonstop_from, nonstop_minutes=nonstop_minutes)
+    brain_model = ScriptedBrainModel()
+
+    def stt_loader(cfg: Config) -> SttModel:
+        model = load_model(locate_stt(cfg.stt.model, allow_download=False), cfg.stt.dtype)
+        if codec == "real":
+            return model
+        return FastCodecModel(**{f.name: getattr(model, f.name) for f in dataclasses.fields(model)})
+
+    pipeline = Pipeline(config, input_spec="soak", record_audio=record_audio, stt_loader=stt_loader,
+                        brain_loader=lambda cfg, assets: LoadedModel(brain_model),
+                        source_opener=lambda spec, cfg: source)
+
+    def consume() -> None:
+        while True:
+            item = pipeline.events.get()
+            if isinstance(item, Word):
+                result.words += 1
+            elif isinstance(item, SegmentReset):
+                result.resets[item.reason] += 1
+                result.reset_steps.append((item.step, item.segment_frames))
+            elif isinstance(item, Phrase):
+                result.phrases += 1
+            elif isinstance(item, ImagePrompt):
+                result.prompts += 1
+            elif isinstance(item, Status) and item.level in ("error", "warning"):
+                (result.errors if item.level == "error" else result.warnings).append(item.message)
+            elif isinstance(item, PipelineStats):
+                result.dropped_blocks = item.dropped_blocks
+            elif isinstance(item, Stopped):
+                result.stopped = item
+                return
+
+    def sample(start: float) -> None:
+        recorder = getattr(pipeline.log, "_recorder", None)
+        result.samples.append(Sample(time.monotonic() - start, source.blocks_out / BLOCKS_PER_MINUTE, rss_mb(),
+                                     pipeline.events.qsize(), pipeline._brain_out.qsize(),
+                                     recorder._queue.qsize() if recorder is not None else 0))
+        if progress is not None:
+            progress(result.samples[-1])
+
+    def watch_queues() -> None:
+        while result.stopped is None and consumer.is_alive():
+            recorder = getattr(pipeline.log, "_recorder", None)
+            for name, q in (("events", pipeline.events), ("brain", pipeline._brain_out),
+                            ("recorder", recorder._queue if recorder is not None else None)):
+                if q is not None and q.qsize() > result.queue_peaks[name]:
+                    result.queue_peaks[name] = q.qsize()
+            time.sleep(0.02)
+
+    consumer = threading.Thread(target=consume, name="soak-consumer")
+    consumer.start()
+    watcher = threading.Thread(target=watch_queues, name="soak-queue-watch", daemon=True)
+    watcher.start()
+    start = time.monotonic()
+    sample(start)
+    try:
+        pipeline.start()
+        result.log_path = str(pipeline.log_path)
+        recorder = getattr(pipeline.log, "_recorder", None)
+        result.queue_limits = {"events": pipeline.events.maxsize, "brain": pipeline._brain_out.maxsize,
+                               "recorder": recorder._queue.maxsize if recorder is not None else 0}
+        while not pipeline.wait(sample_seconds):
+            sample(start)
+        sample(start)
+    finally:
+        pipeline.stop()
+        consumer.join(30)
+        peer.close()
+    result.wall_seconds = time.monotonic() - start
+    sample(start)
+    engine = pipeline.engine
+    if engine is not None:
+        result.frames_in, result.frames_fed, result.steps = engine.frames_in, engine.frames_fed, engine.steps
+        result.max_segment_frames = engine.max_segment
+    result.blocks_in = source.blocks_out
+    result.nonstop = source.nonstop
+    result.stt_restarts = pipeline.stt_restarts
+    result.osc = peer.datagrams
+    log_path = Path(result.log_path)
+    result.log_bytes = log_path.stat().st_size
+    with log_path.open(encoding="utf-8") as fh:
+        for line in fh:
+            kind = json.loads(line)["type"]
+            result.logged_words += kind == "word"
+            result.logged_prompts += kind == "image_prompt"
+    return result
