@@ -4,6 +4,7 @@
 
 Runs the real `Pipeline` twice with OSC going to a local UDP receiver:
 1. typed phrases (the script path) with the real bundled Gemma 3 270M brain model;
+   (the model is loaded before the first phrase; each phrase waits for the previous prompt);
 2. a speech rehearsal (generated tiny STT checkpoint, espeak-ng speech) with the fallback brain,
    where the phrase closes inside the STT thread.
 For every prompt: queue wait (phrase closed -> brain took it), model compute (brain start -> end),
@@ -34,7 +35,7 @@ from speech import write_speech  # noqa: E402
 from voicevibe.app import Pipeline  # noqa: E402
 from voicevibe.brain import LoadedModel  # noqa: E402
 from voicevibe.config import load_config  # noqa: E402
-from voicevibe.events import ImagePrompt  # noqa: E402
+from voicevibe.events import ImagePrompt, Status  # noqa: E402
 
 PHRASES = [
     "the moon rises over a silent harbour", "un cheval blanc court dans la neige",
@@ -82,17 +83,27 @@ def measure(config_layers: dict, *, script: list[str] | None = None, input_spec:
     receiver = Receiver()
     layers = {**config_layers, "osc": {"targets": f"127.0.0.1:{receiver.port}", "preset": "vocevibe"}}
     config = load_config(overrides=[layers], include_defaults_files=False)
-    pipeline = Pipeline(config, script=script, input_spec=input_spec, brain_loader=brain_loader)
-    pipeline.start()
-    pipeline.wait(1800)
+    seen: list[object] = []
+    if script is not None:
+        # Typed phrases: load the brain first (a show starts once the models are ready), then one
+        # phrase at a time, each after the previous prompt went out.
+        pipeline = Pipeline(config, script=[], brain_loader=brain_loader)
+        pipeline.start()
+        while not any(isinstance(e, Status) and e.stage == "brain" and "model" in e.message for e in seen):
+            seen.append(pipeline.events.get(timeout=600))
+        for line in script:
+            pipeline.type_text(line)
+            pipeline.wait(600)
+    else:
+        pipeline = Pipeline(config, input_spec=input_spec, brain_loader=brain_loader)
+        pipeline.start()
+        pipeline.wait(1800)
     pipeline.stop()
     time.sleep(0.2)
     receiver.close()
-    prompts = []
     while not pipeline.events.empty():
-        item = pipeline.events.get_nowait()
-        if isinstance(item, ImagePrompt):
-            prompts.append(item)
+        seen.append(pipeline.events.get_nowait())
+    prompts = [item for item in seen if isinstance(item, ImagePrompt)]
     rows = []
     for p in prompts:
         arrived = arrival_of(receiver, p)
@@ -121,6 +132,7 @@ def main() -> None:
     parser.add_argument("--phrases", type=int, default=10)
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "RESULTS-latency.md")
     args = parser.parse_args()
+    load = os.getloadavg()
     os.environ.setdefault("XDG_STATE_HOME", "/tmp/voicevibe-bench-state")
     log_dir = {"log_dir": "/tmp/voicevibe-bench-log"}
 
@@ -136,10 +148,11 @@ def main() -> None:
     spoken = measure({"stt": {"model": str(ckpt)}, "audio": {"realtime": False}, "session": log_dir},
                      input_spec=str(wav), brain_loader=lambda c, a: LoadedModel(None))
 
-    load = os.getloadavg()
+    load_after = os.getloadavg()
     lines = ["# Phrase end -> OSC latency", "",
              f"{datetime.date.today()}, {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-             f"load average before the run {load[0]:.2f}. `python bench/latency.py`.", "",
+             f"load average (1 min) {load[0]:.2f} before the run, {load_after[0]:.2f} after "
+             "(a shared machine). `python bench/latency.py`.", "",
              "The pipeline overhead is everything but the model's own compute: the phrase waiting for the",
              "brain thread, the hand-over to the dispatch thread, building and sending the datagrams, and",
              "the receiver's wake-up. Goal: under 15 ms.", ""]
