@@ -1,4 +1,4 @@
-"""A local UDP receiver that decodes OSC, for tests (the independent peer is oscdump; this one is handy)."""
+"""OSC receivers for tests: liblo's oscdump (the independent peer) and voicevibe.testing.peer.OscPeer."""
 
 from __future__ import annotations
 
@@ -6,12 +6,12 @@ import queue
 import socket
 import subprocess
 import threading
-import time
 from collections.abc import Iterator
 
 import pytest
 from pythonosc.osc_message_builder import OscMessageBuilder
-from pythonosc.osc_packet import OscPacket, ParseError
+
+from voicevibe.testing.peer import OscPeer
 
 
 def free_port() -> int:
@@ -21,51 +21,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-class UdpPeer:
-    """Receives OSC datagrams on 127.0.0.1:<port> in a thread; `messages` keeps every decoded message."""
-
-    def __init__(self) -> None:
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.settimeout(0.1)
-        self.port = self.sock.getsockname()[1]
-        self.messages: list = []
-        self.datagrams: list[bytes] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._receive, name="udp-peer")
-
-    def __enter__(self) -> UdpPeer:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(2)
-        self.sock.close()
-
-    def _receive(self) -> None:
-        while not self._stop.is_set():
-            try:
-                data = self.sock.recv(65536)
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            self.datagrams.append(data)
-            try:
-                self.messages += [m.message for m in OscPacket(data).messages]
-            except ParseError:
-                pass
-
-    def wait_for(self, address: str, count: int, timeout: float = 10.0) -> list:
-        """The first `count` messages on `address` (fewer if they do not arrive in time)."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            found = [m for m in self.messages if m.address == address]
-            if len(found) >= count:
-                return found[:count]
-            time.sleep(0.02)
-        return [m for m in self.messages if m.address == address]
+UdpPeer = OscPeer  # the tests' own receiver (the independent one is oscdump, below)
 
 
 @pytest.fixture

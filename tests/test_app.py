@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import queue
 import re
+import socket
 import subprocess
 import sys
 import threading
@@ -17,25 +19,19 @@ import pytest
 
 from oscpeer import UdpPeer, dump_lines, oscdump  # noqa: F401  (oscdump: a fixture)
 from voicevibe import app as app_module
-from voicevibe.app import Pipeline, PipelineStats, Stopped
+from voicevibe.app import Pipeline
 from voicevibe.audio import AudioError
-from voicevibe.brain import LoadedModel
 from voicevibe.config import BLOCK, Config, load_config
-from voicevibe.dsp import Levels
-from voicevibe.events import ImagePrompt, Status, Word
-from voicevibe.osc import ControlCommand
-from voicevibe.stt import SttEngine
+from voicevibe.events import (ImagePrompt, Levels, Panic, PipelineStats, SayText, SendPrompt, SetAgc,
+                              SetGain, SetGate, SetStyle, Status, Stopped, Word)
+from voicevibe.testing.faults import stt_failing_at
 
-STAGE_THREADS = {"stt", "script", "dispatch", "brain"}
-
-
-def no_model(config, assets) -> LoadedModel:
-    """Brain loader for tests: the fallback builder only (fast, deterministic)."""
-    return LoadedModel(None)
+STAGE_THREADS = {"audio", "script", "dispatch", "stt-link", "brain-link", "supervisor"}
 
 
 def show_config(tmp_path: Path, checkpoint: Path | str, peer: UdpPeer, **sections: dict) -> Config:
-    """A config for a test show: the given checkpoint, OSC to `peer`, the log under tmp_path."""
+    """A config for a test show: the given checkpoint, OSC to `peer`, the log under tmp_path, the
+    fallback builder as the brain (no brain worker: fast and deterministic)."""
     layers = [{"stt": {"model": str(checkpoint)}, "audio": {"realtime": False},
                "osc": {"targets": f"127.0.0.1:{peer.port}", "preset": "vocevibe"},
                "session": {"log_dir": str(tmp_path / "log")}, "brain": {"model": "none"}}, sections]
@@ -72,8 +68,7 @@ def peer() -> Iterator[UdpPeer]:
 
 
 def test_rehearsal_file_reaches_osc_and_the_log(tmp_path, tiny_checkpoint, speech_wav, peer):
-    pipeline = Pipeline(show_config(tmp_path, tiny_checkpoint, peer), input_spec=str(speech_wav),
-                        brain_loader=no_model)
+    pipeline = Pipeline(show_config(tmp_path, tiny_checkpoint, peer), input_spec=str(speech_wav))
     events = run_to_end(pipeline)
     words = [e for e in events if isinstance(e, Word)]
     prompts = [e for e in events if isinstance(e, ImagePrompt)]
@@ -96,7 +91,7 @@ def test_rehearsal_file_reaches_osc_and_the_log(tmp_path, tiny_checkpoint, speec
 def test_script_lines_each_get_a_prompt_in_order(tmp_path, peer):
     script = ["# the opening", "", "a red lighthouse in a storm", "un chat noir sur le toit",
               "the city wakes up under snow"]
-    pipeline = Pipeline(show_config(tmp_path, "unused", peer), script=script, brain_loader=no_model)
+    pipeline = Pipeline(show_config(tmp_path, "unused", peer), script=script)
     events = run_to_end(pipeline)
     prompts = [e for e in events if isinstance(e, ImagePrompt)]
     assert [p.phrase for p in prompts] == script[2:]
@@ -107,10 +102,9 @@ def test_script_lines_each_get_a_prompt_in_order(tmp_path, peer):
 
 
 def test_a_missing_speech_model_is_reported_and_typed_text_still_works(tmp_path, peer, speech_wav):
-    pipeline = Pipeline(show_config(tmp_path, tmp_path / "no-model-here", peer), input_spec=str(speech_wav),
-                        brain_loader=no_model)
+    pipeline = Pipeline(show_config(tmp_path, tmp_path / "no-model-here", peer), input_spec=str(speech_wav))
     pipeline.start()
-    pipeline.type_text("a lighthouse in the fog")
+    pipeline.apply(SayText("a lighthouse in the fog"))
     assert pipeline.wait(60)
     pipeline.stop()
     events = drain(pipeline.events)
@@ -120,23 +114,13 @@ def test_a_missing_speech_model_is_reported_and_typed_text_still_works(tmp_path,
     assert "no-model-here" in events[-1].error
 
 
-def test_an_stt_failure_restarts_the_stage_and_the_show_goes_on(tmp_path, tiny_checkpoint, speech_wav, peer,
-                                                                monkeypatch):
-    real_step, calls = SttEngine.step, []
-
-    def flaky_step(self, block):
-        calls.append(1)
-        if len(calls) == 20:
-            raise RuntimeError("simulated MLX failure")
-        return real_step(self, block)
-
-    monkeypatch.setattr(SttEngine, "step", flaky_step)
+def test_an_stt_failure_restarts_the_stage_and_the_show_goes_on(tmp_path, tiny_checkpoint, speech_wav, peer):
     pipeline = Pipeline(show_config(tmp_path, tiny_checkpoint, peer), input_spec=str(speech_wav),
-                        brain_loader=no_model)
+                        stt_loader=functools.partial(stt_failing_at, block=20))
     events = run_to_end(pipeline)
-    assert pipeline.stt_restarts == 1
+    assert pipeline.stats().stt_restarts == 1
     assert any(isinstance(e, Status) and "restarted with fresh state" in e.message for e in events)
-    assert len(calls) > 60  # it kept going to the end of the file
+    assert pipeline.stt.counters.frames_in > 40  # a fresh engine took the rest of the file
     assert any(isinstance(e, Word) for e in events) and events[-1] == Stopped(None)
 
 
@@ -176,7 +160,7 @@ def test_an_unplugged_mic_is_retried_until_it_comes_back(tmp_path, tiny_checkpoi
     monkeypatch.setattr(app_module, "open_source", lambda spec, config: FlakyMic())
     monkeypatch.setattr(app_module, "MIC_RETRY_SECONDS", 0.1)
     monkeypatch.setattr(app_module, "describe", lambda source: "fake mic")
-    pipeline = Pipeline(show_config(tmp_path, tiny_checkpoint, peer), input_spec="USB Mic", brain_loader=no_model)
+    pipeline = Pipeline(show_config(tmp_path, tiny_checkpoint, peer), input_spec="USB Mic")
     pipeline.start()
     levels = 0
     while levels < 30:
@@ -191,20 +175,18 @@ def test_an_unplugged_mic_is_retried_until_it_comes_back(tmp_path, tiny_checkpoi
 
 
 def test_controls_reach_the_stages(tmp_path, peer):
-    pipeline = Pipeline(show_config(tmp_path, "unused", peer), script=[], brain_loader=no_model)
+    pipeline = Pipeline(show_config(tmp_path, "unused", peer), script=[])
     pipeline.start()
-    pipeline.apply_command(ControlCommand("gain", 6.0, "127.0.0.1"))
-    pipeline.apply_command(ControlCommand("gate", 0.1, "127.0.0.1"))
-    pipeline.apply_command(ControlCommand("agc", False, "127.0.0.1"))
+    for command in (SetGain(6.0), SetGate(0.1), SetAgc(False), SetStyle("synthwave")):
+        pipeline.apply(command)
     assert (pipeline.dsp.params.gain_db, pipeline.dsp.params.gate_threshold, pipeline.dsp.params.agc) \
         == (6.0, 0.1, False)
-    pipeline.apply_command(ControlCommand("style", "synthwave", "127.0.0.1"))
-    pipeline.type_text("neon rain over the harbour")
+    pipeline.apply(SayText("neon rain over the harbour"))
     assert pipeline.wait(30)
-    pipeline.panic(True)
-    pipeline.send_manual("this must not reach the screen during panic")
-    pipeline.panic(False)
-    pipeline.send_manual("a field of sunflowers")
+    pipeline.apply(Panic(True))
+    pipeline.apply(SendPrompt("this must not reach the screen during panic"))
+    pipeline.apply(Panic(False))
+    pipeline.apply(SendPrompt("a field of sunflowers"))
     pipeline.stop()
     events = drain(pipeline.events)
     prompt = next(e for e in events if isinstance(e, ImagePrompt))
@@ -212,12 +194,42 @@ def test_controls_reach_the_stages(tmp_path, peer):
     texts = [m.params[0] for m in peer.wait_for("/visual/prompt", 3)]
     assert texts == [prompt.text, pipeline.config.osc.panic_prompt, "a field of sunflowers"]
     log_lines = [json.loads(x) for x in pipeline.log_path.read_text(encoding="utf-8").splitlines()]
-    assert {d["action"] for d in log_lines if d["type"] == "control"} >= {"dsp", "style", "panic"}
+    controls = [d for d in log_lines if d["type"] == "control"]
+    assert {d["action"] for d in controls} >= {"set_gain", "set_style", "panic"}
+    assert {"action": "set_gain", "db": 6.0} == {k: controls[0][k] for k in ("action", "db")}
+    with pytest.raises(TypeError, match="not a command"):
+        pipeline.apply("gain")  # type: ignore[arg-type]
+
+
+def test_a_busy_control_port_leaves_the_show_running_and_a_failed_start_leaves_nothing_open(tmp_path, peer,
+                                                                                            monkeypatch):
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as busy:
+        busy.bind(("127.0.0.1", 0))
+        config = show_config(tmp_path, "unused", peer, control={"enabled": True, "port": busy.getsockname()[1]})
+        pipeline = Pipeline(config, script=["a red lighthouse"])
+        pipeline.start()
+        assert pipeline.wait(30)
+        pipeline.stop()
+    events = drain(pipeline.events)
+    assert any(isinstance(e, Status) and e.stage == "control" and e.level == "error" and "off for this show"
+               in e.message for e in events)
+    assert any(isinstance(e, ImagePrompt) for e in events)
+    # A start that fails half-way closes what it opened (the log) and leaves no thread.
+    def broken(*args, **kwargs):
+        raise OSError("no more sockets")
+
+    monkeypatch.setattr(app_module, "Dispatcher", broken)
+    failing = Pipeline(show_config(tmp_path / "second", "unused", peer), script=["x"])
+    with pytest.raises(OSError, match="no more sockets"):
+        failing.start()
+    (log_file,) = (tmp_path / "second" / "log").glob("*.jsonl")
+    assert json.loads(log_file.read_text(encoding="utf-8").splitlines()[-1])["type"] == "session_end"
+    assert not stage_threads()
 
 
 def test_stats_report_the_log_and_the_stt_speed(tmp_path, tiny_checkpoint, speech_wav, peer):
     pipeline = Pipeline(show_config(tmp_path, tiny_checkpoint, peer, audio={"realtime": True}),
-                        input_spec=str(speech_wav), brain_loader=no_model)
+                        input_spec=str(speech_wav))
     pipeline.start()
     stats = None
     while stats is None or stats.stt_rtf == 0:

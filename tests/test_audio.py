@@ -699,3 +699,10 @@ def test_real_portaudio_records_the_virtual_microphone(virtual_mic: pulse.Virtua
     delivered_rate = (len(blocks) - 1 - settled) * BLOCK / (arrival[-1] - arrival[settled])
     assert delivered_rate == pytest.approx(SAMPLE_RATE, rel=0.05)
     assert mic.dropped_blocks == 0
+
+
+def test_rescan_finds_the_same_devices_again_through_real_portaudio(virtual_mic: pulse.VirtualMic) -> None:
+    """The adapter over sounddevice's private re-initialisation works on the pinned version."""
+    before = [(d.index, d.name) for d in audio.list_input_devices()]
+    audio.rescan_devices()
+    assert [(d.index, d.name) for d in audio.list_input_devices()] == before and before

@@ -14,10 +14,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from voicevibe.brain import Brain, BrainWorker, LoadedModel, PhraseAssembler
+from voicevibe.brain import Brain, LoadedModel, PhraseAssembler
+from voicevibe.brain_worker import BrainThread
 from voicevibe.cli import main
 from voicevibe.config import BrainConfig, ConfigError
-from voicevibe.events import ImagePrompt, Phrase, PhraseEnd, Status, Word, to_json_dict
+from voicevibe.events import (BrainAnswer, BrainSummary, BrainTook, ImagePrompt, MakeSummary, PauseBrain, Phrase,
+                              PhraseEnd, SetStyle, Status, WorkerFailed, WorkerReady, Word, to_json_dict)
 from voicevibe.fallback import (CLIP_USABLE_TOKENS, AssetError, clip_token_estimate, fallback_prompt,
                                 finish_prompt, load_assets, repair_french)
 from voicevibe.hub import ModelError
@@ -318,21 +320,47 @@ def next_of(events: queue.Queue, kind: type, timeout: float = 30.0, where: Calla
     raise AssertionError(f"no {kind.__name__} event")
 
 
-def run_worker(loader, config: BrainConfig | None = None) -> tuple[BrainWorker, queue.Queue]:
+def drain(events: queue.Queue) -> list:
+    out = []
+    while not events.empty():
+        out.append(events.get_nowait())
+    return out
+
+
+def run_worker(loader, config: BrainConfig | None = None) -> tuple[BrainThread, queue.Queue]:
     events: queue.Queue = queue.Queue()
-    worker = BrainWorker(config or BrainConfig(), events, loader)
+    worker = BrainThread(config or BrainConfig(), events.put, loader)
     worker.start()
     return worker, events
 
 
-def test_worker_warms_up_turns_words_into_prompts_and_stops_cleanly():
+class Feeder:
+    """Numbers phrases as the main process does, for a BrainThread under test."""
+
+    def __init__(self, worker: BrainThread) -> None:
+        self.worker, self.seq = worker, 0
+
+    def __call__(self, phrase: Phrase) -> int:
+        self.seq += 1
+        self.worker.put(self.seq, phrase)
+        return self.seq
+
+
+def prompt_of(events: queue.Queue) -> ImagePrompt:
+    """The next answer that carries a prompt."""
+    return next_of(events, BrainAnswer, where=lambda a: a.prompt is not None).prompt
+
+
+def test_worker_warms_up_turns_phrases_into_prompts_and_stops_cleanly():
     model = ScriptedModel().enqueue(answer("warm"), answer("children dancing in the rain"))
     worker, events = run_worker(lambda c, a: LoadedModel(model, "using a test model"))
-    for e in [*words("les enfants dansent sous la pluie"), PhraseEnd(7, 2.0, 0.8)]:
-        worker.put(e)
+    Feeder(worker)(Phrase("les enfants dansent sous la pluie", 0, 2))
     assert next_of(events, Status).message == "using a test model"
-    prompt = next_of(events, ImagePrompt)
-    assert prompt.phrase == "les enfants dansent sous la pluie" and prompt.source == "model"
+    assert next_of(events, WorkerReady).detail == "brain model: scripted"
+    assert next_of(events, BrainTook).seq == 1
+    answered = next_of(events, BrainAnswer)
+    assert answered.seq == 1 and answered.prompt.phrase == "les enfants dansent sous la pluie"
+    assert answered.prompt.source == "model"
     worker.stop()
     assert not worker.is_alive() and model.history[0].phrase == "warm up"
 
@@ -346,13 +374,15 @@ def test_worker_merges_phrases_that_wait_into_the_newest():
         return LoadedModel(model)
 
     worker, events = run_worker(slow_loader)
+    feed = Feeder(worker)
     for i, text in enumerate(("first phrase", "second phrase", "third phrase")):
-        worker.put(Phrase(text, i, i + 0.5, closed_at=i + 1.0))
+        feed(Phrase(text, i, i + 0.5, closed_at=i + 1.0))
     gate.set()
-    prompt = next_of(events, ImagePrompt)
+    answered = next_of(events, BrainAnswer)
     worker.stop()
-    assert prompt.phrase == "first phrase second phrase third phrase" and worker.merged == 2
-    assert prompt.phrase_closed_at == 3.0  # the newest phrase's close: the queue time is honest
+    assert answered.seq == 3  # one answer for all three: the main process resolves them all
+    assert answered.prompt.phrase == "first phrase second phrase third phrase" and worker.merged == 2
+    assert answered.prompt.phrase_closed_at == 3.0  # the newest phrase's close: the queue time is honest
     assert model.history[1] == PromptRequest("first phrase second phrase third phrase", CINEMATIC)
 
 
@@ -360,76 +390,62 @@ def test_worker_abandons_a_generation_when_a_newer_phrase_arrives():
     started = threading.Event()
     model = ScriptedModel().enqueue(answer("warm"), wait_for_stop(started), answer("the newer scene"))
     worker, events = run_worker(lambda c, a: LoadedModel(model), BrainConfig(time_budget_seconds=60))
-    worker.put(Phrase("stale phrase", 0, 1))
+    feed = Feeder(worker)
+    feed(Phrase("stale phrase", 0, 1))
     assert started.wait(30)
-    worker.put(Phrase("newer phrase", 1, 2))
-    prompt = next_of(events, ImagePrompt)
+    feed(Phrase("newer phrase", 1, 2))
+    stale = next_of(events, BrainAnswer)
+    prompt = prompt_of(events)
     worker.stop()
+    assert stale.seq == 1 and stale.prompt is None  # superseded: never rendered
     assert prompt.phrase == "newer phrase" and "the newer scene" in prompt.text
     assert [r.phrase for r in model.history] == ["warm up", "stale phrase", "newer phrase"]
     assert model.history[2].history == ("stale phrase",)  # the stale phrase is still context
 
 
-def test_worker_survives_a_model_that_fails_to_load_and_says_so():
+def test_worker_that_cannot_load_its_model_says_why_and_ends():
     def broken(config, assets):
         raise ModelError("model.gguf: llama.cpp cannot load this GGUF (bad magic)")
 
     worker, events = run_worker(broken)
-    worker.put(Phrase("la mer", 0, 1))
-    status = next_of(events, Status)
-    prompt = next_of(events, ImagePrompt)
-    worker.stop()
-    assert status.level == "error" and "bad magic" in status.message
-    assert prompt.source == "fallback" and prompt.reason.startswith("model failed to load") and "sea" in prompt.text
+    failed = next_of(events, WorkerFailed)
+    worker.join(10)
+    assert "bad magic" in failed.message and worker.failed and not worker.is_alive()
 
 
 def test_worker_pause_resume_style_and_a_crash_in_one_phrase():
     # A bug (not a model error, which gets a fallback prompt): the worker reports it and keeps going.
     model = ScriptedModel().enqueue(answer("warm"), KeyError("a bug"), answer("a quiet harbour"))
     worker, events = run_worker(lambda c, a: LoadedModel(model))
-    worker.control("pause")
-    worker.put(Phrase("paused phrase", 0, 1))
-    worker.control("resume")
-    worker.control("style", "baroque")
-    worker.put(Phrase("crashing phrase", 1, 2))
+    feed = Feeder(worker)
+    worker.command(PauseBrain(True))
+    feed(Phrase("paused phrase", 0, 1))
+    assert next_of(events, BrainAnswer).prompt is None  # paused: remembered, no prompt
+    worker.command(PauseBrain(False))
+    worker.command(SetStyle("baroque"))
+    feed(Phrase("crashing phrase", 1, 2))
     refused = next_of(events, Status, where=lambda e: e.level == "warning")
     error = next_of(events, Status, where=lambda e: e.level == "error")
-    assert "control style 'baroque' refused: unknown style" in refused.message
+    assert "SetStyle refused: unknown style" in refused.message
     assert "KeyError: 'a bug'" in error.message  # the thread keeps going
-    worker.control("style", "synthwave")
-    worker.put(Phrase("le port", 2, 3))
-    prompt = next_of(events, ImagePrompt)
+    worker.command(SetStyle("synthwave"))
+    feed(Phrase("le port", 2, 3))
+    prompt = prompt_of(events)
     worker.stop()
     assert prompt.phrase == "le port" and prompt.style == "synthwave"
     assert prompt.text.startswith("synthwave digital art, a quiet harbour")
     assert "paused phrase" not in [r.phrase for r in model.history]
 
 
-def test_worker_freeze_holds_the_newest_prompt_until_release():
-    model = ScriptedModel().enqueue(answer("warm"), answer("one"), answer("two"))
-    worker, events = run_worker(lambda c, a: LoadedModel(model))
-    worker.control("freeze")
-    worker.put(Phrase("first", 0, 1))
-    next_of(events, Status)  # loaded
-    while len(model.history) < 2:
-        time.sleep(0.01)
-    worker.put(Phrase("second", 1, 2))
-    while len(model.history) < 3:
-        time.sleep(0.01)
-    worker.control("unfreeze")
-    prompt = next_of(events, ImagePrompt)
-    worker.stop()
-    assert prompt.phrase == "second" and events.empty()  # "first" was never sent
-
-
 def test_worker_rate_limit_merges_phrases_between_prompts():
     model = ScriptedModel().enqueue(answer("warm"), answer("one"), answer("two"))
     worker, events = run_worker(lambda c, a: LoadedModel(model), BrainConfig(prompt_interval_seconds=2.0))
-    worker.put(Phrase("first", 0, 1))
-    assert next_of(events, ImagePrompt).phrase == "first"
-    worker.put(Phrase("second", 1, 2))  # inside the interval: waits, and merges with what follows
-    worker.put(Phrase("third", 2, 3))
-    prompt = next_of(events, ImagePrompt)
+    feed = Feeder(worker)
+    feed(Phrase("first", 0, 1))
+    assert prompt_of(events).phrase == "first"
+    feed(Phrase("second", 1, 2))  # inside the interval: waits, and merges with what follows
+    feed(Phrase("third", 2, 3))
+    prompt = prompt_of(events)
     worker.stop()
     assert prompt.phrase == "second third" and len(model.history) == 3
 
@@ -516,23 +532,21 @@ def test_summary_config_is_validated():
     with pytest.raises(ConfigError, match="summary_seconds = 5.0: allowed is a number from 20.0 to 600.0"):
         BrainConfig(summary_seconds=5.0)
     assert BrainConfig().summary and BrainConfig().summary_seconds == 60.0
-    assert BrainWorker(BrainConfig(summary=False), queue.Queue()).summary_interval is None
 
 
 def test_worker_makes_summaries_on_its_interval_only_when_something_new_was_said():
     model = ScriptedModel().enqueue(answer("warm"), answer("a lighthouse"),
                                     summary_answer("A lighthouse stands in the night.", "a lighthouse at night"))
-    worker = BrainWorker(BrainConfig(), queue.Queue(), lambda c, a: LoadedModel(model))
-    worker.summary_interval = 0.2
-    events = worker.events
-    worker.start()
-    worker.put(Phrase("le phare dans la nuit", 0, 1))
-    assert next_of(events, ImagePrompt).phrase == "le phare dans la nuit"
-    summary = next_of(events, Summary)
-    time.sleep(0.6)  # three more intervals with nothing new said
+    worker, events = run_worker(lambda c, a: LoadedModel(model), BrainConfig(summary_seconds=20))
+    Feeder(worker)(Phrase("le phare dans la nuit", 0, 1))
+    assert prompt_of(events).phrase == "le phare dans la nuit"
+    worker.command(MakeSummary())  # as if the interval had passed
+    summary = next_of(events, BrainSummary).summary
+    worker.command(MakeSummary())
+    time.sleep(0.6)  # asked again with nothing new said: no summary, no model call
     worker.stop()
     assert summary.text == "A lighthouse stands in the night." and summary.source == "model"
-    assert len(model.history) == 3 and events.empty()
+    assert len(model.history) == 3 and not any(isinstance(e, BrainSummary) for e in drain(events))
 
 
 def test_worker_summary_gives_way_to_a_phrase_and_is_retried_after_it():
@@ -540,15 +554,15 @@ def test_worker_summary_gives_way_to_a_phrase_and_is_retried_after_it():
     model = ScriptedModel().enqueue(answer("warm"), answer("a first scene"), wait_for_stop(started),
                                     answer("the urgent scene"),
                                     summary_answer("Two scenes were told on stage.", "two scenes"))
-    worker = BrainWorker(BrainConfig(), queue.Queue(), lambda c, a: LoadedModel(model))
-    worker.start()
-    worker.put(Phrase("first phrase", 0, 1))
-    next_of(worker.events, ImagePrompt)
-    worker.control("summary")  # the operator asks for one now: it starts
+    worker, events = run_worker(lambda c, a: LoadedModel(model))
+    feed = Feeder(worker)
+    feed(Phrase("first phrase", 0, 1))
+    prompt_of(events)
+    worker.command(MakeSummary())  # the operator asks for one now: it starts
     assert started.wait(30)
-    worker.put(Phrase("urgent phrase", 1, 2))
-    prompt = next_of(worker.events, ImagePrompt)
-    summary = next_of(worker.events, Summary)
+    feed(Phrase("urgent phrase", 1, 2))
+    prompt = prompt_of(events)
+    summary = next_of(events, BrainSummary).summary
     worker.stop()
     assert prompt.phrase == "urgent phrase" and summary.text == "Two scenes were told on stage."
     assert [type(r).__name__ for r in model.history] == ["PromptRequest"] * 2 + ["SummaryRequest", "PromptRequest",
@@ -556,25 +570,18 @@ def test_worker_summary_gives_way_to_a_phrase_and_is_retried_after_it():
     assert model.history[4].new_speech == "first phrase / urgent phrase"
 
 
-def test_worker_freeze_holds_the_newest_summary_too():
+def test_worker_makes_no_summary_while_paused():
     model = ScriptedModel().enqueue(answer("warm"), summary_answer("Nothing but rain tonight.", "rain at night"))
-    worker = BrainWorker(BrainConfig(), queue.Queue(), lambda c, a: LoadedModel(model))
-    worker.start()
-    worker.control("pause")
-    worker.put(Phrase("il pleut ce soir", 0, 1))  # paused: remembered, no prompt
-    worker.control("summary")
-    next_of(worker.events, Status)
+    worker, events = run_worker(lambda c, a: LoadedModel(model))
+    worker.command(PauseBrain(True))
+    Feeder(worker)(Phrase("il pleut ce soir", 0, 1))  # paused: remembered, no prompt
+    worker.command(MakeSummary())
+    next_of(events, BrainAnswer)
     time.sleep(0.2)
-    assert worker.events.empty() and len(model.history) == 1  # paused: no summary either
-    worker.control("resume")
-    worker.control("freeze")
-    worker.control("summary")
-    while len(model.history) < 2:
-        time.sleep(0.01)
-    time.sleep(0.1)
-    assert worker.events.empty()
-    worker.control("unfreeze")
-    summary = next_of(worker.events, Summary)
+    assert len(model.history) == 1  # paused: no summary either
+    worker.command(PauseBrain(False))
+    worker.command(MakeSummary())
+    summary = next_of(events, BrainSummary).summary
     worker.stop()
     assert summary.text == "Nothing but rain tonight." and summary.image_prompt.startswith("cinematic film still, rain")
 

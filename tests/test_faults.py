@@ -13,23 +13,21 @@ import shutil
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 
 import numpy as np
 import pytest
 
+from brains import crash_then_hang, crashes_always
 from oscpeer import UdpPeer
 from test_app import drain, run_to_end, show_config, stage_threads
 from voicevibe import app as app_module
 from voicevibe import osc
-from voicevibe.app import Pipeline, Stopped
+from voicevibe.app import Pipeline
 from voicevibe.audio import AudioError
-from voicevibe.brain import LoadedModel
 from voicevibe.config import BLOCK, OscConfig
-from voicevibe.events import ImagePrompt, Status
+from voicevibe.events import ImagePrompt, SayText, Status, Stopped
 from voicevibe.hub import ModelError, locate_stt
-from voicevibe.llm import Abandoned
 from voicevibe.stt import load_model
 from voicevibe.testing.checkpoint import MIMI_NAME
 
@@ -38,10 +36,6 @@ from voicevibe.testing.checkpoint import MIMI_NAME
 def peer() -> Iterator[UdpPeer]:
     with UdpPeer() as p:
         yield p
-
-
-def no_model(config, assets) -> LoadedModel:
-    return LoadedModel(None)
 
 
 # ---- the microphone goes away mid-show and comes back ------------------------------------------
@@ -76,10 +70,10 @@ def test_a_mic_that_vanishes_mid_show_is_reopened_and_the_show_goes_on(tmp_path,
                                                                          monkeypatch):
     monkeypatch.setattr(app_module, "MIC_RETRY_SECONDS", 0.1)
     opened: list[VanishingMic] = []
-    pipeline = Pipeline(show_config(tmp_path, tiny_checkpoint, peer), input_spec="USB Mic", brain_loader=no_model,
+    pipeline = Pipeline(show_config(tmp_path, tiny_checkpoint, peer), input_spec="USB Mic",
                         source_opener=lambda spec, config: VanishingMic(opened))
     pipeline.start()
-    pipeline.type_text("a red lighthouse")  # typed text works through it all
+    pipeline.apply(SayText("a red lighthouse"))  # typed text works through it all
     assert pipeline.wait(120)
     pipeline.stop()
     events = drain(pipeline.events)
@@ -89,7 +83,7 @@ def test_a_mic_that_vanishes_mid_show_is_reopened_and_the_show_goes_on(tmp_path,
     listening = [e.message for e in events if isinstance(e, Status) and e.message.startswith("listening to")]
     assert listening == ["listening to fake mic, stream 1", "listening to fake mic, stream 2"]
     # The same engine carried on across the gap: every block of both streams reached it once.
-    assert pipeline.engine.frames_in == pipeline.engine.frames_fed == 80
+    assert pipeline.stt.counters.frames_in == pipeline.stt.counters.frames_fed == 80
     assert any(isinstance(e, ImagePrompt) and e.phrase == "a red lighthouse" for e in events)
     assert events[-1] == Stopped(None) and not stage_threads()
 
@@ -146,32 +140,10 @@ def test_an_osc_target_that_dies_and_returns_gets_prompts_again_and_recovers():
 
 # ---- the brain crashes, then hangs ---------------------------------------------------------------
 
-class CrashThenHang:
-    """A PromptModel that raises on the first phrase, hangs on the second until told to stop, then works."""
-
-    name = "crash-then-hang"
-
-    def __init__(self) -> None:
-        self.calls = 0
-
-    def generate(self, request, should_stop) -> str:
-        if request.phrase == "warm up":  # the brain's load-time call
-            return json.dumps({"style": "cinematic", "prompt": "warm", "mood": "calm"})
-        self.calls += 1
-        if self.calls == 1:
-            raise RuntimeError("llama.cpp exploded")
-        if self.calls == 2:
-            while not (reason := should_stop()):
-                time.sleep(0.01)
-            raise Abandoned(reason)
-        return json.dumps({"style": "cinematic", "prompt": "a quiet harbour at dawn", "mood": "calm"})
-
-
 def test_a_brain_that_crashes_or_hangs_gives_fallback_prompts_and_the_show_goes_on(tmp_path, peer):
-    model = CrashThenHang()
     script = ["a lighthouse in a storm", "a wolf under the moon", "a harbour at dawn"]
-    config = show_config(tmp_path, "unused", peer, brain={"time_budget_seconds": 0.5})
-    pipeline = Pipeline(config, script=script, brain_loader=lambda c, a: LoadedModel(model))
+    config = show_config(tmp_path, "unused", peer, brain={"model": "bundled", "time_budget_seconds": 0.5})
+    pipeline = Pipeline(config, script=script, brain_loader=crash_then_hang)
     events = run_to_end(pipeline, timeout=60)
     prompts = [e for e in events if isinstance(e, ImagePrompt)]
     # The crash: a fallback prompt for that phrase, saying why.
@@ -255,14 +227,8 @@ def test_replay_speed_zero_is_refused_before_sending(tmp_path):
 
 
 def test_a_brain_model_that_crashes_at_warm_up_still_leaves_fallback_prompts(tmp_path, peer):
-    class CrashesAlways:
-        name = "crashes-always"
-
-        def generate(self, request, should_stop) -> str:
-            raise RuntimeError("llama.cpp exploded")
-
-    pipeline = Pipeline(show_config(tmp_path, "unused", peer), script=["a lighthouse in a storm"],
-                        brain_loader=lambda c, a: LoadedModel(CrashesAlways()))
+    pipeline = Pipeline(show_config(tmp_path, "unused", peer, brain={"model": "bundled"}),
+                        script=["a lighthouse in a storm"], brain_loader=crashes_always)
     pipeline.start()
     finished = pipeline.wait(20)
     pipeline.stop()

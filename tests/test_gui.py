@@ -7,49 +7,70 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
+from types import SimpleNamespace
 from typing import Any
 
 import customtkinter as ctk
 import pytest
 from guitk import MainThreadOnly, display, guard, pump, window_for  # noqa: F401 (fixtures)
 
-from voicevibe.app import Stopped
 from voicevibe.config import Config, load_config, settings_path
-from voicevibe.dsp import Levels
-from voicevibe.events import ImagePrompt, PhraseEnd, Status, Word
+from voicevibe.events import (Freeze, ImagePrompt, Levels, Panic, PauseBrain, PhraseEnd, SayText, SendPrompt, SetAgc,
+                              SetGain, SetGate, SetHistory, SetStyle, Stopped, Word, WorkerState)
 from voicevibe.gui import POLL_BATCH, PerformanceWindow
 from voicevibe.gui_panels import PHRASE_MARK
 
 
 class RecordingPipeline:
-    """Stands in for app.Pipeline: records every control call; the test feeds its event queue."""
+    """Stands in for app.Pipeline: records every command; the test feeds its event queue."""
 
     made: list[RecordingPipeline] = []
 
     def __init__(self, config: Config, **kwargs: Any) -> None:
         self.config, self.kwargs = config, kwargs
         self.events: queue.Queue = queue.Queue(1000)
-        self.calls: list[tuple[str, tuple, dict]] = []
-        self.running = False
+        self.commands: list[object] = []
+        self.stopped = False
         RecordingPipeline.made.append(self)
 
     def start(self) -> None:
-        self.running = True
+        pass
+
+    def apply(self, command: object) -> None:
+        self.commands.append(command)
+
+    def wait(self, timeout: float | None = None) -> bool:
+        return False
 
     def stop(self) -> None:  # called from the window's helper thread, as Pipeline.stop() would be
-        self.running = False
-        self.calls.append(("stop", (), {}))
+        self.stopped = True
         self.events.put(Stopped(None))
 
-    def __getattr__(self, name: str) -> Callable[..., None]:
-        return lambda *a, **k: self.calls.append((name, a, k))
+
+class RecordingEngines:
+    """Stands in for app.Engines: no worker processes; records what the window asks of them."""
+
+    def __init__(self) -> None:
+        self.events: queue.Queue = queue.Queue(1000)
+        self.brain = SimpleNamespace(commands=[], command=lambda c: self.brain.commands.append(c))
+        self.started = self.closed = False
+        self.configs: list[Config] = []
+
+    def start(self) -> None:
+        self.started = True
+
+    def reconfigure(self, config: Config) -> None:
+        self.configs.append(config)
+
+    def close(self) -> None:
+        self.closed = True
 
 
 @pytest.fixture
 def window(display: str, guard: list[str]) -> Iterator[PerformanceWindow]:
     RecordingPipeline.made.clear()
-    with window_for(Config(), guard, pipeline_factory=RecordingPipeline) as w:
+    with window_for(Config(), guard, pipeline_factory=RecordingPipeline, engines=RecordingEngines()) as w:
         yield w
 
 
@@ -68,10 +89,9 @@ def test_gain_and_gate_sliders_drive_the_pipeline_and_persist(window: Performanc
     window.ui.gate.set(0.1)
     window.ui.agc.toggle()
     pump(window.root)
-    dsp_calls = [k for name, _, k in pipeline.calls if name == "set_dsp"]
-    gain = [c["gain_db"] for c in dsp_calls if "gain_db" in c]
-    assert gain and gain[-1] > 12.0, dsp_calls  # a click at 90 % of a -24..+24 dB slider
-    assert {"gate_threshold": 0.1} in dsp_calls and {"agc": False} in dsp_calls
+    gain = [c.db for c in pipeline.commands if isinstance(c, SetGain)]
+    assert gain and gain[-1] > 12.0, pipeline.commands  # a click at 90 % of a -24..+24 dB slider
+    assert SetGate(0.1) in pipeline.commands and SetAgc(False) in pipeline.commands
     window.close()
     saved = load_config()
     assert saved.dsp.gain_db == gain[-1] and saved.dsp.gate_threshold == 0.1 and saved.dsp.agc is False
@@ -102,8 +122,11 @@ def test_events_fill_transcript_prompts_meters_and_status(window: PerformanceWin
                          reason="no model", latency_ms=12.0)
     pipeline.events.put(prompt)
     pipeline.events.put(Levels(0.5, 0.2, 0.9, 0.4, 1.8, True, True))
-    pipeline.events.put(Status("stt", "speech model ready: tiny"))
+    window.engines.events.put(WorkerState("stt", "loading", "loading the speech model's weights", 0.4))
     pump(window.root, lambda: window.ui.prompts.entries)
+    assert window.ui.progress.get() == pytest.approx(0.4)
+    window.engines.events.put(WorkerState("stt", "ready", "speech model ready: tiny", 1.0))
+    pump(window.root, lambda: window.ui.progress.get() == 1.0)
     assert window.ui.transcript.get("1.0", "end").rstrip("\n") == "Hello the moon" + PHRASE_MARK.rstrip("\n")
     [(shown, button)] = window.ui.prompts.entries
     assert shown is prompt and "fallback (no model) · 12 ms" in button.cget("text")
@@ -111,7 +134,7 @@ def test_events_fill_transcript_prompts_meters_and_status(window: PerformanceWin
     assert "-6.0 dBFS" in window.ui.meter_in.text.cget("text")  # peak 0.5
     assert window.ui.model_status.cget("text") == "speech: speech model ready: tiny"
     button.invoke()  # a click on a past prompt sends it again
-    assert ("resend", (prompt,), {}) in pipeline.calls
+    assert SendPrompt(prompt.text) in pipeline.commands
 
 
 def test_a_burst_is_handled_in_bounded_batches(window: PerformanceWindow) -> None:
@@ -131,25 +154,29 @@ def test_keys_start_freeze_panic_but_not_while_typing(window: PerformanceWindow)
     assert isinstance(pipeline, RecordingPipeline)
     window.root.event_generate("<Key-f>")
     window.root.event_generate("<Escape>")
-    assert ("freeze", (True,), {}) in pipeline.calls and ("panic", (True,), {}) in pipeline.calls
+    assert Freeze(True) in pipeline.commands and Panic(True) in pipeline.commands
     entry = window.ui.manual._entry
     entry.focus_force()
     pump(window.root)
     entry.event_generate("<Key-f>")  # an F typed into a text field is a letter, not freeze
-    assert [c for c in pipeline.calls if c[0] == "freeze"] == [("freeze", (True,), {})]
+    assert [c for c in pipeline.commands if isinstance(c, Freeze)] == [Freeze(True)]
     window.root.focus_force()
     pump(window.root)
     window.root.event_generate("<space>")
     assert window.pipeline is None
     pump(window.root, lambda: window.ui.start_button.cget("text") == "▶ Start")
-    assert ("stop", (), {}) in pipeline.calls
+    assert pipeline.stopped
 
 
-def test_panic_and_freeze_armed_before_start_apply_at_start(window: PerformanceWindow) -> None:
+def test_panic_and_freeze_and_brain_commands_work_with_the_show_stopped(window: PerformanceWindow) -> None:
     window.toggle_panic()
     window.toggle_freeze()
+    window.toggle_pause()
+    assert window.osc.panicked and window.osc.frozen  # the window's own sender: the show shares it
+    assert window.engines.brain.commands == [PauseBrain(True)]  # the brain outlives a show
     pipeline = started(window)
-    assert ("panic", (True,), {}) in pipeline.calls and ("freeze", (True,), {}) in pipeline.calls
+    assert pipeline.kwargs["osc"] is window.osc and pipeline.kwargs["engines"] is window.engines
+    assert window.engines.configs[-1] is window.config  # a changed model setting would reload it now
 
 
 def test_manual_prompt_and_brain_controls_reach_the_pipeline(window: PerformanceWindow) -> None:
@@ -157,13 +184,12 @@ def test_manual_prompt_and_brain_controls_reach_the_pipeline(window: Performance
     window.ui.manual.insert(0, "a red door in the snow")
     window.send_manual()
     window.ui.style.set("synthwave")
-    window.brain("style", "synthwave")
+    window.brain(SetStyle("synthwave"))
     window.ui.history.set(120)
     window.toggle_pause()
-    assert ("send_manual", ("a red door in the snow",), {}) in pipeline.calls
-    assert ("brain_control", ("style", "synthwave"), {}) in pipeline.calls
-    assert ("brain_control", ("history", 120.0), {}) in pipeline.calls
-    assert ("brain_control", ("pause", ""), {}) in pipeline.calls
+    assert SendPrompt("a red door in the snow") in pipeline.commands
+    assert SetStyle("synthwave") in pipeline.commands and SetHistory(120.0) in pipeline.commands
+    assert PauseBrain(True) in pipeline.commands
     assert window.config.brain.style == "synthwave" and window.config.brain.history_seconds == 120.0
 
 
@@ -184,7 +210,7 @@ def test_no_microphone_is_said_clearly(window: PerformanceWindow) -> None:
 def test_close_stops_the_pipeline_and_cancels_the_poll(window: PerformanceWindow) -> None:
     pipeline = started(window)
     window.close()
-    assert pipeline.calls[-1][0] == "stop" and window._poll_id is None and window.closed
+    assert pipeline.stopped and window._poll_id is None and window.closed and window.engines.closed
     assert window._stopper is not None and not window._stopper.is_alive()
 
 
@@ -209,11 +235,11 @@ def test_guard_catches_a_widget_call_off_the_main_thread(display: str) -> None:
 
 
 def test_settings_come_back_at_the_next_launch(display: str, guard: list[str]) -> None:
-    with window_for(load_config(), guard, pipeline_factory=RecordingPipeline) as first:
+    with window_for(load_config(), guard, pipeline_factory=RecordingPipeline, engines=RecordingEngines()) as first:
         first.ui.gain.set(-7.5)
         first.ui.style.set("ukiyo-e")
-        first.brain("style", "ukiyo-e")
-    with window_for(load_config(), guard, pipeline_factory=RecordingPipeline) as second:
+        first.brain(SetStyle("ukiyo-e"))
+    with window_for(load_config(), guard, pipeline_factory=RecordingPipeline, engines=RecordingEngines()) as second:
         assert second.ui.gain.value == -7.5 and second.ui.gain.slider.get() == -7.5
         assert second.ui.style.get() == "ukiyo-e"
         pipeline = started(second)
@@ -229,4 +255,4 @@ def test_script_mode_feeds_lines_and_typed_phrases(window: PerformanceWindow) ->
     window.ui.say._entry.focus_force()
     pump(window.root)
     window.ui.say._entry.event_generate("<Return>")
-    assert ("type_text", ("a red door",), {}) in pipeline.calls and window.ui.say.get() == ""
+    assert SayText("a red door") in pipeline.commands and window.ui.say.get() == ""

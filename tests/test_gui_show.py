@@ -1,76 +1,49 @@
 """The window on the real Pipeline under Xvfb: a rehearsal fills the panes, panic and freeze go out
-over OSC to a local UDP receiver, sliders reach the engine's DSP, closing leaves no thread behind.
+over OSC to a local UDP receiver, sliders reach the engine's DSP, closing leaves no thread and no
+worker process behind.
 
 The speech model is the tiny random-weight checkpoint (its words are noise; the path is real);
-the brain is the fallback builder only, so a prompt comes in milliseconds.
+the brain is the fallback builder only (brain.model = "none"), so a prompt comes in milliseconds.
 """
 
 from __future__ import annotations
 
-import socket
+import json
+import os
+import signal
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
+import soundfile
 from guitk import display, guard, pump, window_for  # noqa: F401 (fixtures)
-from pythonosc.osc_bundle import OscBundle
-from pythonosc.osc_message import OscMessage
-
-from voicevibe.app import Pipeline
-from voicevibe.brain import LoadedModel
+from oscpeer import oscdump  # noqa: F401 (a fixture)
+from test_workers import alive, children, until
 from voicevibe.config import Config, load_config
+from voicevibe.testing.peer import OscPeer
 
 
-def fallback_only(config: Any, assets: Any) -> LoadedModel:
-    return LoadedModel(None, "test: fallback prompts only")
-
-
-def factory(config: Config, **kwargs: Any) -> Pipeline:
-    return Pipeline(config, brain_loader=fallback_only, **kwargs)
-
-
-class Receiver:
-    """A local UDP socket standing in for the render PC; decodes OSC messages and bundles."""
-
-    def __init__(self) -> None:
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.setblocking(False)
-        self.port = self.sock.getsockname()[1]
-        self.messages: list[tuple[str, list[Any]]] = []
-
-    def poll(self) -> list[tuple[str, list[Any]]]:
-        while True:
-            try:
-                data = self.sock.recv(65536)
-            except BlockingIOError:
-                return self.messages
-            self.messages += _decode(data)
-
-    def addresses(self) -> list[str]:
-        return [address for address, _ in self.poll()]
-
-
-def _decode(data: bytes) -> list[tuple[str, list[Any]]]:
-    if OscBundle.dgram_is_bundle(data):
-        return [m for content in OscBundle(data) for m in _decode(content.dgram)]
-    message = OscMessage(data)
-    return [(message.address, list(message.params))]
+def pairs(peer: OscPeer) -> list[tuple[str, list[Any]]]:
+    """What the render PC received so far, as (address, arguments)."""
+    return [(m.address, m.params) for m in peer.messages]
 
 
 @pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    r = Receiver()
-    yield r
-    r.sock.close()
+def receiver() -> Iterator[OscPeer]:
+    with OscPeer() as peer:
+        yield peer
 
 
-def show_config(checkpoint: Path, receiver: Receiver, tmp_path: Path, *, realtime: bool) -> Config:
+def show_config(checkpoint: Path, receiver: OscPeer, tmp_path: Path, *, realtime: bool, **sections: dict) -> Config:
+    """The tiny checkpoint, OSC to the receiver, the fallback builder as the brain (no brain worker)."""
     return load_config([], [{"stt": {"model": str(checkpoint)}, "audio": {"realtime": realtime},
                              "osc": {"targets": f"127.0.0.1:{receiver.port}", "preset": "generic"},
-                             "session": {"log_dir": str(tmp_path / "logs"), "record_audio": "off"}}],
+                             "brain": {"model": "none"},
+                             "session": {"log_dir": str(tmp_path / "logs"), "record_audio": "off"}}, sections],
                        include_defaults_files=False)
 
 
@@ -80,10 +53,10 @@ def threads_before() -> set[threading.Thread]:
 
 
 def test_rehearsal_fills_transcript_and_prompts_then_leaves_no_thread(
-        tiny_checkpoint: Path, speech_wav: Path, receiver: Receiver, tmp_path: Path, display: str, guard: list[str],
+        tiny_checkpoint: Path, speech_wav: Path, receiver: OscPeer, tmp_path: Path, display: str, guard: list[str],
         threads_before: set[threading.Thread]) -> None:
     config = show_config(tiny_checkpoint, receiver, tmp_path, realtime=False)
-    with window_for(config, guard, input_spec=str(speech_wav), pipeline_factory=factory,
+    with window_for(config, guard, input_spec=str(speech_wav),
                     settings_file=tmp_path / "settings.toml") as w:
         assert w.ui.mode.get() == "File"
         w.start()
@@ -95,33 +68,33 @@ def test_rehearsal_fills_transcript_and_prompts_then_leaves_no_thread(
         assert prompt.source == "fallback" and prompt.text in button.cget("text")
         assert "log:" in w.ui.log_path.cget("text") and str(tmp_path / "logs") in w.ui.log_path.cget("text")
         assert w.ui.stats.cget("text").startswith("STT real-time factor ")
-        assert any(prompt.text in map(str, args) for _, args in receiver.poll())
+        assert any(prompt.text in map(str, args) for _, args in pairs(receiver))
     left = [t for t in threading.enumerate() if t not in threads_before and t.is_alive()]
     assert not left, left
 
 
-def test_panic_and_freeze_keys_send_osc(tiny_checkpoint: Path, speech_wav: Path, receiver: Receiver,
+def test_panic_and_freeze_keys_send_osc(tiny_checkpoint: Path, speech_wav: Path, receiver: OscPeer,
                                         tmp_path: Path, display: str, guard: list[str]) -> None:
     config = show_config(tiny_checkpoint, receiver, tmp_path, realtime=True)
-    with window_for(config, guard, input_spec=str(speech_wav), pipeline_factory=factory,
+    with window_for(config, guard, input_spec=str(speech_wav),
                     settings_file=tmp_path / "settings.toml") as w:
         w.start()
         w.root.focus_force()
         pump(w.root)
         w.root.event_generate("<Escape>")  # panic: the safe prompt at once, plus the flag
-        pump(w.root, lambda: ("/panic", [1]) in receiver.poll())
-        assert ("/prompt", [config.osc.panic_prompt]) in receiver.messages
+        pump(w.root, lambda: ("/panic", [1]) in pairs(receiver))
+        assert ("/prompt", [config.osc.panic_prompt]) in pairs(receiver)
         w.root.event_generate("<Escape>")  # release
         w.root.event_generate("<Key-f>")  # freeze
-        pump(w.root, lambda: ("/freeze", [1]) in receiver.poll())
-        assert ("/panic", [0]) in receiver.messages
+        pump(w.root, lambda: ("/freeze", [1]) in pairs(receiver))
+        assert ("/panic", [0]) in pairs(receiver)
         assert w.panicked is False and w.frozen is True
 
 
-def test_sliders_change_the_engine_dsp(tiny_checkpoint: Path, speech_wav: Path, receiver: Receiver,
+def test_sliders_change_the_engine_dsp(tiny_checkpoint: Path, speech_wav: Path, receiver: OscPeer,
                                        tmp_path: Path, display: str, guard: list[str]) -> None:
     config = show_config(tiny_checkpoint, receiver, tmp_path, realtime=True)
-    with window_for(config, guard, input_spec=str(speech_wav), pipeline_factory=factory,
+    with window_for(config, guard, input_spec=str(speech_wav),
                     settings_file=tmp_path / "settings.toml") as w:
         w.start()
         canvas = w.ui.gain.slider._canvas
@@ -135,17 +108,93 @@ def test_sliders_change_the_engine_dsp(tiny_checkpoint: Path, speech_wav: Path, 
         assert params.agc is False
 
 
-def test_panic_and_typed_prompts_work_with_the_engine_stopped(tiny_checkpoint: Path, receiver: Receiver,
+def test_panic_and_typed_prompts_work_with_the_engine_stopped(tiny_checkpoint: Path, receiver: OscPeer,
                                                               tmp_path: Path, display: str, guard: list[str]) -> None:
     config = show_config(tiny_checkpoint, receiver, tmp_path, realtime=True)
-    with window_for(config, guard, pipeline_factory=factory, settings_file=tmp_path / "settings.toml") as w:
+    with window_for(config, guard, settings_file=tmp_path / "settings.toml") as w:
         assert w.pipeline is None
         w.toggle_panic()
-        pump(w.root, lambda: ("/panic", [1]) in receiver.poll())
-        assert ("/prompt", [config.osc.panic_prompt]) in receiver.messages
+        pump(w.root, lambda: ("/panic", [1]) in pairs(receiver))
+        assert ("/prompt", [config.osc.panic_prompt]) in pairs(receiver)
         w.send_manual("a door left open")  # blocked: panic holds the screen
         w.toggle_panic()
         w.send_manual("a field of sunflowers")
-        pump(w.root, lambda: ("/prompt", ["a field of sunflowers"]) in receiver.poll())
-        assert ("/panic", [0]) in receiver.messages
-        assert ("/prompt", ["a door left open"]) not in receiver.messages
+        pump(w.root, lambda: ("/prompt", ["a field of sunflowers"]) in pairs(receiver))
+        assert ("/panic", [0]) in pairs(receiver)
+        assert ("/prompt", ["a door left open"]) not in pairs(receiver)
+
+
+def ntp_seconds(timetag: str) -> float:
+    """oscdump's time column (an NTP time tag, "seconds.fraction" in hex) in seconds."""
+    seconds, fraction = timetag.split(".")
+    return int(seconds, 16) + int(fraction, 16) / 2**32
+
+
+def test_kill_9_of_the_speech_engine_mid_rehearsal_and_the_show_goes_on(
+        tiny_checkpoint: Path, speech_blocks: list, tmp_path: Path, display: str, guard: list[str], oscdump) -> None:
+    """The window keeps answering, oscdump keeps hearing the heartbeat, a typed line reaches the screen during
+    the outage, words come back after the restart, and the log says what happened."""
+    port, lines = oscdump
+    wav = tmp_path / "long.wav"
+    soundfile.write(wav, np.concatenate(speech_blocks * 4), 24000)  # about 50 s of rehearsal at real time
+    config = load_config([], [{"stt": {"model": str(tiny_checkpoint)}, "audio": {"realtime": True},
+                               "osc": {"targets": f"127.0.0.1:{port}", "preset": "generic", "heartbeat_seconds": 0.5},
+                               "brain": {"model": "none"},
+                               "session": {"log_dir": str(tmp_path / "logs"), "record_audio": "off"}}],
+                         include_defaults_files=False)
+    with window_for(config, guard, input_spec=str(wav), settings_file=tmp_path / "settings.toml") as w:
+        ticks: list[float] = []
+
+        def tick() -> None:
+            ticks.append(time.monotonic())
+            if not w.closed:
+                w.root.after(20, tick)
+
+        tick()
+        w.start()
+        pump(w.root, lambda: len(w.ui.transcript.get("1.0", "end").strip()) > 10)  # words are coming
+        killed = w.engines.stt.worker.pid
+        os.kill(killed, signal.SIGKILL)
+        killed_at = time.monotonic()
+        pump(w.root, lambda: w.engines.stt.worker.state == "restarting")
+        w.say("a lighthouse in the fog")
+        pump(w.root, lambda: any(p.phrase == "a lighthouse in the fog" for p, _ in w.ui.prompts.entries))
+        assert not w.engines.stt.worker.ready  # it reached the screen during the outage
+        pump(w.root, lambda: w.engines.stt.worker.ready)
+        back_at = time.monotonic()
+        shown = len(w.ui.transcript.get("1.0", "end"))
+        pump(w.root, lambda: len(w.ui.transcript.get("1.0", "end")) > shown + 10)  # words resume
+        outage = [b - a for a, b in zip(ticks, ticks[1:]) if killed_at <= a <= back_at]
+        log_path = w.pipeline.log_path
+        w.stop()
+        pump(w.root, lambda: w.pipeline is None and w._ending is None)
+    assert outage and max(outage) < 1.0, f"the window stalled {max(outage):.2f} s"  # it kept answering
+    assert not alive(killed)
+    received = []
+    while not lines.empty():
+        received.append(lines.get_nowait())
+    beats = [ntp_seconds(line.split(" ")[0]) for line in received if line.split(" ")[1] == "/heartbeat"]
+    gaps = [b - a for a, b in zip(beats, beats[1:])]
+    assert len(beats) > 10 and max(gaps) <= 2 * 0.5, f"heartbeat gap {max(gaps):.2f} s"
+    assert any('/prompt s "' in line and "lighthouse" in line for line in received)
+    states = [(d["state"], d["message"]) for d in map(json.loads, log_path.read_text(encoding="utf-8").splitlines())
+              if d["type"] == "worker" and d["stage"] == "stt"]
+    crash = states.index(("restarting", "speech engine stopped (signal 9 (SIGKILL)): restarting in 0.5 s"))
+    assert states[-1][0] == "ready" and crash < len(states) - 1  # the crash, then the restart
+
+
+def test_stop_then_start_loads_no_model_again_and_closing_leaves_no_worker(
+        tiny_checkpoint: Path, speech_wav: Path, receiver: OscPeer, tmp_path: Path, display: str,
+        guard: list[str]) -> None:
+    config = show_config(tiny_checkpoint, receiver, tmp_path, realtime=False, brain={"model": "bundled"})
+    with window_for(config, guard, input_spec=str(speech_wav), settings_file=tmp_path / "settings.toml") as w:
+        pump(w.root, lambda: w.engines.stt.worker.ready and w.engines.brain.worker.ready)  # loaded at open
+        workers = children(os.getpid())
+        assert workers == {w.engines.stt.worker.pid, w.engines.brain.worker.pid}
+        loads = w.ui.model_status.cget("text")
+        for _ in range(2):
+            w.start()
+            pump(w.root, lambda: w.pipeline is None and w._ending is None)  # the rehearsal ran to its end
+        assert children(os.getpid()) == workers  # the same two processes: nothing reloaded
+        assert w.ui.model_status.cget("text") == loads
+    until(lambda: not any(alive(pid) for pid in workers), timeout=30)

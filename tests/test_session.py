@@ -126,6 +126,7 @@ def test_threads_write_whole_lines_in_order(tmp_path: Path) -> None:
 def test_each_line_is_on_disk_before_close(tmp_path: Path) -> None:
     log = open_log(tmp_path)
     log.write(prompt("first"))
+    assert log.flush(10)  # the writer thread puts it there within milliseconds, not at close
     assert [r["type"] for r in read_log(log.path)] == ["session_start", "image_prompt"]
     log.close()
     log.close()  # idempotent
@@ -344,6 +345,7 @@ for i, block in enumerate(audio.reshape(-1, 1920)):
     log.write({"type": "control", "i": i})
 while log.blocks_recorded < 50:
     time.sleep(0.01)
+log.flush()
 os.kill(os.getpid(), signal.SIGKILL)
 """
 

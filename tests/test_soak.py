@@ -6,6 +6,7 @@ show, with state resets forced often, checks the functional properties only.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Iterator
 
@@ -15,10 +16,9 @@ import soundfile
 
 from oscpeer import UdpPeer
 from test_app import drain, show_config, stage_threads
-from voicevibe.app import Pipeline, PipelineStats, Stopped
-from voicevibe.brain import LoadedModel
-from voicevibe.events import ImagePrompt, Status
-from voicevibe.stt import SttEngine
+from voicevibe.app import Pipeline
+from voicevibe.events import ImagePrompt, PipelineStats, SayText, Status, Stopped
+from voicevibe.testing.faults import stt_slow
 from voicevibe.testing.soak import FastMimi, ShowSource, run_soak
 
 MINUTES = 15
@@ -71,30 +71,18 @@ def test_the_fast_codec_stand_in_is_deterministic_and_follows_the_audio():
 
 # ---- backpressure -------------------------------------------------------------------------------
 
-def no_model(config, assets) -> LoadedModel:
-    return LoadedModel(None)
-
-
 @pytest.fixture
 def peer() -> Iterator[UdpPeer]:
     with UdpPeer() as p:
         yield p
 
 
-def test_a_slow_stt_drops_old_audio_warns_and_keeps_osc_live(tmp_path, tiny_checkpoint, speech_blocks, peer,
-                                                              monkeypatch):
+def test_a_slow_stt_drops_old_audio_warns_and_keeps_osc_live(tmp_path, tiny_checkpoint, speech_blocks, peer):
     """STT 3x slower than real time on a paced rehearsal file: lag stays within audio.queue_seconds."""
     wav = tmp_path / "six-seconds.wav"
     soundfile.write(wav, np.concatenate(speech_blocks[:75]), 24000)  # 6 s
-    real_step = SttEngine.step
-
-    def slow_step(self, block):
-        time.sleep(0.24)  # 3 x 80 ms
-        return real_step(self, block)
-
-    monkeypatch.setattr(SttEngine, "step", slow_step)
     config = show_config(tmp_path, tiny_checkpoint, peer, audio={"realtime": True, "queue_seconds": 0.5})
-    pipeline = Pipeline(config, input_spec=str(wav), brain_loader=no_model)
+    pipeline = Pipeline(config, input_spec=str(wav), stt_loader=functools.partial(stt_slow, seconds=0.24))
     pipeline.start()
     typed_sent = False
     events: list[object] = []
@@ -102,7 +90,7 @@ def test_a_slow_stt_drops_old_audio_warns_and_keeps_osc_live(tmp_path, tiny_chec
         events += drain(pipeline.events)
         stats = [e for e in events if isinstance(e, PipelineStats)]
         if stats and stats[-1].dropped_blocks and not typed_sent:
-            pipeline.type_text("a lighthouse in the fog")  # while the STT is behind
+            pipeline.apply(SayText("a lighthouse in the fog"))  # while the STT is behind
             typed_sent = True
             deadline = time.monotonic() + 10
             while not any("lighthouse" in m.params[0] for m in peer.wait_for("/visual/prompt", 1000, 0.05)):
@@ -112,12 +100,12 @@ def test_a_slow_stt_drops_old_audio_warns_and_keeps_osc_live(tmp_path, tiny_chec
     events += drain(pipeline.events)
     stats = [e for e in events if isinstance(e, PipelineStats)]
     warnings = [e.message for e in events if isinstance(e, Status) and e.level == "warning"]
-    engine = pipeline.engine
+    frames_in = pipeline.stt.counters.frames_in
     dropped = pipeline.stats().dropped_blocks
     assert typed_sent
     assert any(isinstance(e, ImagePrompt) and "lighthouse in the fog" in e.phrase for e in events)
     # The policy: blocks older than queue_seconds are dropped, never queued; counted and shown.
-    assert dropped > 20 and engine.frames_in + dropped == 75
+    assert dropped > 20 and frames_in + dropped == 75
     assert [s.dropped_blocks for s in stats] == sorted(s.dropped_blocks for s in stats)  # it only rises
     drop_warnings = [w for w in warnings if "slower than real time" in w]
     assert drop_warnings and "dropped" in drop_warnings[0] and "audio.queue_seconds" in drop_warnings[0]

@@ -1,67 +1,61 @@
-"""Wiring and thread lifecycle: audio -> DSP -> STT -> brain -> OSC, typed events out to a front end.
+"""Wiring: the model workers for the app's life (`Engines`), and one show from Start to Stop (`Pipeline`).
 
-Each model is owned by one thread, which loads it itself: the `stt` thread (every MLX and
-rustymimi object), the brain's thread (llama.cpp). The `dispatch` thread takes the brain's
-prompts to OSC and the session log. Front ends (terminal, window, tests) only read
-`Pipeline.events` and call the control methods; they never touch a model.
+The main process never runs a model. `Engines` starts the speech engine and the brain in
+worker processes once, when the window opens or `run --no-gui` starts, and keeps them loaded
+across Start/Stop and input changes; a supervisor restarts a worker that dies or hangs.
+A `Pipeline` is one show: the audio thread (source -> DSP -> speech engine), phrase assembly
+on the speech engine's reader thread, the brain, the dispatcher (OSC, session log, front end),
+an optional script thread. Front ends read `events` and call `apply(command)`; they never
+touch a model.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import queue
-import statistics
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from .audio import AudioError, FileSource, MicSource, describe, open_source, rescan_devices
-from .brain import BrainWorker, PhraseAssembler
-from .config import FRAME_SECONDS, Config
+from .brain import PhraseAssembler, load_prompt_model
+from .brain_worker import BrainStage
+from .config import FRAME_SECONDS, Config, ConfigError
+from .control import ControlServer
+from .dispatch import Dispatcher
 from .dsp import Dsp
-from .events import Event, ImagePrompt, Phrase, PhraseEnd, Status, Summary, Word
-from .hub import ModelError, locate_stt
-from .osc import ControlCommand, ControlServer, OscSender, TargetStatus
-from .session import LatencyStats, SessionLog
-from .stt import SttEngine, SttModel, load_model
+from .events import (BRAIN_COMMANDS, Command, Freeze, Panic, Phrase, PhraseEnd, PipelineStats, SayText, SendPrompt,
+                     SetAgc, SetGain, SetGate, Status, Stopped, WorkerState, Word, snake_name)
+from .osc import OscSender
+from .session import SessionLog
+from .stt_worker import SttStage, load_stt
+from .supervisor import Supervisor
 
 log = logging.getLogger(__name__)
 
 EVENT_QUEUE_SIZE = 2000  # a front end that stops reading loses the oldest events, never blocks a stage
-BRAIN_QUEUE_SIZE = 100
 JOIN_SECONDS = 10.0
-STATS_SECONDS = 1.0
 MIC_RETRY_SECONDS = 2.0  # an unplugged microphone is looked for again this often
-RTF_BLOCKS = 25  # real-time factor averaged over the last 2 s of blocks
 DROP_WARNING_SECONDS = 10.0  # dropped-audio warnings are shown at most this often
-NOTHING = object()  # the dispatcher woke up for its once-a-second tick
+STT_LOAD_KEYS = ("model", "dtype")  # changing these reloads the speech model; the rest apply per stream
+BRAIN_LOAD_KEYS = ("model", "model_file", "download", "mode", "n_threads", "n_ctx", "gpu_layers", "temperature",
+                   "max_tokens", "blocklist_file")
 
 
-@dataclass(frozen=True)
-class Stopped:
-    """The pipeline has finished (end of input, error or stop); nothing follows."""
-
-    error: str | None = None
-
-
-@dataclass(frozen=True)
-class PipelineStats:
-    """Health figures for the status bar, about once a second."""
-
-    stt_rtf: float  # STT compute per block / 80 ms (above 1: slower than real time)
-    dropped_blocks: int  # input blocks dropped because the STT fell behind (backpressure)
-    brain_latency_ms: float  # the last prompt's brain time
-    log_path: str
-    stt_restarts: int = 0
-
-
-def load_stt(config: Config) -> SttModel:
-    """The default STT loader: the configured checkpoint from a folder or the hub cache, never downloading."""
-    return load_model(locate_stt(config.stt.model, allow_download=False), config.stt.dtype)
+def post_latest(events: queue.Queue, item: object) -> None:
+    """Queue an item for the front end, dropping the oldest if it is not keeping up."""
+    while True:
+        try:
+            events.put_nowait(item)
+            return
+        except queue.Full:
+            try:
+                events.get_nowait()
+            except queue.Empty:
+                pass
 
 
 def script_lines(lines: Iterable[str]) -> Iterator[str]:
@@ -72,51 +66,112 @@ def script_lines(lines: Iterable[str]) -> Iterator[str]:
             yield text
 
 
-class Pipeline:
-    """The whole show: start(), control methods from any thread, events out, stop()."""
+class Engines:
+    """The speech engine and the brain in their worker processes, loaded once for the app's life."""
 
-    def __init__(self, config: Config, *, input_spec: str | None = None, script: Iterable[str] | None = None,
-                 record_audio: bool = False, stt_loader: Callable[[Config], SttModel] | None = None,
-                 brain_loader: Callable | None = None, events: queue.Queue | None = None,
-                 osc: OscSender | None = None,
-                 source_opener: Callable[[str, Config], Any] | None = None) -> None:
-        """`osc`: a sender the front end owns (kept open at stop). `source_opener(spec, config)` replaces
-        `open_source`: any context manager with blocks(), stop() and dropped_blocks (a fake device, a
-        generated show); AudioError from it is retried."""
+    def __init__(self, config: Config, *, events: queue.Queue | None = None, stt_loader: Callable = load_stt,
+                 brain_loader: Callable = load_prompt_model) -> None:
         self.config = config
-        self.source_opener = source_opener
+        self.events: queue.Queue = events if events is not None else queue.Queue(EVENT_QUEUE_SIZE)
+        self._reporter: Callable[[object], None] | None = None
+        self._loaders = (stt_loader, brain_loader)
+        self.stt = SttStage(config, self.report, stt_loader)
+        self.brain = BrainStage(config, self.report, brain_loader)
+        self.supervisor = Supervisor([self.stt.worker, self.brain.worker])
+        self.started = False
+
+    def report(self, item: object) -> None:
+        """Worker states and statuses: to the running show (which logs them), else to the front end."""
+        (self._reporter or (lambda i: post_latest(self.events, i)))(item)
+
+    def attach(self, reporter: Callable[[object], None] | None) -> None:
+        """A show starts (its reporter) or ends (None)."""
+        self._reporter = reporter
+
+    def start(self) -> None:
+        """Start both workers (they load their models) and the supervisor; idempotent."""
+        if not self.started:
+            self.started = True
+            self.stt.worker.start()
+            if self.brain.enabled:
+                self.brain.worker.start()
+            self.supervisor.start()
+
+    def ensure_running(self) -> None:
+        """Start again a worker the supervisor gave up on (Start tries again)."""
+        for worker in self.supervisor.workers:
+            if worker.state == "failed" and (worker is not self.brain.worker or self.brain.enabled):
+                worker.start()
+
+    def reconfigure(self, config: Config) -> None:
+        """New settings: a worker whose model settings changed is restarted; the other keeps its model."""
+        old, self.config = self.config, config
+        stt_loader, brain_loader = self._loaders
+        if not self.started:  # nothing loaded yet: the workers will start with these settings
+            self.stt.worker.spec = dataclasses.replace(self.stt.worker.spec, args=(stt_loader, config.stt))
+            self.brain.worker.spec = dataclasses.replace(self.brain.worker.spec, args=(brain_loader, config.brain))
+            self.brain.configure(config.brain)
+            return
+        if any(getattr(old.stt, k) != getattr(config.stt, k) for k in STT_LOAD_KEYS):
+            self.stt.worker.respawn(dataclasses.replace(self.stt.worker.spec, args=(stt_loader, config.stt)))
+        worker = self.brain.worker
+        self.brain.configure(config.brain)
+        if not self.brain.enabled:
+            worker.stop()
+        elif worker.state == "stopped" or any(getattr(old.brain, k) != getattr(config.brain, k)
+                                              for k in BRAIN_LOAD_KEYS):
+            worker.respawn(dataclasses.replace(worker.spec, args=(brain_loader, config.brain)))
+
+    def close(self) -> None:
+        """Stop the workers (each killed if it does not exit in time)."""
+        self.supervisor.close()
+
+
+class Pipeline:
+    """One show: start(), `apply(command)` from any thread, events out, stop().
+
+    Without `engines` the pipeline starts its own and closes them at stop (a one-off run).
+    `osc`: a sender the front end owns (kept open at stop). `source_opener(spec, config)`
+    replaces `open_source`: any context manager with blocks(), stop() and dropped_blocks.
+    """
+
+    def __init__(self, config: Config, *, engines: Engines | None = None, input_spec: str | None = None,
+                 script: Iterable[str] | None = None, record_audio: bool = False, events: queue.Queue | None = None,
+                 osc: OscSender | None = None, source_opener: Callable[[str, Config], Any] | None = None,
+                 stt_loader: Callable | None = None, brain_loader: Callable | None = None) -> None:
+        self._owns_engines = engines is None
+        loaders = {k: v for k, v in (("stt_loader", stt_loader), ("brain_loader", brain_loader)) if v is not None}
+        self.engines = engines or Engines(config, events=events, **loaders)
+        self.events = self.engines.events
+        self.config = config
         self.input_spec = config.audio.input if input_spec is None and script is None else input_spec
         self.script = script
         self.record_audio = record_audio
-        self.stt_loader = stt_loader or load_stt
-        self.events: queue.Queue = events or queue.Queue(EVENT_QUEUE_SIZE)
+        self.source_opener = source_opener
         self.dsp = Dsp(config.dsp)
-        self.latency = LatencyStats()
-        self.log: SessionLog | None = None
-        self.osc: OscSender | None = osc  # a front end may own it, so panic works while the engine is stopped
+        self.assembler = PhraseAssembler(config.brain)
+        self.osc = osc
         self._owns_osc = osc is None
+        self.log: SessionLog | None = None
         self.control_server: ControlServer | None = None
-        self._brain_out: queue.Queue = queue.Queue(BRAIN_QUEUE_SIZE)
-        self.brain = BrainWorker(config.brain, self._brain_out,
-                                 **({"loader": brain_loader} if brain_loader else {}))
-        self._assembler = PhraseAssembler(config.brain)
+        self.dispatcher: Dispatcher | None = None
         self._stopping = threading.Event()
+        self._stopped = False
         self._threads: list[threading.Thread] = []
-        self._source: Any = None  # FileSource, MicSource or what source_opener gave
-        self.engine: SttEngine | None = None  # the STT stage's current engine (counters for health checks)
         self._inputs_done = threading.Event()
-        self._block_seconds: deque[float] = deque(maxlen=RTF_BLOCKS)
-        self._last_brain_ms = 0.0
-        self._dropped_before = 0  # blocks dropped by sources already closed
+        self._feeders = 0
         self._feeders_lock = threading.Lock()
-        self._next_heartbeat = 0.0
-        self._dropped_warned = 0  # dropped blocks already reported to the operator
+        self._source: Any = None
+        self._dropped_before = 0  # blocks dropped by sources already closed
+        self._dropped_warned = 0
         self._next_drop_warning = 0.0
-        self.stt_restarts = 0
         self.error: str | None = None
         self.started = False
 
-    # ---- lifecycle -----------------------------------------------------------------------------
+    @property
+    def stt(self) -> SttStage:
+        """The speech engine's main-process side (counters, real-time factor)."""
+        return self.engines.stt
 
     @property
     def log_path(self) -> Path | None:
@@ -124,77 +179,98 @@ class Pipeline:
         return self.log.path if self.log is not None else None
 
     @property
-    def running(self) -> bool:
-        """True between start() and the end of stop()."""
-        return self.started and not self._stopping.is_set()
+    def latency(self) -> Any:
+        """Per-stage latency of this show's prompts."""
+        return self.dispatcher.latency if self.dispatcher is not None else None
+
+    # ---- lifecycle -----------------------------------------------------------------------------
 
     def start(self) -> None:
-        """Open the log and the OSC sender, then start every stage's thread."""
+        """Start everything, or (on an error) nothing: what was opened is closed again before raising."""
+        if self.started:
+            raise RuntimeError("a Pipeline runs once; make a new one")
         self.started = True
+        try:
+            self._start()
+        except BaseException:
+            self._stopping.set()
+            self._close()
+            raise
+
+    def _start(self) -> None:
+        self.engines.start()
+        self.engines.ensure_running()
         self.log = SessionLog.open(self.config.session, record_audio=self.record_audio, report=self._post,
                                    app_config=self.config)
-        self.log.write({"type": "session_start", "input": self.input_spec or "",
-                        "script": self.script is not None})
+        self.log.write({"type": "session_start", "input": self.input_spec or "", "script": self.script is not None})
         if self.osc is None:
             self.osc = OscSender(self.config.osc, report=self._post)
         if self.config.control.enabled:
+            control = self.config.control
             try:
-                self.control_server = ControlServer(self.config.control, self.apply_command,
-                                                    on_reject=self._control_rejected)
-                self._post(Status("control", f"OSC control in on {self.control_server.address[0]}:"
-                                  f"{self.control_server.address[1]}, allowed: {self.config.control.allow}"))
-            except OSError as e:
-                self._post(Status("control", f"OSC control in could not listen on {self.config.control.host}:"
-                                  f"{self.config.control.port}: {e.strerror or e} — pick another control.port",
-                                  "error"))
-        self.brain.start()
-        stages: list[tuple[str, Callable[[], None]]] = [("dispatch", self._run_dispatch)]
-        if self.input_spec is not None:
-            stages.append(("stt", self._run_stt))
-        if self.script is not None:
-            stages.append(("script", self._run_script))
+                self.control_server = ControlServer(control, self.apply, on_reject=self._control_rejected)
+                host, port = self.control_server.address
+                self._post(Status("control", f"OSC control in on {host}:{port}, allowed: {control.allow}"))
+            except ConfigError as e:  # a busy port: the show goes on without control in
+                self._post(Status("control", f"{e} — OSC control in is off for this show", "error"))
+        self.dispatcher = Dispatcher(self.config, self.osc, self.log, self._post, tick=self._tick,
+                                     stats_tick=self._stats_tick)
+        self.engines.attach(self._post)
+        self.engines.brain.deliver = self.dispatcher.put
+        self.dispatcher.start()
+        stages = [(name, target) for name, target, wanted in (("audio", self._run_audio, self.input_spec is not None),
+                                                               ("script", self._run_script, self.script is not None))
+                  if wanted]
+        self._feeders = len(stages)
+        if not stages:
+            self._inputs_done.set()
         for name, target in stages:
             thread = threading.Thread(target=self._guarded(name, target), name=name)
             self._threads.append(thread)
-        self._feeders = sum(1 for name, _ in stages if name != "dispatch")
-        if not self._feeders:
-            self._inputs_done.set()
-        for thread in self._threads:
             thread.start()
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until the inputs ended and the last phrase's prompt went out; True if so."""
-        if not self._inputs_done.wait(timeout) or not self.brain.wait_idle(timeout):
-            return False
-        done = self._brain_out.all_tasks_done  # Queue.join() with a timeout
-        with done:
-            return done.wait_for(lambda: not self._brain_out.unfinished_tasks, timeout)
+        deadline = None if timeout is None else time.monotonic() + timeout
+
+        def left() -> float | None:
+            return None if deadline is None else max(0.0, deadline - time.monotonic())
+
+        return (self._inputs_done.wait(left()) and self.engines.brain.wait_idle(left())
+                and self.dispatcher is not None and self.dispatcher.wait_empty(left()))
 
     def stop(self) -> None:
         """Stop every stage, join every thread, release the device and close the log (idempotent)."""
-        if not self.started or self._stopping.is_set() and not any(t.is_alive() for t in self._threads):
+        if not self.started or self._stopped:
             return
         self._stopping.set()
         if self._source is not None:
             self._source.stop()
         for thread in self._threads:
-            if thread.name != "dispatch":
-                thread.join(JOIN_SECONDS)
-        self.brain.stop()
-        self._brain_out.put(None)  # the dispatcher's stop sentinel, after the brain's last prompt
-        for thread in self._threads:
             thread.join(JOIN_SECONDS)
+        self._close()
+        alive = [t.name for t in self._threads if t.is_alive()]
+        if alive:
+            log.error("threads still running after stop: %s", ", ".join(alive))
+        self._post(Stopped(self.error))
+
+    def _close(self) -> None:
+        """Undo what start() did, whatever it got to (the engines keep their models unless they are ours)."""
+        self._stopped = True
+        self.engines.brain.deliver = self.engines.brain._undelivered
+        self.engines.attach(None)
+        if self.dispatcher is not None and self.dispatcher._thread.is_alive():
+            self.dispatcher.stop()
         if self.control_server is not None:
             self.control_server.close()
         if self.osc is not None and self._owns_osc:
             self.osc.close()
         if self.log is not None:
-            self.log.write({"type": "session_end", "latency": self.latency.summary(), "error": self.error})
+            self.log.write({"type": "session_end", "latency": self.latency.summary() if self.latency else "",
+                            "error": self.error})
             self.log.close()
-        alive = [t.name for t in [*self._threads, self.brain] if t.is_alive()]
-        if alive:
-            log.error("threads still running after stop: %s", ", ".join(alive))
-        self._post(Stopped(self.error))
+        if self._owns_engines:
+            self.engines.close()
 
     def _guarded(self, name: str, target: Callable[[], None]) -> Callable[[], None]:
         def run() -> None:
@@ -205,101 +281,52 @@ class Pipeline:
                 self.error = f"{name}: {type(e).__name__}: {e}"
                 self._post(Status(name, f"{name} stopped: {type(e).__name__}: {e}", "error"))
             finally:
-                if name in ("stt", "script"):
-                    self._feeder_done()
+                with self._feeders_lock:
+                    self._feeders -= 1
+                    if self._feeders <= 0:
+                        self._inputs_done.set()
         return run
 
-    def _feeder_done(self) -> None:
-        with self._feeders_lock:
-            self._feeders -= 1
-            if self._feeders <= 0:
-                self._inputs_done.set()
+    # ---- commands (any thread) -----------------------------------------------------------------
 
-    # ---- controls (any thread) -----------------------------------------------------------------
+    def apply(self, command: Command) -> None:
+        """Carry out an operator's command, the same from every surface; each one is logged."""
+        handler = {SetGain: lambda c: self.dsp.update(gain_db=c.db),
+                   SetGate: lambda c: self.dsp.update(gate_threshold=c.threshold),
+                   SetAgc: lambda c: self.dsp.update(agc=c.on),
+                   Freeze: lambda c: self.osc.freeze(c.on) if self.osc is not None else None,
+                   Panic: lambda c: self.osc.panic(c.on) if self.osc is not None else None,
+                   SendPrompt: self._send_prompt,
+                   SayText: lambda c: self._typed(c.text)}.get(type(command))
+        if handler is None and isinstance(command, BRAIN_COMMANDS):
+            handler = self.engines.brain.command
+        if handler is None:
+            raise TypeError(f"not a command: {command!r}")
+        handler(command)
+        if not isinstance(command, (SendPrompt, SayText)):  # those log their own line
+            self._log({"type": "control", "action": snake_name(type(command)), **dataclasses.asdict(command)})
 
-    def set_dsp(self, **changes: Any) -> None:
-        """Change DSP parameters live (gain_db, agc, gate_threshold...)."""
-        self.dsp.update(**changes)
-        self._note_control("dsp", changes)
-
-    def brain_control(self, action: str, value: str | float = "") -> None:
-        """pause, resume, reset, style, vibe, history or rate."""
-        self.brain.control(action, value)
-        self._note_control(action, value)
-
-    def freeze(self, on: bool) -> None:
-        """Hold the screen: nothing new is sent; on release the newest prompt goes out."""
-        if self.osc is not None:
-            self.osc.freeze(on)
-        self._note_control("freeze", on)
-
-    def panic(self, on: bool) -> None:
-        """Send the safe prompt and a panic flag now; nothing else goes out until released."""
-        if self.osc is not None:
-            self.osc.panic(on)
-        self._note_control("panic", on)
-
-    def send_manual(self, text: str) -> None:
-        """Send a prompt the operator typed straight to the screen, bypassing the brain."""
-        text = text.strip()
+    def _send_prompt(self, command: SendPrompt) -> None:
+        text = command.text.strip()
         if text and self.osc is not None:
             sent = self.osc.send_text(text)
             self._log({"type": "manual_prompt", "text": text, "sent": sent is not None})
 
-    def resend(self, prompt: ImagePrompt) -> None:
-        """Send an earlier prompt again."""
-        self.send_manual(prompt.text)
-
-    def type_text(self, line: str) -> None:
-        """A typed phrase goes straight to the brain, as if it had been spoken."""
+    def _typed(self, line: str) -> None:
         text = line.strip()
         if text:
-            now = time.monotonic()
-            self._phrase(Phrase(text, 0.0, 0.0, "typed", closed_at=now))
-
-    def apply_command(self, command: ControlCommand) -> None:
-        """An OSC control-in command, already type- and range-checked by the server."""
-        action, value = command.action, command.value
-        if action == "gain":
-            self.set_dsp(gain_db=float(value))  # type: ignore[arg-type]
-        elif action == "gate":
-            self.set_dsp(gate_threshold=float(value))  # type: ignore[arg-type]
-        elif action == "agc":
-            self.set_dsp(agc=bool(value))
-        elif action == "freeze":
-            self.freeze(bool(value))
-        elif action == "panic":
-            self.panic(bool(value))
-        elif action == "pause":
-            self.brain_control("pause" if value else "resume")
-        elif action in ("style", "vibe"):
-            self.brain_control(action, str(value))
-        elif action == "reset":
-            self.brain_control("reset")
-        else:
-            self._control_rejected(f"unknown control {action!r} from {command.sender}")
+            self._phrase(Phrase(text, 0.0, 0.0, "typed", closed_at=time.monotonic()))
 
     def _control_rejected(self, why: str) -> None:
         self._post(Status("control", f"ignored: {why}", "warning"))
 
-    def _note_control(self, action: str, value: object) -> None:
-        self._log({"type": "control", "action": action, "value": value})
-
     # ---- events --------------------------------------------------------------------------------
 
     def _post(self, item: object) -> None:
-        """Queue an item for the front end, dropping the oldest if it is not keeping up."""
-        while True:
-            try:
-                self.events.put_nowait(item)
-                break
-            except queue.Full:
-                try:
-                    self.events.get_nowait()
-                except queue.Empty:
-                    pass
-        if isinstance(item, Status):
-            log.debug("[%s] %s: %s", item.stage, item.level, item.message)  # front ends show it
+        """Queue an item for the front end; statuses and worker states also go to the log."""
+        post_latest(self.events, item)
+        if isinstance(item, (Status, WorkerState)):
+            log.debug("%s", item)  # front ends show it
             self._log(item)
 
     def _log(self, item: object) -> None:
@@ -311,144 +338,102 @@ class Pipeline:
         self._log(phrase)
         if self.osc is not None and self.config.osc.send_transcript:
             self.osc.send_phrase(phrase)
-        self.brain.put(phrase)
+        self.engines.brain.put(phrase)
 
-    def _from_stt(self, event: Event) -> None:
-        self._post(event)
-        self._log(event)
-        if isinstance(event, (Word, PhraseEnd)):
-            self._from_stt_phrase(event)
-
-    def _from_stt_phrase(self, event: Word | PhraseEnd) -> None:
-        phrase = self._assembler.step(event)
-        if phrase is not None:
-            self._phrase(Phrase(phrase.text, phrase.t_start, phrase.t_end, phrase.reason,
-                                closed_at=time.monotonic()))
+    def _from_stt(self, events: tuple) -> None:
+        """The speech engine's events (on its reader thread): shown, logged, assembled into phrases."""
+        for event in events:
+            self._post(event)
+            if not isinstance(event, Status):
+                self._log(event)
+            if isinstance(event, (Word, PhraseEnd)):
+                phrase = self.assembler.step(event)
+                if phrase is not None:
+                    self._phrase(phrase)
 
     # ---- stages --------------------------------------------------------------------------------
 
-    def _run_stt(self) -> None:
-        """Load the speech model, then source -> DSP -> STT until the input ends or stop()."""
-        stt = self.config.stt
-        self._post(Status("stt", f"loading speech model {stt.model} ({stt.dtype})"))
-        try:
-            model = self.stt_loader(self.config)
-        except ModelError as e:
-            self.error = str(e)
-            self._post(Status("stt", f"{e} — typed text still reaches the brain", "error"))
+    def _run_audio(self) -> None:
+        """Wait for the speech model, then source -> DSP -> speech engine until the input ends or stop()."""
+        stt = self.engines.stt
+        if not stt.ready:
+            self._post(Status("stt", "waiting for the speech model to load"))
+        if not stt.wait_ready(self._stopping):
+            if stt.worker.failure:
+                self.error = stt.worker.failure
+                self._post(Status("stt", f"{stt.worker.failure} — typed text still reaches the brain", "error"))
             return
-        engine = self.engine = SttEngine(model, stt)
-        vad = "with" if engine.use_vad else "without"
-        self._post(Status("stt", f"speech model ready: {stt.model}, {vad} pause detection"))
         spec = self.input_spec or ""
         is_file = self.source_opener is None and bool(spec) and Path(spec).expanduser().is_file()
-        opener = self.source_opener or open_source
+        wait = not self.config.audio.realtime and (is_file or self.source_opener is not None)
+        stt.begin(self.config.stt, self._from_stt, queue_seconds=self.config.audio.queue_seconds)
         try:
-            while not self._stopping.is_set():
-                try:
-                    with opener(spec, self.config) as source:
-                        self._source = source
-                        self._post(Status("audio", f"listening to {describe(source)}"))
-                        engine = self._listen(source, model, engine)
-                    return  # the file ended, or stop()
-                except AudioError as e:
-                    if is_file:
-                        raise
-                    self._post(Status("audio", f"{e} — retrying every {MIC_RETRY_SECONDS:g} s", "error"))
-                    if self._stopping.wait(MIC_RETRY_SECONDS):
-                        return
-                    rescan_devices()
-                finally:
-                    if self._source is not None:
-                        self._dropped_before += self._source.dropped_blocks
-                    self._source = None
-        except AudioError as e:
-            self.error = str(e)
-            self._post(Status("audio", str(e), "error"))
+            self._listen_with_retries(spec, is_file, wait)
         finally:
-            for event in engine.flush():
-                self._from_stt(event)
-            if self._assembler.words:  # a model without pause detection: the end of input closes the phrase
-                self._from_stt_phrase(PhraseEnd(engine.frames_in, engine.frames_in * FRAME_SECONDS, 1.0, "end"))
+            stt.finish()
+            if self.assembler.words:  # a model without pause detection: the end of input closes the phrase
+                counters = stt.counters
+                self._from_stt((PhraseEnd(counters.frames_in, counters.frames_in * FRAME_SECONDS, 1.0, "end"),))
 
-    def _listen(self, source: FileSource | MicSource, model: SttModel, engine: SttEngine) -> SttEngine:
-        """The audio loop; an STT error restarts the stage with fresh state and the show goes on."""
+    def _listen_with_retries(self, spec: str, is_file: bool, wait: bool) -> None:
+        opener = self.source_opener or open_source
+        while not self._stopping.is_set():
+            try:
+                with opener(spec, self.config) as source:
+                    self._source = source
+                    self._post(Status("audio", f"listening to {describe(source)}"))
+                    self._listen(source, wait)
+                return  # the file ended, or stop()
+            except AudioError as e:
+                if is_file:
+                    self.error = str(e)
+                    self._post(Status("audio", str(e), "error"))
+                    return
+                self._post(Status("audio", f"{e} — retrying every {MIC_RETRY_SECONDS:g} s", "error"))
+                if self._stopping.wait(MIC_RETRY_SECONDS):
+                    return
+                rescan_devices()
+            finally:
+                if self._source is not None:
+                    self._dropped_before += self._source.dropped_blocks
+                self._source = None
+
+    def _listen(self, source: FileSource | MicSource, wait: bool) -> None:
+        """The audio loop: record, condition, meter, send; the speech engine never slows it down."""
         record = self.log.record if self.log is not None and self.record_audio else None
         send_level = self.osc is not None and self.config.osc.send_level
         for block in source.blocks():
             if self._stopping.is_set():
                 break
-            start = time.perf_counter()
             if record is not None:
                 record(block)
             out, levels = self.dsp.process(block)
             self._post(levels)
             if send_level:
                 self.osc.send_level(levels.peak_out)  # type: ignore[union-attr]
-            try:
-                for event in engine.step(out):
-                    self._from_stt(event)
-            except Exception as e:  # the model's step: restart the stage, keep the show going
-                log.exception("STT step failed")
-                self.stt_restarts += 1
-                self._post(Status("stt", f"speech recognition failed ({type(e).__name__}: {e}); "
-                                  "restarted with fresh state", "error"))
-                engine = self.engine = SttEngine(model, self.config.stt)
-            self._block_seconds.append(time.perf_counter() - start)
-        return engine
+            self.engines.stt.feed(out, wait=wait, stop=self._stopping)
 
     def _run_script(self) -> None:
         """Each script line is a phrase; the next one waits until the brain has answered."""
         assert self.script is not None
+        self.engines.brain.wait_ready(self._stopping)
         for text in script_lines(self.script):
             if self._stopping.is_set():
                 return
-            self.type_text(text)
-            while not self.brain.wait_idle(0.2):
+            self._typed(text)
+            while not self.engines.brain.wait_idle(0.2):
                 if self._stopping.is_set():
                     return
 
-    def _run_dispatch(self) -> None:
-        """Brain results -> OSC, log, latency, front end; health figures and heartbeat once a second."""
-        next_stats = time.monotonic() + STATS_SECONDS
-        while True:
-            try:
-                item = self._brain_out.get(timeout=max(0.0, next_stats - time.monotonic()))
-            except queue.Empty:
-                item = NOTHING
-            if item is None:
-                return
-            if item is not NOTHING:
-                try:
-                    self._dispatch(item)
-                finally:
-                    self._brain_out.task_done()
-            if time.monotonic() >= next_stats:
-                next_stats = time.monotonic() + STATS_SECONDS
-                self._tick()
+    # ---- periodic work (the dispatcher's thread) -----------------------------------------------
 
-    def _dispatch(self, item: object) -> None:
-        if isinstance(item, ImagePrompt):
-            sent = self.osc.send_prompt(item) if self.osc is not None else None
-            self.latency.add(item, sent)
-            self._last_brain_ms = item.latency_ms
-            self._post(item)
-            if self.log is not None:
-                self.log.write(item, sent_at=sent)
-        elif isinstance(item, Summary):
-            if self.osc is not None and self.config.osc.send_summary:
-                self.osc.send_summary(item)
-            self._post(item)
-            self._log(item)
-        else:
-            self._post(item)
-
-    def _tick(self) -> None:
+    def _tick(self, now: float) -> None:
+        self.engines.brain.check(now)
         if self.osc is not None:
-            now = time.monotonic()
-            if self.config.osc.heartbeat_seconds and now >= self._next_heartbeat:
-                self._next_heartbeat = now + self.config.osc.heartbeat_seconds
-                self.osc.heartbeat()
+            self.osc.heartbeat()
+
+    def _stats_tick(self) -> None:
+        if self.osc is not None:
             for status in self.osc.statuses():
                 self._post(status)
         stats = self.stats()
@@ -463,16 +448,16 @@ class Pipeline:
             return
         self._dropped_warned = stats.dropped_blocks
         self._next_drop_warning = now + DROP_WARNING_SECONDS
-        self._post(Status("stt", f"STT is {stats.stt_rtf:.1f} x slower than real time: dropped {new} blocks "
-                          f"({new * FRAME_SECONDS:.1f} s of audio, {stats.dropped_blocks} in all) to stay within "
-                          f"audio.queue_seconds = {self.config.audio.queue_seconds:g} s", "warning"))
+        stt = self.engines.stt
+        why = (f"the speech engine is {stats.stt_rtf:.1f} x slower than real time" if stt.ready
+               else f"the speech engine is {stt.worker.state}")
+        self._post(Status("stt", f"{why}: dropped {new} blocks ({new * FRAME_SECONDS:.1f} s of audio, "
+                          f"{stats.dropped_blocks} in all) to stay within audio.queue_seconds = "
+                          f"{self.config.audio.queue_seconds:g} s", "warning"))
 
     def stats(self) -> PipelineStats:
         """The current health figures."""
-        per_block = statistics.fmean(self._block_seconds) if self._block_seconds else 0.0
-        dropped = self._dropped_before + getattr(self._source, "dropped_blocks", 0)
-        return PipelineStats(per_block / FRAME_SECONDS, dropped,
-                             self._last_brain_ms, str(self.log_path or ""), self.stt_restarts)
-
-
-__all__ = ["Pipeline", "PipelineStats", "Stopped", "TargetStatus", "describe", "open_source"]
+        stt = self.engines.stt
+        dropped = self._dropped_before + getattr(self._source, "dropped_blocks", 0) + stt.dropped + stt.lost
+        return PipelineStats(stt.rtf(), dropped, self.dispatcher.last_brain_ms if self.dispatcher else 0.0,
+                             str(self.log_path or ""), stt.restarts + stt.counters.step_errors)

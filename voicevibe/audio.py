@@ -66,7 +66,11 @@ def _sounddevice() -> ModuleType:
 
 
 def rescan_devices() -> None:
-    """Make PortAudio enumerate devices again (it caches the list); never with a stream open."""
+    """Make PortAudio enumerate devices again (it caches the list); never with a stream open.
+
+    sounddevice has no public call for this: `_terminate`/`_initialize` are private, so this is
+    the one place that calls them, for sounddevice 0.5.0 (pinned; tests/test_audio.py checks it).
+    """
     sd = _sounddevice()
     sd._terminate()
     sd._initialize()

@@ -11,6 +11,7 @@ import logging
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from tqdm import tqdm
@@ -18,12 +19,11 @@ from tqdm import tqdm
 from . import __version__
 from .audio import AudioError, FileSource, list_input_devices
 from .config import FRAME_SECONDS, Config, ConfigError, documented_defaults, load_config, parse_override
-from .dsp import Dsp, Levels
-from .events import Event, PhraseEnd, Word, to_json_dict
+from .dsp import Dsp
+from .events import Event, Levels, PhraseEnd, Word, to_json_dict
 from .fallback import AssetError
 from .hub import ModelError, locate_stt
 from .session import SessionLogError
-from .stt import SttEngine
 
 log = logging.getLogger("voicevibe")
 
@@ -118,7 +118,7 @@ def load(args: argparse.Namespace) -> Config:
     return load_config(args.config, overrides)
 
 
-def transcribe(blocks: Iterable[np.ndarray], engine: SttEngine, dsp: Dsp | None = None,
+def transcribe(blocks: Iterable[np.ndarray], engine: Any, dsp: Dsp | None = None,
                on_levels: Callable[[Levels], None] | None = None) -> Iterator[Event]:
     """Run blocks through DSP (optional) and the engine, then flush: the offline pipeline."""
     for block in blocks:
@@ -160,7 +160,7 @@ def cmd_transcribe(args: argparse.Namespace, config: Config) -> int:
 
 def cmd_run(args: argparse.Namespace, config: Config) -> int:
     """The show in the terminal (--no-gui): until Ctrl-C, or the end of a rehearsal file or script."""
-    from .app import Pipeline
+    from .app import Engines, Pipeline
     from .terminal import TerminalFront
 
     if args.script == "-":
@@ -171,20 +171,24 @@ def cmd_run(args: argparse.Namespace, config: Config) -> int:
         script = None
     input_spec = args.input if args.input is not None else (None if script is not None else config.audio.input)
     record = config.session.record_audio == "on"
-    pipeline = Pipeline(config, input_spec=input_spec, script=script, record_audio=record)
-    front = TerminalFront(pipeline)
-    pipeline.start()
-    if script is not sys.stdin:
-        front.read_typed_lines()
+    engines = Engines(config)
     try:
-        return front.run()
-    except KeyboardInterrupt:
-        print("\nstopping...", file=sys.stderr)
-        pipeline.stop()
-        front.drain()
-        return EXIT_INTERRUPTED
+        pipeline = Pipeline(config, engines=engines, input_spec=input_spec, script=script, record_audio=record)
+        front = TerminalFront(pipeline)
+        pipeline.start()
+        if script is not sys.stdin:
+            front.read_typed_lines()
+        try:
+            return front.run()
+        except KeyboardInterrupt:
+            print("\nstopping...", file=sys.stderr)
+            pipeline.stop()
+            front.drain()
+            return EXIT_INTERRUPTED
+        finally:
+            front.close()
     finally:
-        front.close()
+        engines.close()
 
 
 def read_script(path: Path) -> list[str]:

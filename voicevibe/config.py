@@ -348,8 +348,24 @@ class SessionConfig:
         _validate(self)
 
 
+@dataclass(frozen=True)
+class SupervisorConfig:
+    """The worker processes that hold the models, and how they are restarted."""
+
+    hang_seconds: float = setting(6.0, "A worker whose heartbeat stops this long is hung (a SIGSTOP counts): it "
+                                  "is killed and restarted. Above the longest pause a model may make (here: "
+                                  "building the Mimi codec, up to 3.6 s under load).", lo=2.0, hi=120.0)
+    max_restarts: int = setting(5, "A worker that stops this many times within restart_window_seconds is not "
+                                "restarted again (a crash loop); Start tries again.", lo=1, hi=100)
+    restart_window_seconds: float = setting(60.0, "The window for max_restarts.", lo=5.0, hi=3600.0)
+
+    def __post_init__(self) -> None:
+        _validate(self)
+
+
 SECTIONS: dict[str, type] = {"audio": AudioConfig, "dsp": DspConfig, "stt": SttConfig, "brain": BrainConfig,
-                             "osc": OscConfig, "control": ControlConfig, "session": SessionConfig}
+                             "osc": OscConfig, "control": ControlConfig, "session": SessionConfig,
+                             "supervisor": SupervisorConfig}
 
 
 @dataclass(frozen=True)
@@ -363,6 +379,7 @@ class Config:
     osc: OscConfig = field(default_factory=OscConfig)
     control: ControlConfig = field(default_factory=ControlConfig)
     session: SessionConfig = field(default_factory=SessionConfig)
+    supervisor: SupervisorConfig = field(default_factory=SupervisorConfig)
 
 
 def user_config_path() -> Path:

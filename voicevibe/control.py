@@ -1,16 +1,16 @@
-"""OSC control in: a small UDP server turning allowed, well-formed messages into ControlCommands.
+"""OSC control in: a small UDP server turning allowed, well-formed messages into typed commands.
 
-| address            | arguments                                   | command (action, value)       |
-|--------------------|---------------------------------------------|-------------------------------|
-| /voicevibe/gain    | one number, -24 to 24 (dB)                  | gain, float                   |
-| /voicevibe/gate    | one number, 0 to 1 (linear peak threshold)  | gate, float                   |
-| /voicevibe/agc     | one flag                                    | agc, bool                     |
-| /voicevibe/freeze  | one flag                                    | freeze, bool                  |
-| /voicevibe/panic   | one flag                                    | panic, bool                   |
-| /voicevibe/pause   | one flag                                    | pause, bool                   |
-| /voicevibe/style   | one string, 1 to 64 characters              | style, str                    |
-| /voicevibe/vibe    | one string, up to 500 characters ("" clears)| vibe, str                     |
-| /voicevibe/reset   | nothing, or one flag (0/false is ignored)   | reset, None                   |
+| address            | arguments                                   | command (events.py)  |
+|--------------------|---------------------------------------------|----------------------|
+| /voicevibe/gain    | one number, -24 to 24 (dB)                  | SetGain              |
+| /voicevibe/gate    | one number, 0 to 1 (linear peak threshold)  | SetGate              |
+| /voicevibe/agc     | one flag                                    | SetAgc               |
+| /voicevibe/freeze  | one flag                                    | Freeze               |
+| /voicevibe/panic   | one flag                                    | Panic                |
+| /voicevibe/pause   | one flag                                    | PauseBrain           |
+| /voicevibe/style   | one string, 1 to 64 characters              | SetStyle             |
+| /voicevibe/vibe    | one string, up to 500 characters ("" clears)| SetVibe              |
+| /voicevibe/reset   | nothing, or one flag (0/false is ignored)   | ResetMemory          |
 
 A number is an OSC int32/int64/float32/float64 (`i h f d`), finite; a flag is `T`/`F`, or a
 number from 0 to 1 (0.5 and up is on: a TouchOSC or TouchDesigner button sends 1.0 then 0.0).
@@ -34,13 +34,15 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from pythonosc.osc_message import OscMessage
 from pythonosc.osc_message import ParseError as MessageParseError
 from pythonosc.parsing import osc_types
 
 from voicevibe.config import ConfigError, ControlConfig
+from voicevibe.events import (Command, Freeze, Panic, PauseBrain, ResetMemory, SetAgc, SetGain, SetGate, SetStyle,
+                              SetVibe)
+from voicevibe.ratelimit import RateLimiter
 
 log = logging.getLogger(__name__)
 
@@ -54,15 +56,7 @@ MAX_BUNDLE_DEPTH = 4
 ACCEPTED_TAGS = set("ihfdsTF")  # blobs, arrays, time tags... are never a control value
 REPORT_SECONDS = 5.0  # at most one rejection report per sender this often; the rest are counted
 POLL_SECONDS = 0.2  # how often the server thread checks for close()
-
-
-@dataclass(frozen=True)
-class ControlCommand:
-    """A validated control from OSC: the same meaning as the window's control of that name."""
-
-    action: str  # gain, gate, agc, freeze, panic, style, vibe, pause, reset
-    value: float | bool | str | None
-    sender: str  # "ip:port" it came from
+FLAGS = {"agc": SetAgc, "freeze": Freeze, "panic": Panic, "pause": PauseBrain}
 
 
 class ControlError(ValueError):
@@ -132,27 +126,23 @@ def _string(args: list[object], max_chars: int, *, empty_ok: bool) -> str:
     return text
 
 
-def command_from(address: str, args: list[object], sender: str) -> ControlCommand | None:
+def command_from(address: str, args: list[object]) -> Command | None:
     """The command a message asks for; None for a button release; ControlError when invalid."""
     action = address[len(PREFIX):] if address.startswith(PREFIX) else ""
     if action == "gain":
-        value: float | bool | str | None = _number(args, *GAIN_DB, " dB")
-    elif action == "gate":
-        value = _number(args, *GATE, " (linear peak)")
-    elif action in ("agc", "freeze", "panic", "pause"):
-        value = _flag(args)
-    elif action == "style":
-        value = _string(args, MAX_STYLE_CHARS, empty_ok=False)
-    elif action == "vibe":
-        value = _string(args, MAX_VIBE_CHARS, empty_ok=True)
-    elif action == "reset":
-        if args and not _flag(args):
-            return None
-        value = None
-    else:
-        raise ControlError(f"unknown control address {address[:80]!r} (known: {PREFIX}gain, gate, agc, "
-                           "freeze, panic, pause, style, vibe, reset)")
-    return ControlCommand(action, value, sender)
+        return SetGain(_number(args, *GAIN_DB, " dB"))
+    if action == "gate":
+        return SetGate(_number(args, *GATE, " (linear peak)"))
+    if action in FLAGS:
+        return FLAGS[action](_flag(args))
+    if action == "style":
+        return SetStyle(_string(args, MAX_STYLE_CHARS, empty_ok=False))
+    if action == "vibe":
+        return SetVibe(_string(args, MAX_VIBE_CHARS, empty_ok=True))
+    if action == "reset":
+        return ResetMemory() if not args or _flag(args) else None
+    raise ControlError(f"unknown control address {address[:80]!r} (known: {PREFIX}gain, gate, agc, "
+                       "freeze, panic, pause, style, vibe, reset)")
 
 
 def _plain_ip(ip: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
@@ -166,14 +156,14 @@ def _plain_ip(ip: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
 class ControlServer:
     """Listens on control.host:control.port in its own thread; calls `on_command` for valid controls."""
 
-    def __init__(self, config: ControlConfig, on_command: Callable[[ControlCommand], None],
+    def __init__(self, config: ControlConfig, on_command: Callable[[Command], None],
                  on_reject: Callable[[str], None] | None = None, *,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.config = config
         self._allow = config.allow_list()
-        self._on_command, self._on_reject, self._clock = on_command, on_reject, clock
+        self._on_command, self._on_reject = on_command, on_reject
         self.accepted = self.rejected = 0
-        self._reported: dict[str, tuple[float, int]] = {}  # sender ip -> (last report, unreported count)
+        self._reports = RateLimiter(REPORT_SECONDS, clock)  # per sender ip
         try:
             family, kind, proto, _, address = socket.getaddrinfo(
                 config.host, config.port, type=socket.SOCK_DGRAM, flags=socket.AI_PASSIVE)[0]
@@ -223,7 +213,7 @@ class ControlServer:
             except Exception:  # the callback is app code: log it and keep listening
                 log.exception("OSC control: handling a datagram from %s failed", sender[0])
 
-    def handle(self, data: bytes, sender: tuple[str, int] | tuple[str, int, int, int]) -> list[ControlCommand]:
+    def handle(self, data: bytes, sender: tuple[str, int] | tuple[str, int, int, int]) -> list[Command]:
         """Check one datagram from `sender` and act on it; the commands it produced."""
         ip, port = sender[0], sender[1]
         if not any(_plain_ip(ip) in network for network in self._allow):
@@ -237,13 +227,13 @@ class ControlServer:
         commands = []
         for address, args in messages:
             try:
-                command = command_from(address, args, f"{ip}:{port}")
+                command = command_from(address, args)
             except ControlError as e:
                 self._reject(ip, f"control {address[:80]} from {ip} ignored: {e}")
                 continue
             if command is not None:
                 self.accepted += 1
-                log.info("OSC control from %s: %s %r", ip, command.action, command.value)
+                log.info("OSC control from %s:%d: %s", ip, port, command)
                 commands.append(command)
                 self._on_command(command)
         return commands
@@ -251,17 +241,12 @@ class ControlServer:
     def _reject(self, ip: str, message: str) -> None:
         """Count a rejection; log and report it unless this sender had one reported recently."""
         self.rejected += 1
-        now = self._clock()
-        last, unreported = self._reported.get(ip, (float("-inf"), 0))
-        if now - last < REPORT_SECONDS:
-            self._reported[ip] = (last, unreported + 1)
+        held = self._reports.allow(ip)
+        if held is None:
             log.debug("%s (not reported: rate limit)", message)
             return
-        if unreported:
-            message += f" ({unreported} more ignored from {ip} since the last report)"
-        if len(self._reported) > 1024:  # spoofed senders must not grow this without bound
-            self._reported.clear()
-        self._reported[ip] = (now, 0)
+        if held:
+            message += f" ({held} more ignored from {ip} since the last report)"
         log.warning("%s", message)
         if self._on_reject is not None:
             self._on_reject(message)

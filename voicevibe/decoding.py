@@ -111,7 +111,12 @@ class GrammarDecoder:
         return self.llm.detokenize(out, prev_tokens=tokens).decode("utf-8", errors="replace")
 
     def _feed(self, tokens: list[int]) -> None:
-        """Evaluate `tokens`, keeping the cached prefix they share with what the model last saw."""
+        """Evaluate `tokens`, keeping the cached prefix they share with what the model last saw.
+
+        `Llama.input_ids`/`n_tokens` are llama-cpp-python's own bookkeeping of the KV cache, not a
+        documented API: this is the one place that reads and sets them, for llama-cpp-python 0.3.36
+        (pinned; the prefix reuse is checked against a full pass on the real model in the tests).
+        """
         llm = self.llm
         cached = llm.input_ids[:llm.n_tokens].tolist()
         keep = min(llm.longest_token_prefix(cached, tokens), len(tokens) - 1)  # re-evaluate one: fresh logits

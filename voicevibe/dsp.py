@@ -25,6 +25,7 @@ from functools import lru_cache
 import numpy as np
 
 from .config import SAMPLE_RATE, ConfigError, DspConfig
+from .events import Levels  # noqa: F401 - the meters this stage makes
 
 HOP_SECONDS = 0.002  # control step: 48 samples at 24 kHz, 40 per 1920-sample block
 DETECTOR_RELEASE_SECONDS = 0.030  # AGC level detector decay: bridges a 50 Hz voice's troughs (10 ms)
@@ -59,19 +60,6 @@ class DspState:
     def initial(cls) -> DspState:
         """The state before the first block: gate closed, unity AGC gain."""
         return cls()
-
-
-@dataclass(frozen=True)
-class Levels:
-    """Meters for one block: raw input, processed output, gain now, gate and weak-signal flags."""
-
-    peak_in: float
-    rms_in: float
-    peak_out: float
-    rms_out: float
-    gain: float  # pre-gain x AGC gain at the block's last sample (linear; gate and limiter apart)
-    gate_open: bool  # the gate lets sound through (always true when the gate is off)
-    weak_signal: bool  # raw input peak under weak_peak for weak_seconds
 
 
 @dataclass(frozen=True)

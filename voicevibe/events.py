@@ -1,10 +1,23 @@
-"""Typed events the stages exchange over queues: frozen dataclasses, nothing else."""
+"""Everything the stages exchange: frozen dataclasses, nothing else.
+
+Three kinds, each a union at the end of its part:
+- `Event`: what the show produces (words, phrases, prompts, levels, status...), read by front ends
+  and written to the session log.
+- `Command`: what an operator asks for (one meaning everywhere: window, keys, terminal, OSC
+  control in), applied by `Pipeline.apply`.
+- worker messages: what crosses the pipe to and from a model's worker process.
+"""
 
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
 from typing import Any, Literal
+
+import numpy as np
+
+# ---- the show's events ---------------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -90,17 +103,295 @@ class Summary:
     model: str = ""
 
 
-Event = Word | PhraseEnd | SegmentReset | Status | Phrase | ImagePrompt | Summary
+@dataclass(frozen=True)
+class Levels:
+    """Meters for one block: raw input, processed output, gain now, gate and weak-signal flags."""
+
+    peak_in: float
+    rms_in: float
+    peak_out: float
+    rms_out: float
+    gain: float  # pre-gain x AGC gain at the block's last sample (linear; gate and limiter apart)
+    gate_open: bool  # the gate lets sound through (always true when the gate is off)
+    weak_signal: bool  # raw input peak under weak_peak for weak_seconds
+
+
+@dataclass(frozen=True)
+class TargetStatus:
+    """One OSC receiver's counters, for the front end and the log."""
+
+    target: str  # "host:port"
+    sent: int  # datagrams handed to the network
+    errors: int  # datagrams that could not be sent
+    last_send: float | None  # time.monotonic() of the last datagram sent
+    last_error: str  # the last error, "" when there was none
+    failing: bool = False  # an error in the last FAILING_SECONDS (a closed port fails every other send)
+
+
+WorkerStateName = Literal["starting", "loading", "ready", "restarting", "failed", "stopped"]
+
+
+@dataclass(frozen=True)
+class WorkerState:
+    """Where a model's worker process is: for the status bar (with load progress) and the log."""
+
+    stage: str  # "stt" or "brain"
+    state: WorkerStateName
+    message: str  # what the operator reads, e.g. "speech engine stopped (signal 9): restarting in 1 s"
+    progress: float | None = None  # 0..1 while loading, when known
+    pid: int | None = None
+
+
+@dataclass(frozen=True)
+class PipelineStats:
+    """Health figures for the status bar, about once a second."""
+
+    stt_rtf: float  # STT compute per block / 80 ms (above 1: slower than real time)
+    dropped_blocks: int  # input blocks dropped: backpressure, or the speech engine down
+    brain_latency_ms: float  # the last prompt's brain time
+    log_path: str
+    stt_restarts: int = 0  # speech-engine restarts (step errors and process restarts)
+
+
+@dataclass(frozen=True)
+class Stopped:
+    """The pipeline has finished (end of input, error or stop); nothing follows."""
+
+    error: str | None = None
+
+
+Event = (Word | PhraseEnd | SegmentReset | Status | Phrase | ImagePrompt | Summary | Levels | TargetStatus
+         | WorkerState | PipelineStats | Stopped)
 
 EVENT_TYPES: dict[type, str] = {Word: "word", PhraseEnd: "phrase_end", SegmentReset: "reset", Status: "status",
-                                Phrase: "phrase", ImagePrompt: "image_prompt", Summary: "summary"}
+                                Phrase: "phrase", ImagePrompt: "image_prompt", Summary: "summary",
+                                WorkerState: "worker"}
 
 
-def to_json_dict(event: Event) -> dict[str, Any]:
+def to_json_dict(event: Any) -> dict[str, Any]:
     """The event as a flat JSON-ready dict with a `type` field first."""
-    return {"type": EVENT_TYPES[type(event)], **dataclasses.asdict(event)}
+    return {"type": EVENT_TYPES.get(type(event)) or snake_name(type(event)), **dataclasses.asdict(event)}
+
+
+def snake_name(kind: type) -> str:
+    """`SetGain` -> `set_gain`: how a type is named in logs."""
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", kind.__name__).lower()
 
 
 def join_words(words: list[Word]) -> str:
     """The transcript text of a run of word events."""
     return "".join(w.text for w in words).strip()
+
+
+# ---- the operator's commands ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SetGain:
+    """Input pre-gain in dB (dsp.gain_db)."""
+
+    db: float
+
+
+@dataclass(frozen=True)
+class SetGate:
+    """Noise-gate opening threshold, linear peak (dsp.gate_threshold)."""
+
+    threshold: float
+
+
+@dataclass(frozen=True)
+class SetAgc:
+    """Automatic gain control on or off."""
+
+    on: bool
+
+
+@dataclass(frozen=True)
+class Freeze:
+    """Hold the screen (nothing new sent), or release it (the newest prompt goes out)."""
+
+    on: bool
+
+
+@dataclass(frozen=True)
+class Panic:
+    """Send the safe prompt and a panic flag now and nothing else until released; or release."""
+
+    on: bool
+
+
+@dataclass(frozen=True)
+class PauseBrain:
+    """The brain stops making prompts (memory kept), or resumes."""
+
+    on: bool
+
+
+@dataclass(frozen=True)
+class SetStyle:
+    """Switch the style preset."""
+
+    name: str
+
+
+@dataclass(frozen=True)
+class SetVibe:
+    """The global vibe added to every prompt ("" clears it)."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class ResetMemory:
+    """Clear the brain's history, previous prompt, vibe and session summary."""
+
+
+@dataclass(frozen=True)
+class SetHistory:
+    """Seconds of recent transcript the brain sees."""
+
+    seconds: float
+
+
+@dataclass(frozen=True)
+class SetRate:
+    """0: a prompt for every phrase; else at most one prompt every this many seconds."""
+
+    seconds: float
+
+
+@dataclass(frozen=True)
+class MakeSummary:
+    """Ask the slow brain for a summary now."""
+
+
+@dataclass(frozen=True)
+class SendPrompt:
+    """A prompt the operator typed (or clicked in the history), straight to the screen."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class SayText:
+    """A typed phrase for the brain, as if it had been spoken."""
+
+    text: str
+
+
+BrainCommand = PauseBrain | SetStyle | SetVibe | ResetMemory | SetHistory | SetRate | MakeSummary
+Command = SetGain | SetGate | SetAgc | Freeze | Panic | SendPrompt | SayText | BrainCommand
+BRAIN_COMMANDS = (PauseBrain, SetStyle, SetVibe, ResetMemory, SetHistory, SetRate, MakeSummary)
+
+
+# ---- worker messages (across a process boundary) -------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Shutdown:
+    """Main -> worker: finish and exit."""
+
+
+@dataclass(frozen=True)
+class WorkerLoading:
+    """Worker -> main: loading its model; `progress` 0..1 when known."""
+
+    message: str
+    progress: float | None = None
+
+
+@dataclass(frozen=True)
+class WorkerReady:
+    """Worker -> main: the model is loaded and warm; `detail` says which and how."""
+
+    detail: str
+
+
+@dataclass(frozen=True)
+class WorkerFailed:
+    """Worker -> main: the model cannot load; the message names the file and the fix. The worker exits."""
+
+    message: str
+
+
+@dataclass(frozen=True)
+class SttBegin:
+    """Main -> STT worker: a new stream starts (fresh model state) with these settings."""
+
+    config: Any  # SttConfig (config.py imports nothing from here; typed loosely to avoid a cycle)
+
+
+@dataclass(frozen=True, eq=False)
+class AudioBlock:
+    """Main -> STT worker: one conditioned 80 ms block (1920 float32 samples at 24 kHz)."""
+
+    seq: int
+    pcm: np.ndarray
+
+
+@dataclass(frozen=True)
+class SttFlush:
+    """Main -> STT worker: the input ended; feed silence so the last words come out."""
+
+    seq: int
+
+
+@dataclass(frozen=True)
+class SttCounters:
+    """The STT engine's counters for the current stream."""
+
+    frames_in: int = 0  # audio blocks received
+    frames_fed: int = 0  # audio frames whose codes reached the LM
+    steps: int = 0  # LM steps, flush steps included
+    resets: int = 0
+    max_segment: int = 0  # the segment cap, in blocks
+    step_errors: int = 0  # step exceptions recovered with fresh state
+
+
+@dataclass(frozen=True)
+class SttStepped:
+    """STT worker -> main: the events of one block (or of the flush, `flushed` true)."""
+
+    seq: int
+    events: tuple[Word | PhraseEnd | SegmentReset | Status, ...]
+    seconds: float  # compute time in the worker
+    counters: SttCounters = field(default_factory=SttCounters)
+    flushed: bool = False
+
+
+@dataclass(frozen=True)
+class BrainPhrase:
+    """Main -> brain worker: a phrase to answer; `seq` numbers phrases for the idle and hang checks."""
+
+    seq: int
+    phrase: Phrase
+
+
+@dataclass(frozen=True)
+class BrainConfigure:
+    """Main -> brain worker: new settings that need no reload (style, vibe, rate, budget...)."""
+
+    config: Any  # BrainConfig
+
+
+@dataclass(frozen=True)
+class BrainTook:
+    """Brain worker -> main: it started answering the phrases up to `seq` (merged into one)."""
+
+    seq: int
+
+
+@dataclass(frozen=True)
+class BrainAnswer:
+    """Brain worker -> main: the answer to the phrases up to `seq` (None: paused, stale or blocked)."""
+
+    seq: int
+    prompt: ImagePrompt | None
+
+
+@dataclass(frozen=True)
+class BrainSummary:
+    """Brain worker -> main: a summary of the session."""
+
+    summary: Summary

@@ -1,14 +1,18 @@
 """The performance window: one dark customtkinter window that drives a `Pipeline`.
 
-Tk is touched only on the main thread. The engine's typed events arrive on `Pipeline.events`;
-the window drains a bounded batch of them every POLL_MS with `after()`, and cancels that poll
-when it closes. The window never touches a model: it only calls the Pipeline's controls.
+Tk is touched only on the main thread. The engines' and the show's typed events arrive on one
+queue; the window drains a bounded batch of them every POLL_MS with `after()`, and cancels that
+poll when it closes. The window never touches a model: the models live in worker processes
+(`Engines`, started when the window opens and kept loaded across Start/Stop), and the window
+only sends typed commands. Python's cyclic garbage collector runs on the Tk thread only (every
+GC_MS), so a Tk object is never finalised on another thread.
 Keyboard: space start/stop, F freeze, Esc panic (not while typing in a text field).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import gc
 import logging
 import os
 import queue
@@ -24,6 +28,8 @@ import customtkinter as ctk
 
 from .audio import AudioError, list_input_devices, rescan_devices
 from .config import Config, save_settings
+from .events import (BRAIN_COMMANDS, Command, Freeze, Levels, Panic, PauseBrain, SayText, SendPrompt, SetAgc,
+                     SetGain, SetGate, SetHistory, SetRate, SetStyle, SetVibe, Status, Stopped)
 from .fallback import AssetError, load_assets
 from .gui_panels import VIEWS, build_panels, show_levels, show_status
 from .gui_widgets import AMBER, GREEN, GREY, RED
@@ -39,6 +45,8 @@ OSC_REPORTS = 100  # OSC status reports waiting for the window (more are dropped
 END_CHECK_TICKS = 5  # every 200 ms: has a rehearsal file finished?
 SAVE_DELAY_MS = 1000  # settings are written this long after the last change
 STOP_JOIN_SECONDS = 60.0  # Pipeline.stop() joins each stage with its own timeout
+GC_MS = 1000  # the young generations are collected this often on the Tk thread, everything every GC_FULL ticks
+GC_FULL = 30
 EXIT_OK, EXIT_NO_DISPLAY = 0, 2
 NO_DISPLAY = ("no display for the window ({why}); for a headless show use `voicevibe run --no-gui` "
               "(or set DISPLAY)")
@@ -48,12 +56,16 @@ class PerformanceWindow:
     """The operator's window: input, DSP, meters, transcript, prompts, brain, OSC, panic, status."""
 
     def __init__(self, config: Config, root: ctk.CTk, *, input_spec: str | None = None,
-                 pipeline_factory: Callable[..., Any] | None = None,
+                 pipeline_factory: Callable[..., Any] | None = None, engines: Any = None,
                  settings_file: Path | None = None) -> None:
         self.config, self.root = config, root
         self.pipeline_factory = pipeline_factory or _default_factory
         self.settings_file = settings_file
-        self.pipeline: Any = None  # the running engine: the controls go to it
+        self._gc_was_enabled = gc.isenabled()
+        gc.disable()  # collected on this thread by _collect(): Tk objects are finalised here only
+        self._gc_ticks = 0
+        self.engines: Any = engines or _default_engines(config)
+        self.pipeline: Any = None  # the running show: the commands go to it
         # The window owns the OSC sender, so panic, freeze and typed prompts work with the engine stopped.
         self._osc_reports: queue.Queue = queue.Queue(OSC_REPORTS)
         self.osc = OscSender(config.osc, report=self._osc_report)
@@ -76,6 +88,8 @@ class PerformanceWindow:
         self.refresh_devices()
         self._preselect_input(config.audio.input if input_spec is None else input_spec)
         self._poll_id = root.after(POLL_MS, self._poll)
+        self._gc_id: str | None = root.after(GC_MS, self._collect)
+        self.engines.start()  # the models load now, shown in the status bar, and stay loaded
 
     # ---------- input ----------
 
@@ -154,18 +168,14 @@ class PerformanceWindow:
         record = {"on": True, "off": False}.get(self.config.session.record_audio, spec is not None
                                                 and self.ui.mode.get() == "Microphone")
         try:
-            self.pipeline = self.pipeline_factory(self.config, input_spec=spec, script=script, record_audio=record,
-                                                  osc=self.osc)
+            self.engines.reconfigure(self.config)  # reloads a model only if its settings changed
+            self.pipeline = self.pipeline_factory(self.config, engines=self.engines, input_spec=spec, script=script,
+                                                  record_audio=record, osc=self.osc)
             self.pipeline.start()
         except (AudioError, AssetError, ModelError, SessionLogError, ValueError, OSError) as e:
             self.pipeline = None
             self.show_message(f"cannot start: {e}", "error")
             return
-        for on, apply in ((self.frozen, self.pipeline.freeze), (self.panicked, self.pipeline.panic)):
-            if on:
-                apply(True)
-        if self.paused:
-            self.pipeline.brain_control("pause")
         self.ui.start_button.configure(text="■ Stop", fg_color=RED)
         self.show_message("starting…", "info")
 
@@ -190,85 +200,85 @@ class PerformanceWindow:
 
     # ---------- controls ----------
 
+    def command(self, command: Command) -> None:
+        """Carry out an operator command: through the running show (which logs it), or directly while stopped.
+
+        Freeze, panic and typed prompts reach the screen with the engine stopped (the window owns the OSC
+        sender); brain commands reach the brain, whose state outlives a show; DSP settings wait for the next.
+        """
+        if self.pipeline is not None:
+            self.pipeline.apply(command)
+        elif isinstance(command, Freeze):
+            self.osc.freeze(command.on)
+        elif isinstance(command, Panic):
+            self.osc.panic(command.on)
+        elif isinstance(command, SendPrompt):
+            self.osc.send_text(command.text)
+        elif isinstance(command, BRAIN_COMMANDS):
+            self.engines.brain.command(command)
+
     def set_gain(self, db: float) -> None:
         """Input pre-gain in dB (live)."""
-        self._dsp(gain_db=round(db, 1))
+        self._remember("dsp", "gain_db", round(db, 1))
+        self.command(SetGain(round(db, 1)))
 
     def set_gate(self, threshold: float) -> None:
         """Gate opening threshold, linear peak (live)."""
-        self._dsp(gate_threshold=round(threshold, 4))
+        self._remember("dsp", "gate_threshold", round(threshold, 4))
+        self.command(SetGate(round(threshold, 4)))
 
     def set_agc(self, on: bool) -> None:
         """AGC on or off (live)."""
-        self._dsp(agc=bool(on))
+        self._remember("dsp", "agc", bool(on))
+        self.command(SetAgc(bool(on)))
 
-    def _dsp(self, **changes: Any) -> None:
-        for key, value in changes.items():
-            self._remember("dsp", key, value)
-        if self.pipeline is not None:
-            self.pipeline.set_dsp(**changes)
-
-    def brain(self, action: str, value: Any = "") -> None:
-        """A brain control (pause/resume/reset/style/vibe/history/rate), kept in the settings where it is one."""
-        key = {"style": "style", "vibe": "vibe", "history": "history_seconds",
-               "rate": "prompt_interval_seconds"}.get(action)
-        if key is not None:
-            self._remember("brain", key, float(value) if action in ("history", "rate") else value)
-        if action in ("pause", "resume"):
-            self.paused = action == "pause"
-        if self.pipeline is not None:
-            self.pipeline.brain_control(action, value)
+    def brain(self, command: Any) -> None:
+        """A brain command; style, vibe, history and rate are also kept in the settings."""
+        kept = {SetStyle: ("style", "name"), SetVibe: ("vibe", "text"), SetHistory: ("history_seconds", "seconds"),
+                SetRate: ("prompt_interval_seconds", "seconds")}.get(type(command))
+        if kept is not None:
+            self._remember("brain", kept[0], getattr(command, kept[1]))
+        if isinstance(command, PauseBrain):
+            self.paused = command.on
+        self.command(command)
 
     def toggle_pause(self) -> None:
         """Pause the brain (memory kept), or resume it."""
-        self.brain("resume" if self.paused else "pause")
+        self.brain(PauseBrain(not self.paused))
         self.ui.pause_button.configure(text="Resume brain" if self.paused else "Pause brain",
                                        fg_color=AMBER if self.paused else GREY)
 
     def toggle_freeze(self) -> None:
         """Freeze the screen (nothing new sent), or release it (the newest prompt goes out)."""
         self.frozen = not self.frozen
-        if self.pipeline is not None:
-            self.pipeline.freeze(self.frozen)  # also logged
-        else:
-            self.osc.freeze(self.frozen)
+        self.command(Freeze(self.frozen))
         self.ui.freeze_button.configure(text="FROZEN (F)" if self.frozen else "Freeze (F)",
                                         fg_color="#1f618d" if self.frozen else GREY)
 
     def toggle_panic(self) -> None:
         """Panic: the safe prompt at once and nothing else until released."""
         self.panicked = not self.panicked
-        if self.pipeline is not None:
-            self.pipeline.panic(self.panicked)  # also logged
-        else:
-            self.osc.panic(self.panicked)
+        self.command(Panic(self.panicked))
         self.ui.panic_button.configure(text="PANIC ON - release (Esc)" if self.panicked else "PANIC (Esc)",
                                        fg_color="#ff0000" if self.panicked else RED)
 
     def send_manual(self, text: str | None = None) -> None:
         """Send a typed prompt straight to the screen, bypassing the brain."""
         text = (self.ui.manual.get() if text is None else text).strip()
-        if not text:
-            return
-        if self.pipeline is None:
-            self.osc.send_text(text)
-        else:
-            self.pipeline.send_manual(text)  # also logged
-        self.ui.manual.delete(0, "end")
+        if text:
+            self.command(SendPrompt(text))
+            self.ui.manual.delete(0, "end")
 
     def say(self, text: str | None = None) -> None:
         """A typed phrase straight to the brain (script / typed-text mode)."""
         text = (self.ui.say.get() if text is None else text).strip()
         if text and self.pipeline is not None:
-            self.pipeline.type_text(text)
+            self.pipeline.apply(SayText(text))
             self.ui.say.delete(0, "end")
 
     def resend(self, prompt: Any) -> None:
         """Send a past prompt again (a click in the history)."""
-        if self.pipeline is None:
-            self.osc.send_text(prompt.text)
-        else:
-            self.pipeline.resend(prompt)
+        self.command(SendPrompt(prompt.text))
 
     def _on_key(self, event: tk.Event) -> str | None:
         if isinstance(event.widget, (tk.Entry, tk.Text)) and event.keysym != "Escape":
@@ -286,6 +296,12 @@ class PerformanceWindow:
             self.osc_reports_dropped += 1
 
     # ---------- settings ----------
+
+    def _collect(self) -> None:
+        """The garbage collector's run, on the Tk thread: the young generations, and now and then all."""
+        self._gc_ticks += 1
+        gc.collect(2 if self._gc_ticks % GC_FULL == 0 else 1)
+        self._gc_id = self.root.after(GC_MS, self._collect)
 
     def _remember(self, section: str, key: str, value: Any) -> None:
         """Apply a changed setting to the config and save it shortly (debounced)."""
@@ -309,19 +325,22 @@ class PerformanceWindow:
     # ---------- events ----------
 
     def _poll(self) -> None:
-        """Handle up to POLL_BATCH engine events, then look again in POLL_MS."""
+        """Handle up to POLL_BATCH events, then look again in POLL_MS."""
         if self._poll_id is not None:
             self.root.after_cancel(self._poll_id)  # called directly (a test): keep a single poll scheduled
         self._poll_id = None
         pipeline = self.pipeline or self._ending
+        queues = [self.engines.events]
+        if pipeline is not None and pipeline.events is not self.engines.events:
+            queues.append(pipeline.events)  # a stand-in pipeline with a queue of its own (tests)
         levels = None
-        if pipeline is not None:
+        for events in queues:
             for _ in range(POLL_BATCH):
                 try:
-                    item = pipeline.events.get_nowait()
+                    item = events.get_nowait()
                 except queue.Empty:
                     break
-                if type(item).__name__ == "Levels":
+                if isinstance(item, Levels):
                     levels = item  # meters show only the newest block of a tick
                 else:
                     self.handle(item)
@@ -343,17 +362,16 @@ class PerformanceWindow:
             self._poll_id = self.root.after(POLL_MS, self._poll)
 
     def handle(self, item: object) -> None:
-        """Show one engine event (gui_panels.VIEWS); Status and Stopped also change the window's state."""
-        name = type(item).__name__
-        view = VIEWS.get(name)
+        """Show one event (gui_panels.VIEWS); Status and Stopped also change the window's state."""
+        view = VIEWS.get(type(item))
         if view is not None:
             view(self.ui, item)
-        elif name == "Status":
+        elif isinstance(item, Status):
             self.on_status(item)
-        elif name == "Stopped":
+        elif isinstance(item, Stopped):
             self.on_stopped(item)
         else:
-            log.debug("window ignores %s", name)
+            log.debug("window ignores %s", type(item).__name__)
 
     def on_status(self, status: Any) -> None:
         """A Status: its part of the status bar, and the message line for problems and other stages."""
@@ -384,16 +402,20 @@ class PerformanceWindow:
         if self.closed:
             return
         self.closed = True
-        for after_id in (self._poll_id, self._save_id):
+        for after_id in (self._poll_id, self._save_id, self._gc_id):
             if after_id is not None:
                 self.root.after_cancel(after_id)
-        self._poll_id = None
+        self._poll_id = self._gc_id = None
         self.stop()
         if self._stopper is not None:
             self._stopper.join(STOP_JOIN_SECONDS)
+        self.engines.close()
         self.osc.close()
         self.save_settings()
         self.root.destroy()
+        gc.collect()  # the window's cycles go now, on this thread
+        if self._gc_was_enabled:
+            gc.enable()
 
 
 def _style_names(config: Config) -> list[str]:
@@ -409,6 +431,12 @@ def _default_factory(config: Config, **kwargs: Any) -> Any:
     from .app import Pipeline
 
     return Pipeline(config, **kwargs)
+
+
+def _default_engines(config: Config) -> Any:
+    from .app import Engines
+
+    return Engines(config)
 
 
 def display_problem() -> str | None:

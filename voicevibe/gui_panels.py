@@ -13,7 +13,9 @@ from typing import TYPE_CHECKING, Any
 
 import customtkinter as ctk
 
-from .gui_widgets import (BLUE, FONT, FONT_BIG_BUTTON, FONT_SMALL, FONT_TRANSCRIPT, GREEN, GREY, RED,
+from .events import (ImagePrompt, Levels, PhraseEnd, PipelineStats, ResetMemory, SetHistory, SetRate, SetStyle,
+                     SetVibe, Status, Summary, TargetStatus, WorkerState, Word)
+from .gui_widgets import (AMBER, BLUE, FONT, FONT_BIG_BUTTON, FONT_SMALL, FONT_TRANSCRIPT, GREEN, GREY, RED,
                           SHORTCUTS, LevelMeter, PromptList, SliderRow, TargetRows, db_to_linear, format_dbfs, title)
 
 if TYPE_CHECKING:
@@ -113,16 +115,16 @@ def _brain_panel(w: PerformanceWindow, parent: Any, ui: SimpleNamespace) -> None
     brain = w.config.brain
     title(parent, "Brain").pack(fill="x", **PAD)
     ui.history = SliderRow(parent, "History", 10, 300, brain.history_seconds, steps=58,
-                           on_change=lambda v: w.brain("history", v), describe=lambda v: f"{v:.0f} s of transcript")
+                           on_change=lambda v: w.brain(SetHistory(v)), describe=lambda v: f"{v:.0f} s of transcript")
     ui.history.pack(fill="x", **PAD)
     ui.rate = SliderRow(parent, "Prompt rate", 0, 60, brain.prompt_interval_seconds, steps=60, snap=snap_rate,
-                        on_change=lambda v: w.brain("rate", v),
+                        on_change=lambda v: w.brain(SetRate(v)),
                         describe=lambda v: "every phrase" if v == 0 else f"at most one every {v:.0f} s")
     ui.rate.pack(fill="x", **PAD)
     row = ctk.CTkFrame(parent, fg_color="transparent")
     row.pack(fill="x", **PAD)
     ctk.CTkLabel(row, text="Style", font=FONT, width=110, anchor="w").pack(side="left")
-    ui.style = ctk.CTkOptionMenu(row, values=w.styles, font=FONT, width=220, command=lambda s: w.brain("style", s))
+    ui.style = ctk.CTkOptionMenu(row, values=w.styles, font=FONT, width=220, command=lambda s: w.brain(SetStyle(s)))
     ui.style.set(brain.style)
     ui.style.pack(side="left", padx=6)
     row = ctk.CTkFrame(parent, fg_color="transparent")
@@ -132,15 +134,15 @@ def _brain_panel(w: PerformanceWindow, parent: Any, ui: SimpleNamespace) -> None
     if brain.vibe:
         ui.vibe.insert(0, brain.vibe)
     ui.vibe.pack(side="left", padx=6)
-    ui.vibe.bind("<Return>", lambda _: w.brain("vibe", ui.vibe.get().strip()))
+    ui.vibe.bind("<Return>", lambda _: w.brain(SetVibe(ui.vibe.get().strip())))
     ctk.CTkButton(row, text="Set", font=FONT, width=60,
-                  command=lambda: w.brain("vibe", ui.vibe.get().strip())).pack(side="left")
+                  command=lambda: w.brain(SetVibe(ui.vibe.get().strip()))).pack(side="left")
     row = ctk.CTkFrame(parent, fg_color="transparent")
     row.pack(fill="x", **PAD)
     ui.pause_button = ctk.CTkButton(row, text="Pause brain", font=FONT, fg_color=GREY, command=w.toggle_pause)
     ui.pause_button.pack(side="left")
     ctk.CTkButton(row, text="Reset memory", font=FONT, fg_color=GREY,
-                  command=lambda: w.brain("reset")).pack(side="left", padx=8)
+                  command=lambda: w.brain(ResetMemory())).pack(side="left", padx=8)
 
 
 def _osc_panel(w: PerformanceWindow, parent: Any, ui: SimpleNamespace) -> None:
@@ -258,17 +260,10 @@ def show_target(ui: SimpleNamespace, status: Any) -> None:
     ui.targets.update_status(status)
 
 
-def show_status(ui: SimpleNamespace, status: Any) -> bool:
+def show_status(ui: SimpleNamespace, status: Status) -> bool:
     """A Status in its status-bar part; True when it also belongs on the message line."""
     if status.stage == "stt":
         ui.model_status.configure(text=f"speech: {status.message}")
-        if status.message.startswith("loading"):
-            ui.progress.configure(mode="indeterminate")
-            ui.progress.start()
-        else:
-            ui.progress.stop()
-            ui.progress.configure(mode="determinate")
-            ui.progress.set(1.0 if status.level == "info" else 0.0)
     elif status.stage == "brain":
         ui.brain_status.configure(text=f"brain: {status.message}")
     elif status.stage == "control":
@@ -276,8 +271,30 @@ def show_status(ui: SimpleNamespace, status: Any) -> bool:
     return status.level != "info" or status.stage not in ("stt", "brain", "control")
 
 
-# Event class name -> view; by name, so the window need not import the engine stages it only displays.
-VIEWS: dict[str, Callable[[SimpleNamespace, Any], None]] = {
-    "Word": show_word, "PhraseEnd": show_phrase_end, "ImagePrompt": show_prompt, "Summary": show_summary,
-    "Levels": show_levels, "PipelineStats": show_stats, "TargetStatus": show_target,
+def show_worker(ui: SimpleNamespace, state: WorkerState) -> None:
+    """A model worker's state in the status bar: the speech engine's with its load progress."""
+    colour = RED if state.state == "failed" else AMBER if state.state in ("restarting", "starting") else "gray85"
+    if state.stage == "stt":
+        ui.model_status.configure(text=f"speech: {state.message}", text_color=colour)
+        if state.progress is not None:
+            ui.progress.stop()
+            ui.progress.configure(mode="determinate")
+            ui.progress.set(state.progress)
+        elif state.state in ("starting", "restarting"):
+            ui.progress.configure(mode="indeterminate")
+            ui.progress.start()
+        else:
+            ui.progress.stop()
+            ui.progress.configure(mode="determinate")
+            ui.progress.set(0.0)
+    else:
+        ui.brain_status.configure(text=f"brain: {state.message}", text_color=colour)
+    if state.state in ("restarting", "failed"):
+        ui.message.configure(text=f"[{state.stage}] {state.message}", text_color=RED if state.state == "failed"
+                             else AMBER)
+
+
+VIEWS: dict[type, Callable[[SimpleNamespace, Any], None]] = {
+    Word: show_word, PhraseEnd: show_phrase_end, ImagePrompt: show_prompt, Summary: show_summary,
+    Levels: show_levels, PipelineStats: show_stats, TargetStatus: show_target, WorkerState: show_worker,
 }

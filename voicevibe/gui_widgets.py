@@ -108,6 +108,12 @@ class SliderRow(ctk.CTkFrame):
         self._moved(value)
 
 
+def wrap_button_text(button: ctk.CTkButton, width: int) -> None:
+    """Let a button's text wrap at `width` pixels. CTkButton has no wraplength option, so this sets it on
+    its private `_text_label`: the one place that does, for customtkinter 6.0.0 (pinned)."""
+    button._text_label.configure(wraplength=width, justify="left")
+
+
 class PromptList(ctk.CTkScrollableFrame):
     """The prompt history, newest on top; clicking an entry hands its prompt to `on_click`."""
 
@@ -121,7 +127,7 @@ class PromptList(ctk.CTkScrollableFrame):
         button = ctk.CTkButton(self, text=f"{prompt.text}\n{detail}", font=FONT_PROMPT, anchor="w",
                                fg_color="#1f2a36", hover_color="#2c3e50",
                                command=lambda p=prompt: self.on_click(p))
-        button._text_label.configure(wraplength=640, justify="left")  # CTkButton has no wraplength option
+        wrap_button_text(button, 640)
         if self.entries:
             button.pack(fill="x", pady=3, padx=2, before=self.entries[-1][1])
         else:

@@ -44,8 +44,8 @@ from pythonosc.osc_message_builder import OscMessageBuilder
 from pythonosc.parsing.osc_types import write_string
 
 from voicevibe.config import OscConfig
-from voicevibe.control import ControlCommand, ControlServer  # noqa: F401 - part of this stage's API
-from voicevibe.events import ImagePrompt, Phrase, Status, Summary
+from voicevibe.events import ImagePrompt, Phrase, Status, Summary, TargetStatus
+from voicevibe.ratelimit import RateLimiter
 
 log = logging.getLogger(__name__)
 
@@ -245,18 +245,6 @@ def freeze_datagram(on: bool, config: OscConfig) -> bytes | None:
     return _message(address, int(on)).dgram if address else None
 
 
-@dataclass(frozen=True)
-class TargetStatus:
-    """One receiver's counters, for the front end and the log."""
-
-    target: str  # "host:port"
-    sent: int  # datagrams handed to the network
-    errors: int  # datagrams that could not be sent
-    last_send: float | None  # time.monotonic() of the last datagram sent
-    last_error: str  # the last error, "" when there was none
-    failing: bool = False  # an error in the last FAILING_SECONDS (a closed port fails every other send)
-
-
 class _Target:
     """A receiver: its connected UDP socket (so ICMP refusals surface) and counters."""
 
@@ -264,10 +252,10 @@ class _Target:
         self.host, self.port = host, port
         self.name = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
         self.sock: socket.socket | None = None
-        self.sent = self.errors = self.unreported = 0
+        self.sent = self.errors = 0
         self.last_send: float | None = None
         self.last_error = ""
-        self.last_error_at = self.last_report = self.retry_at = float("-inf")
+        self.last_error_at = self.retry_at = float("-inf")
 
     def status(self, now: float) -> TargetStatus:
         """A snapshot of the counters at monotonic time `now`."""
@@ -304,6 +292,7 @@ class OscSender:
         self.config = config
         self._report = report
         self._clock = clock
+        self._reports = RateLimiter(REPORT_SECONDS, clock)  # per target
         self._lock = threading.Lock()
         self._targets = [_Target(host, port) for host, port in config.target_list()]
         self._frozen = self._panicked = self._closed = False
@@ -440,7 +429,7 @@ class OscSender:
             self._open(target, pending)
         if target.sock is None:  # unresolvable: this datagram is lost too
             target.errors += 1
-            target.unreported += 1
+            self._reports.hold(target.name)
             target.last_error_at = self._clock()
             return
         try:
@@ -456,13 +445,12 @@ class OscSender:
         """Count a lost datagram; report the error unless this target reported one under REPORT_SECONDS ago."""
         now = self._clock()
         target.errors += datagram
-        target.unreported += datagram
         target.last_error, target.last_error_at = message, now
-        if now - target.last_report < REPORT_SECONDS:
+        held = self._reports.allow(target.name)
+        if held is None:
             log.debug("OSC %s (not reported: rate limit)", message)
             return
-        more = f" ({target.unreported} errors since the last report)" if target.unreported > 1 else ""
-        target.last_report, target.unreported = now, 0
+        more = f" ({held + datagram} errors since the last report)" if held + datagram > 1 else ""
         log.warning("OSC %s%s", message, more)
         pending += [Status("osc", f"{message}{more}", "warning"), target.status(now)]
 

@@ -31,7 +31,7 @@ import soundfile as sf
 
 from voicevibe import __version__
 from voicevibe.config import APP_NAME, BLOCK, SAMPLE_RATE, Config, SessionConfig
-from voicevibe.events import EVENT_TYPES, ImagePrompt, Status, to_json_dict
+from voicevibe.events import ImagePrompt, Status, to_json_dict
 from voicevibe.latency import STAGES, LatencyStats, StageStats  # noqa: F401 - part of this module's API
 
 log = logging.getLogger(__name__)
@@ -39,7 +39,8 @@ log = logging.getLogger(__name__)
 Report = Callable[[Status], None]
 
 AUDIO_QUEUE_BLOCKS = 250  # 20 s of 80 ms blocks: how long the disk may stall before blocks are dropped
-JOIN_SECONDS = 10.0  # closing waits this long for the audio writer to drain its queue
+JOIN_SECONDS = 10.0  # closing waits this long for the writers to drain their queues
+LINE_QUEUE_SIZE = 20_000  # log lines the writer may be behind (a stalled disk) before lines are dropped
 REPLAYED_TYPES = ("image_prompt", "manual_prompt")  # the lines `replay` re-sends (their "text")
 UNKNOWN_FRAMES = 2**62  # libsndfile's frame count for a FLAC whose writer was killed before closing
 
@@ -104,10 +105,6 @@ def _json_default(value: Any) -> Any:
     return str(value)
 
 
-def _snake(name: str) -> str:
-    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
-
-
 def as_record(event: Any) -> dict[str, Any]:
     """A log record for an event dataclass or a plain dict with a string "type"."""
     if isinstance(event, dict):
@@ -115,14 +112,16 @@ def as_record(event: Any) -> dict[str, Any]:
             raise TypeError(f"a session log record needs a string 'type': {event!r:.200}")
         return dict(event)
     if dataclasses.is_dataclass(event) and not isinstance(event, type):
-        if type(event) in EVENT_TYPES:
-            return to_json_dict(event)
-        return {"type": _snake(type(event).__name__), **dataclasses.asdict(event)}
+        return to_json_dict(event)
     raise TypeError(f"cannot log {type(event).__name__}: give an event dataclass or a dict with a 'type'")
 
 
 class SessionLog:
-    """One run's JSONL log (and FLAC recording); thread-safe; never raises I/O errors to its callers."""
+    """One run's JSONL log (and FLAC recording); thread-safe; never raises I/O errors to its callers.
+
+    `write` stamps the line and queues it; a writer thread of its own puts it on disk (a few
+    milliseconds later, each line flushed), so a slow disk never delays the show.
+    """
 
     def __init__(self, path: Path | None, file: IO[bytes] | None, report: Report | None = None) -> None:
         """Use `SessionLog.open`; this wraps an already open file (or none: a log that writes nothing)."""
@@ -136,6 +135,13 @@ class SessionLog:
         self._closing = self._closed = False
         self._recorder: _Recorder | None = None  # None again once closed
         self._recorded: _Recorder | None = None  # kept for its counters
+        self._lines: queue.Queue[bytes | None] = queue.Queue(LINE_QUEUE_SIZE)
+        self._queued = 0  # lines queued and not yet written or dropped
+        self._drained = threading.Condition(self._lock)
+        # daemon: a forgotten close() must not hang the app's exit; close() drains and joins it.
+        self._writer = threading.Thread(target=self._write_lines, name="session-log", daemon=True)
+        if file is not None:
+            self._writer.start()
 
     @classmethod
     def open(cls, config: SessionConfig, *, record_audio: bool, name: str = "", report: Report | None = None,
@@ -201,32 +207,58 @@ class SessionLog:
         self._notify(Status("session", f"logging stopped: {reason}; the show goes on", "error"))
 
     def write(self, event: Any, **extra: Any) -> None:
-        """Append one line: an event dataclass or a dict with a "type", plus `extra` fields and the stamps."""
+        """Queue one line: an event dataclass or a dict with a "type", plus `extra` fields and the stamps."""
         record = as_record(event)
         record.update(extra)
-        failure: OSError | None = None
         with self._lock:
-            if self._file is None:
+            if self._file is None or self._closed:
                 if not self._closed:
                     self.lines_dropped += 1
                 return
+            # Stamped and queued under one lock: the lines are in the order of their stamps.
             record["mono"] = time.monotonic()
             record["wall"] = datetime.now(timezone.utc).isoformat(timespec="milliseconds")
             data = (json.dumps(record, ensure_ascii=False, default=_json_default) + "\n").encode("utf-8")
             try:
+                self._lines.put_nowait(data)
+                self._queued += 1
+            except queue.Full:  # the disk stalls for many seconds: lose lines, never time
+                self.lines_dropped += 1
+
+    def flush(self, timeout: float | None = JOIN_SECONDS) -> bool:
+        """Wait until every line queued so far is on disk (or dropped); False after `timeout`."""
+        with self._lock:
+            return self._drained.wait_for(lambda: self._queued == 0, timeout)
+
+    def _write_lines(self) -> None:
+        while (data := self._lines.get()) is not None:
+            failure: OSError | None = None
+            file = self._file
+            try:
+                if file is None:
+                    raise _Dropped
                 view = memoryview(data)
                 while view:  # a regular file rarely writes short, but a short write must not lose the tail
-                    view = view[self._file.write(view):]
-                self.lines_written += 1
+                    view = view[file.write(view):]
+                written = True
+            except _Dropped:
+                written = False
             except OSError as e:
-                failure = e
-                self.lines_dropped += 1
-                self._drop_file()
-        if failure is not None:
-            self._failed(str(self.path), failure)
+                failure, written = e, False
+            with self._lock:
+                self._queued -= 1
+                if written:
+                    self.lines_written += 1
+                else:
+                    self.lines_dropped += 1
+                if failure is not None:
+                    self._drop_file()
+                self._drained.notify_all()
+            if failure is not None:
+                self._failed(str(self.path), failure)
 
     def _drop_file(self) -> None:
-        """Close the log file after a failure, ignoring the second failure closing may bring."""
+        """Close the log file after a failure, ignoring the second failure closing may bring (lock held)."""
         file, self._file = self._file, None
         try:
             file.close()
@@ -247,6 +279,7 @@ class SessionLog:
             recorder, self._recorder = self._recorder, None
         if recorder is not None:
             recorder.close()
+        self.flush()
         end = {"type": "session_end", "lines": self.lines_written + 1, "lines_dropped": self.lines_dropped}
         if recorder is not None:
             end.update(audio_blocks=recorder.blocks, audio_blocks_dropped=recorder.dropped,
@@ -254,6 +287,10 @@ class SessionLog:
         self.write(end)
         with self._lock:
             self._closed = True
+        if self._writer.is_alive():
+            self._lines.put(None)
+            self._writer.join(JOIN_SECONDS)
+        with self._lock:
             if self._file is not None:
                 self._drop_file()
         if self.lines_dropped:
@@ -264,6 +301,10 @@ class SessionLog:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class _Dropped(Exception):
+    """The log file is gone (an earlier failure): the line is counted, not written."""
 
 
 class _Recorder:

@@ -16,6 +16,8 @@ import logging
 import math
 import struct
 from collections import deque
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,7 +30,7 @@ from moshi_mlx import models, utils
 from moshi_mlx.modules.transformer import LayerCache
 
 from .config import BLOCK, FRAME_SECONDS, SttConfig
-from .events import Event, PhraseEnd, SegmentReset, Word
+from .events import Event, PhraseEnd, SegmentReset, SttCounters, Word
 from .hub import ModelError, SttFiles
 
 log = logging.getLogger(__name__)
@@ -92,8 +94,15 @@ class SttModel:
 
 
 def load_model(files: SttFiles, dtype: str = "bf16", *, mimi_max_seq_len: int | None = None,
-               warmup: bool = True) -> SttModel:
-    """Build the LM from config.json, load its weights (MLX or PyTorch names), Mimi and the tokenizer."""
+               warmup: bool = True, progress: Callable[[str, float], None] | None = None) -> SttModel:
+    """Build the LM from config.json, load its weights (MLX or PyTorch names), Mimi and the tokenizer.
+
+    `progress(message, fraction)` hears about each stage (the weights are most of the time).
+    """
+    def say(message: str, fraction: float) -> None:
+        if progress is not None:
+            progress(message, fraction)
+
     raw = dict(files.config)
     names = safetensors_names(files.lm)
     pytorch_names = "out_norm.alpha" in names
@@ -109,6 +118,7 @@ def load_model(files: SttFiles, dtype: str = "bf16", *, mimi_max_seq_len: int | 
     if config.depformer.num_slices:
         raise ModelError(f"{files.source}: dep_q = {config.depformer.num_slices}: this is a dialogue "
                          "model (it talks back), not speech-to-text; use kyutai/stt-1b-en_fr-candle")
+    say(f"loading the speech model's weights ({files.lm.stat().st_size / 1e9:.1f} GB)", 0.05)
     lm = models.Lm(config)
     lm.set_dtype(DTYPES[dtype])
     for suffix, (bits, group) in QUANTIZED.items():
@@ -122,6 +132,7 @@ def load_model(files: SttFiles, dtype: str = "bf16", *, mimi_max_seq_len: int | 
     except (ValueError, KeyError, RuntimeError) as e:
         raise ModelError(f"{files.lm}: weights do not match config.json ({e}); "
                          "the file may be truncated or from another model") from e
+    say("loading the tokenizer", 0.7)
     tokenizer = sentencepiece.SentencePieceProcessor()
     if not tokenizer.Load(str(files.tokenizer)):  # pragma: no cover - Load raises on failure
         raise ModelError(f"{files.tokenizer}: cannot load the sentencepiece model")
@@ -131,10 +142,12 @@ def load_model(files: SttFiles, dtype: str = "bf16", *, mimi_max_seq_len: int | 
     lm.transformer_cache = [LayerCache(SlidingKVCache(config.transformer.context + 1))
                             for _ in lm.transformer.layers]
     if warmup:
+        say("warming up the speech model", 0.75)
         warm_up(lm)
     delay = float(raw.get("stt_config", {}).get("audio_delay_seconds", 0.5))
     model = SttModel(files.source, lm, config, files.mimi, mimi_max_seq_len, tokenizer, delay,
                      has_vad=heads > PAUSE_HEAD)
+    say("loading the Mimi audio codec", 0.9)
     safetensors_names(files.mimi)
     model._spare_mimi = model.new_mimi()  # fail now, not at the first block, if the codec file is bad
     return model
@@ -244,7 +257,16 @@ class SttEngine:
         self.frames_fed = 0  # audio frames whose codes reached the LM
         self.steps = 0  # LM steps, flush steps included
         self.resets = 0
+        self._encoder = ThreadPoolExecutor(1, thread_name_prefix="mimi-encode")
         self._new_segment()
+
+    def counters(self, step_errors: int = 0) -> SttCounters:
+        """The engine's counters, for the main process."""
+        return SttCounters(self.frames_in, self.frames_fed, self.steps, self.resets, self.max_segment, step_errors)
+
+    def close(self) -> None:
+        """Let the encoder thread go (the model stays loaded)."""
+        self._encoder.shutdown(wait=False)
 
     def _new_segment(self) -> None:
         self._text_in = self._start_text
@@ -306,19 +328,22 @@ class SttEngine:
         return events
 
     def _encode_and_step(self, pcm: np.ndarray, *, real: bool) -> list[Event]:
+        """Mimi encodes this frame while the LM steps on the previous one (the step never needs the new
+        codes), so the codec costs no time beside the LM: the same order of operations as Kyutai's loop,
+        run on two threads. rustymimi releases the GIL in encode_step and gives one frame per block."""
         if self._mimi is None:
             self._mimi = self.model.new_mimi()
-        codes = self._mimi.encode_step(pcm)
-        events: list[Event] = []
-        if codes is None:
-            return events
-        codes = codes.astype(np.int32)
-        for k in range(codes.shape[-1]):
-            frame = mx.array(codes[0, :, k]).reshape(-1, 1, 1)
-            events += self._lm_step([frame[i] for i in range(frame.shape[0])])
-            self._pending_real = real
+        encoding = self._encoder.submit(self._mimi.encode_step, pcm)
+        events = self._lm_step()
+        codes = encoding.result()
+        frames = 0 if codes is None else codes.shape[-1]
+        if frames != 1:
+            raise RuntimeError(f"the Mimi codec returned {frames} frames for one 80 ms block; the engine needs "
+                               "exactly one (rustymimi 0.4.1 does)")
+        frame = mx.array(np.asarray(codes[0, :, 0], dtype=np.int32)).reshape(-1, 1, 1)
+        self._audio_in = [frame[i] for i in range(frame.shape[0])]
+        self._pending_real = real
         return events
-
     def _piece_text(self, token: int) -> str:
         """The piece as text: "▁" becomes a space; byte pieces are gathered into UTF-8 characters."""
         tokenizer = self.model.tokenizer
@@ -335,17 +360,15 @@ class SttEngine:
         self._bytes = b""
         return "".join(ch for ch in text if ch.isprintable())
 
-    def _lm_step(self, next_audio: list[mx.array]) -> list[Event]:
+    def _lm_step(self) -> list[Event]:
         """One LM step: feed the previous text token and the previous frame's codes."""
         lm = self.model.lm
-        # Lm._sample is what LmGen.step calls (moshi_mlx is pinned to 0.3.0); with dep_q = 0
-        # there is no depformer, so the audio sampler is unused.
-        text, _, out = lm._sample(self._text_in, self._audio_in, self._sampler, self._sampler)
+        text, out = lm_sample(lm, self._text_in, self._audio_in, self._sampler)
         pause = mx.softmax(lm.extra_heads[PAUSE_HEAD](out), axis=-1)[0, 0, 0] if self.use_vad else None
         mx.eval([text] if pause is None else [text, pause])
         if self._pending_real:
             self.frames_fed += 1
-        self._text_in, self._audio_in = text.reshape(1, 1).astype(mx.int32), next_audio
+        self._text_in = text.reshape(1, 1).astype(mx.int32)
         self.steps += 1
         token = int(text.item())
         step = self.frames_in - 1
@@ -359,3 +382,14 @@ class SttEngine:
             if self.segment_frames >= self.reset_after:
                 self._reset_reason = "pause"
         return events
+
+
+def lm_sample(lm: models.Lm, text: mx.array, audio: list[mx.array], sampler: utils.Sampler) -> tuple[mx.array, mx.array]:
+    """The LM's next text token and transformer output for one step (lazy arrays).
+
+    `Lm._sample` is what moshi_mlx's own `LmGen.step` calls; it is private, so this is the one
+    place that calls it, for moshi-mlx 0.3.0 (pinned). With dep_q = 0 there is no depformer, so
+    the audio sampler is unused.
+    """
+    text_token, _, out = lm._sample(text, audio, sampler, sampler)
+    return text_token, out

@@ -14,9 +14,8 @@ import time
 from collections.abc import Iterator
 from typing import IO, TextIO
 
-from .app import Pipeline, Stopped
-from .dsp import Levels
-from .events import ImagePrompt, Phrase, PhraseEnd, Status, Summary, Word
+from .app import Pipeline
+from .events import ImagePrompt, Levels, Phrase, PhraseEnd, SayText, Status, Stopped, Summary, Word, WorkerState
 
 EXIT_OK, EXIT_ERROR = 0, 2
 LEVEL_SECONDS = 5.0  # a level line this often
@@ -64,7 +63,7 @@ class TerminalFront:
 
         def read() -> None:
             for line in stdin_lines(stream, self._stdin_stop):
-                self.pipeline.type_text(line)
+                self.pipeline.apply(SayText(line))
 
         self._stdin_thread = threading.Thread(target=read, name="stdin")
         self._stdin_thread.start()
@@ -126,7 +125,7 @@ class TerminalFront:
         elif isinstance(item, Summary):
             self._end_line()
             print(f"  summary: {item.text}\n  => {item.image_prompt}   [{item.source}]", file=self.out, flush=True)
-        elif isinstance(item, Status):
+        elif isinstance(item, (Status, WorkerState)):
             self._end_line()
             print(f"[{item.stage}] {item.message}", file=self.err, flush=True)
         elif isinstance(item, Levels):

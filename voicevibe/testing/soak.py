@@ -12,8 +12,10 @@ resets, DSP, brain, OSC, the session log and its recorder.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
-import socket
+import multiprocessing
+import os
 import threading
 import time
 import zlib
@@ -25,13 +27,13 @@ from typing import Any
 
 import numpy as np
 
-from ..app import Pipeline, PipelineStats, Stopped
+from ..app import Pipeline
 from ..brain import LoadedModel
-from ..config import BLOCK, FRAME_SECONDS, Config, load_config
-from ..events import ImagePrompt, Phrase, SegmentReset, Status, Word
+from ..config import BLOCK, FRAME_SECONDS, Config, SttConfig, load_config
+from ..events import ImagePrompt, Phrase, PipelineStats, SegmentReset, Status, Stopped, Word
 from ..hub import locate_stt
 from ..llm import PromptRequest
-from ..stt import SttModel, load_model
+from .peer import OscPeer
 
 BLOCKS_PER_MINUTE = round(60 / FRAME_SECONDS)
 SOAK_PROMPTS = ("a lighthouse in a violet storm", "a fox made of paper in the snow",
@@ -51,13 +53,25 @@ class FastMimi:
         return rng.integers(0, self.card, (1, self.codebooks, 1), dtype=np.uint32)
 
 
-@dataclass
-class FastCodecModel(SttModel):
-    """An SttModel whose Mimi encoder is the FastMimi stand-in; everything else is the real model."""
+def load_soak_stt(config: SttConfig, progress: Any, codec: str = "fast") -> Any:
+    """The speech worker's loader for a soak: the real model, its Mimi encoder swapped for FastMimi
+    unless `codec` is "real" (runs in the worker process)."""
+    from ..stt import SttModel, load_model
 
-    def new_mimi(self) -> FastMimi:  # type: ignore[override]
-        """A fresh stand-in encoder."""
-        return FastMimi(self.config.audio_codebooks, self.config.audio_vocab_size - 1)
+    @dataclass
+    class FastCodecModel(SttModel):
+        def new_mimi(self) -> FastMimi:  # type: ignore[override]
+            return FastMimi(self.config.audio_codebooks, self.config.audio_vocab_size - 1)
+
+    model = load_model(locate_stt(config.model, allow_download=False), config.dtype, progress=progress)
+    if codec == "real":
+        return model
+    return FastCodecModel(**{f.name: getattr(model, f.name) for f in dataclasses.fields(model)})
+
+
+def scripted_brain(config: Any, assets: Any) -> LoadedModel:
+    """The brain worker's loader for a soak: the scripted model."""
+    return LoadedModel(ScriptedBrainModel())
 
 
 class ScriptedBrainModel:
@@ -138,42 +152,17 @@ class ShowSource:
             yield block
 
 
-class CountingReceiver:
-    """A local UDP peer that counts OSC datagrams and keeps none of them."""
-
-    def __init__(self) -> None:
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.settimeout(0.2)
-        self.port = self.sock.getsockname()[1]
-        self.datagrams = Counter[str]()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="soak-osc-peer", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                data = self.sock.recv(65536)
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-            self.datagrams[data.split(b"\0", 1)[0].decode("ascii", "replace")] += 1
-
-    def close(self) -> None:
-        """Stop listening."""
-        self._stop.set()
-        self._thread.join(2)
-        self.sock.close()
-
-
 def rss_mb() -> float:
-    """This process's resident memory (VmRSS), in MB."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
+    """Resident memory (VmRSS) of this process and its worker processes, in MB."""
+    total = 0
+    for pid in [os.getpid(), *(p.pid for p in multiprocessing.active_children())]:
+        try:
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+        except OSError:
+            continue  # a worker that just exited
+    return total / 1024
 
 
 @dataclass
@@ -258,20 +247,12 @@ def run_soak(checkpoint: Path, speech_blocks: list[np.ndarray], workdir: Path, *
     """Run the whole show; return its counters, queue sizes and memory samples."""
     if codec not in ("fast", "real"):
         raise ValueError(f"codec must be 'fast' or 'real', not {codec!r}")
-    peer = CountingReceiver()
+    peer = OscPeer(keep=False).start()
     result = SoakResult(minutes, codec)
     config = soak_config(checkpoint, workdir / "log", peer.port, reset_after=reset_after, max_segment=max_segment)
     source = ShowSource(speech_blocks, minutes, nonstop_from=nonstop_from, nonstop_minutes=nonstop_minutes)
-    brain_model = ScriptedBrainModel()
-
-    def stt_loader(cfg: Config) -> SttModel:
-        model = load_model(locate_stt(cfg.stt.model, allow_download=False), cfg.stt.dtype)
-        if codec == "real":
-            return model
-        return FastCodecModel(**{f.name: getattr(model, f.name) for f in dataclasses.fields(model)})
-
-    pipeline = Pipeline(config, input_spec="soak", record_audio=record_audio, stt_loader=stt_loader,
-                        brain_loader=lambda cfg, assets: LoadedModel(brain_model),
+    pipeline = Pipeline(config, input_spec="soak", record_audio=record_audio,
+                        stt_loader=functools.partial(load_soak_stt, codec=codec), brain_loader=scripted_brain,
                         source_opener=lambda spec, cfg: source)
 
     def consume() -> None:
@@ -296,8 +277,9 @@ def run_soak(checkpoint: Path, speech_blocks: list[np.ndarray], workdir: Path, *
 
     def sample(start: float) -> None:
         recorder = getattr(pipeline.log, "_recorder", None)
+        dispatcher = pipeline.dispatcher
         result.samples.append(Sample(time.monotonic() - start, source.blocks_out / BLOCKS_PER_MINUTE, rss_mb(),
-                                     pipeline.events.qsize(), pipeline._brain_out.qsize(),
+                                     pipeline.events.qsize(), dispatcher._queue.qsize() if dispatcher else 0,
                                      recorder._queue.qsize() if recorder is not None else 0))
         if progress is not None:
             progress(result.samples[-1])
@@ -305,7 +287,8 @@ def run_soak(checkpoint: Path, speech_blocks: list[np.ndarray], workdir: Path, *
     def watch_queues() -> None:
         while result.stopped is None and consumer.is_alive():
             recorder = getattr(pipeline.log, "_recorder", None)
-            for name, q in (("events", pipeline.events), ("brain", pipeline._brain_out),
+            dispatcher = pipeline.dispatcher
+            for name, q in (("events", pipeline.events), ("brain", dispatcher._queue if dispatcher else None),
                             ("recorder", recorder._queue if recorder is not None else None)):
                 if q is not None and q.qsize() > result.queue_peaks[name]:
                     result.queue_peaks[name] = q.qsize()
@@ -321,7 +304,7 @@ def run_soak(checkpoint: Path, speech_blocks: list[np.ndarray], workdir: Path, *
         pipeline.start()
         result.log_path = str(pipeline.log_path)
         recorder = getattr(pipeline.log, "_recorder", None)
-        result.queue_limits = {"events": pipeline.events.maxsize, "brain": pipeline._brain_out.maxsize,
+        result.queue_limits = {"events": pipeline.events.maxsize, "brain": pipeline.dispatcher._queue.maxsize,
                                "recorder": recorder._queue.maxsize if recorder is not None else 0}
         while not pipeline.wait(sample_seconds):
             sample(start)
@@ -332,14 +315,13 @@ def run_soak(checkpoint: Path, speech_blocks: list[np.ndarray], workdir: Path, *
         peer.close()
     result.wall_seconds = time.monotonic() - start
     sample(start)
-    engine = pipeline.engine
-    if engine is not None:
-        result.frames_in, result.frames_fed, result.steps = engine.frames_in, engine.frames_fed, engine.steps
-        result.max_segment_frames = engine.max_segment
+    counters = pipeline.stt.counters
+    result.frames_in, result.frames_fed, result.steps = counters.frames_in, counters.frames_fed, counters.steps
+    result.max_segment_frames = counters.max_segment
     result.blocks_in = source.blocks_out
     result.nonstop = source.nonstop
-    result.stt_restarts = pipeline.stt_restarts
-    result.osc = peer.datagrams
+    result.stt_restarts = pipeline.stats().stt_restarts
+    result.osc = peer.counts
     log_path = Path(result.log_path)
     result.log_bytes = log_path.stat().st_size
     with log_path.open(encoding="utf-8") as fh:

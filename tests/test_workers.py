@@ -1,0 +1,293 @@
+"""The models in supervised worker processes: real processes, real signals (kill -9, SIGSTOP, SIGINT).
+
+(The window's part, a kill -9 of the speech engine mid-rehearsal under Xvfb with oscdump watching
+the heartbeat, is in test_gui_show.py.)
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from oscpeer import UdpPeer
+from test_app import drain, show_config, stage_threads
+from voicevibe.app import Engines, Pipeline
+from voicevibe.events import (ImagePrompt, PipelineStats, SayText, Status, Stopped, WorkerState, Word)
+from voicevibe.supervisor import BACKOFF_SECONDS
+from voicevibe.testing.faults import crash_at_load, scripted_brain, stt_always_failing
+
+WAIT = 120.0  # a deadline for something that must happen, not a speed check
+
+
+def until(what: Callable[[], object], timeout: float = WAIT, every: float = 0.05) -> object:
+    """Poll `what()` until it is true; fail after `timeout`."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        value = what()
+        if value:
+            return value
+        time.sleep(every)
+    raise AssertionError(f"gave up waiting after {timeout:.0f} s")
+
+
+def children(pid: int) -> set[int]:
+    """The live worker processes (multiprocessing's spawned children) of `pid`, from /proc."""
+    found = set()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            command = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2:].split()  # after "pid (comm) ": state, ppid, ...
+        if int(fields[1]) == pid and fields[0] != "Z" and b"spawn_main" in command:
+            found.add(int(entry.name))
+    return found
+
+
+def alive(pid: int) -> bool:
+    """True while `pid` exists and is not a zombie."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat[stat.rindex(")") + 2] != "Z"
+
+
+class Collector:
+    """Everything the pipeline posted so far (the test drains the shared queue as it goes)."""
+
+    def __init__(self, pipeline: Pipeline) -> None:
+        self.pipeline, self.items = pipeline, []
+
+    def __call__(self) -> list[object]:
+        self.items += drain(self.pipeline.events)
+        return self.items
+
+    def of(self, kind: type, where: Callable[[object], bool] = lambda e: True) -> list:
+        return [e for e in self() if isinstance(e, kind) and where(e)]
+
+
+@pytest.fixture
+def peer():
+    with UdpPeer() as p:
+        yield p
+
+
+def test_kill_9_of_the_brain_gives_fallback_prompts_saying_so_until_model_prompts_resume(tmp_path, peer):
+    config = show_config(tmp_path, "unused", peer, brain={"model": "bundled", "time_budget_seconds": 10})
+    engines = Engines(config, brain_loader=functools.partial(scripted_brain, delay=1.5))
+    pipeline = Pipeline(config, engines=engines, script=[])
+    seen = Collector(pipeline)
+    try:
+        pipeline.start()
+        until(lambda: engines.brain.worker.ready)
+        first_pid = engines.brain.worker.pid
+        pipeline.apply(SayText("a lighthouse in a storm"))
+        until(lambda: seen.of(ImagePrompt))
+        assert [p.source for p in seen.of(ImagePrompt)] == ["model"]
+        pipeline.apply(SayText("a wolf under the moon"))  # in the worker's hands when it dies
+        until(lambda: engines.brain._took[0] == 2)
+        os.kill(first_pid, signal.SIGKILL)
+        until(lambda: len(seen.of(ImagePrompt)) == 2)
+        pipeline.apply(SayText("a harbour at dawn"))  # while it restarts
+        until(lambda: len(seen.of(ImagePrompt)) == 3)
+        until(lambda: engines.brain.worker.ready)
+        pipeline.apply(SayText("a field of sunflowers"))
+        until(lambda: len(seen.of(ImagePrompt)) == 4)
+    finally:
+        pipeline.stop()
+        engines.close()
+    prompts = seen.of(ImagePrompt)
+    assert [p.source for p in prompts] == ["model", "fallback", "fallback", "model"]
+    assert prompts[1].phrase == "a wolf under the moon" and "wolf" in prompts[1].text
+    assert prompts[1].reason == "brain restarting (stopped: signal 9 (SIGKILL))"
+    assert prompts[2].reason.startswith("brain restarting") and "harbour" in prompts[2].text
+    assert engines.brain.worker.pid != first_pid and not alive(first_pid)
+    states = [(s.state, s.message) for s in seen.of(WorkerState, lambda s: s.stage == "brain")]
+    assert ("restarting", f"brain stopped (signal 9 (SIGKILL)): restarting in {BACKOFF_SECONDS[0]:g} s") in states
+    assert [m.params[0] for m in peer.wait_for("/visual/prompt", 4)] == [p.text for p in prompts]
+
+
+def test_a_brain_that_hangs_in_native_code_gets_a_fallback_in_time_and_is_replaced(tmp_path, peer):
+    config = show_config(tmp_path, "unused", peer, brain={"model": "bundled", "time_budget_seconds": 0.5},
+                         supervisor={"hang_seconds": 3})
+    engines = Engines(config, brain_loader=functools.partial(scripted_brain, hang=True))
+    pipeline = Pipeline(config, engines=engines, script=["a lighthouse in a storm"])
+    try:
+        pipeline.start()
+        assert pipeline.wait(WAIT)  # the fallback answered: the script went on
+        first_pid = engines.brain.worker.pid
+        until(lambda: engines.brain.worker.pid != first_pid and engines.brain.worker.ready)
+    finally:
+        pipeline.stop()
+        engines.close()
+    events = drain(pipeline.events)
+    (prompt,) = [e for e in events if isinstance(e, ImagePrompt)]
+    assert prompt.source == "fallback" and prompt.reason == "brain did not answer within 2.5 s"
+    assert any(isinstance(e, WorkerState) and e.state == "restarting" and "no answer to a phrase" in e.message
+               for e in events)
+    assert not alive(first_pid)
+
+
+def test_a_sigstopped_worker_is_seen_as_hung_within_seconds_and_replaced(tmp_path, tiny_checkpoint, peer):
+    config = show_config(tmp_path, tiny_checkpoint, peer, supervisor={"hang_seconds": 2})
+    engines = Engines(config)
+    try:
+        engines.start()
+        until(lambda: engines.stt.worker.ready)
+        stopped_pid = engines.stt.worker.pid
+        os.kill(stopped_pid, signal.SIGSTOP)
+        stopped_at = time.monotonic()
+        until(lambda: engines.stt.worker.state == "restarting")
+        noticed = time.monotonic() - stopped_at
+        until(lambda: engines.stt.worker.ready)
+        replaced_by = engines.stt.worker.pid
+    finally:
+        engines.close()
+    states = [e for e in drain(engines.events) if isinstance(e, WorkerState) and e.state == "restarting"]
+    assert "stopped answering (no heartbeat for" in states[0].message
+    assert noticed < 2 + 5  # the hang threshold, plus the supervisor's look every 0.2 s, on a loaded machine
+    assert replaced_by != stopped_pid and not alive(stopped_pid)
+
+
+def test_a_worker_that_dies_at_every_load_is_not_restarted_forever_and_the_show_goes_on(tmp_path, tiny_checkpoint,
+                                                                                          peer):
+    config = show_config(tmp_path, tiny_checkpoint, peer, supervisor={"max_restarts": 3})
+    pipeline = Pipeline(config, input_spec=str(tmp_path), stt_loader=crash_at_load)
+    seen = Collector(pipeline)
+    pipeline.start()
+    until(lambda: seen.of(WorkerState, lambda s: s.state == "failed"))
+    pipeline.apply(SayText("a lighthouse in the fog"))  # typed text still reaches the screen
+    assert pipeline.wait(WAIT)
+    pipeline.stop()
+    states = seen.of(WorkerState, lambda s: s.stage == "stt")
+    assert [s.state for s in states if s.state in ("restarting", "failed")] == ["restarting"] * 2 + ["failed"]
+    failed = states[-1] if states[-1].state == "failed" else next(s for s in states if s.state == "failed")
+    assert failed.message.startswith("speech engine stopped 3 times within 60 s (last: signal 11 (SIGSEGV)): "
+                                     "not restarting it")
+    assert "press Start to try again" in failed.message
+    errors = [e.message for e in seen.of(Status, lambda s: s.level == "error")]
+    assert any("typed text still reaches the brain" in m for m in errors)
+    assert [p.phrase for p in seen.of(ImagePrompt)] == ["a lighthouse in the fog"]
+    log_lines = [json.loads(x) for x in pipeline.log_path.read_text(encoding="utf-8").splitlines()]
+    assert [d["state"] for d in log_lines if d["type"] == "worker" and d["state"] == "failed"] == ["failed"]
+    assert not stage_threads() and seen()[-1] == Stopped(failed.message)
+
+
+def test_a_step_that_always_fails_restarts_the_worker_with_backoff_not_twelve_times_a_second(tmp_path,
+                                                                                              tiny_checkpoint,
+                                                                                              speech_wav, peer):
+    config = show_config(tmp_path, tiny_checkpoint, peer, audio={"realtime": True}, supervisor={"max_restarts": 2})
+    pipeline = Pipeline(config, input_spec=str(speech_wav), stt_loader=stt_always_failing)
+    seen = Collector(pipeline)
+    pipeline.start()
+    until(lambda: seen.of(WorkerState, lambda s: s.state == "failed"))
+    pipeline.stop()
+    step_errors = seen.of(Status, lambda s: "speech recognition failed" in s.message)
+    restarts = seen.of(WorkerState, lambda s: s.state == "restarting")
+    assert restarts and "repeated errors in its model step" in restarts[0].message
+    assert len(step_errors) == 2 * 2  # two recovered step errors per process, then it gave up on it
+    stats = seen.of(PipelineStats)
+    assert stats[-1].dropped_blocks > 0  # audio while it was down: dropped and counted, never queued
+
+
+def test_changing_a_model_setting_restarts_only_that_worker(tmp_path, tiny_checkpoint, peer):
+    config = show_config(tmp_path, tiny_checkpoint, peer, brain={"model": "bundled"})
+    engines = Engines(config, brain_loader=scripted_brain)
+    try:
+        engines.start()
+        until(lambda: engines.stt.worker.ready and engines.brain.worker.ready)
+        stt_pid, brain_pid = engines.stt.worker.pid, engines.brain.worker.pid
+        engines.reconfigure(show_config(tmp_path, tiny_checkpoint, peer, brain={"model": "bundled", "vibe": "dusk"}))
+        assert (engines.stt.worker.pid, engines.brain.worker.pid) == (stt_pid, brain_pid)  # no reload
+        assert engines.brain.config.vibe == "dusk"
+        engines.reconfigure(show_config(tmp_path, tiny_checkpoint, peer, brain={"model": "bundled", "n_ctx": 1024}))
+        until(lambda: engines.brain.worker.ready)
+        assert engines.stt.worker.pid == stt_pid and engines.brain.worker.pid != brain_pid
+        assert not alive(brain_pid)
+        engines.reconfigure(show_config(tmp_path, tiny_checkpoint, peer, brain={"model": "bundled", "n_ctx": 1024},
+                                        stt={"model": str(tiny_checkpoint), "dtype": "f32"}))
+        until(lambda: engines.stt.worker.ready)
+        assert engines.stt.worker.pid != stt_pid and not alive(stt_pid)
+    finally:
+        engines.close()
+    assert not children(os.getpid())
+
+
+def test_start_stop_start_keeps_the_models_loaded(tmp_path, tiny_checkpoint, speech_wav, peer):
+    config = show_config(tmp_path, tiny_checkpoint, peer)
+    engines = Engines(config)
+    try:
+        for run in range(2):
+            pipeline = Pipeline(config, engines=engines, input_spec=str(speech_wav))
+            pipeline.start()
+            assert pipeline.wait(WAIT)
+            pipeline.stop()
+            words = [e for e in drain(pipeline.events) if isinstance(e, Word)]
+            assert words
+            if run == 0:
+                pid = engines.stt.worker.pid
+        assert engines.stt.worker.pid == pid and engines.stt.worker.restarts == 0
+    finally:
+        engines.close()
+    loads = [e for e in drain(engines.events) if isinstance(e, WorkerState) and e.state == "loading"]
+    assert not loads  # loading was reported during the first show only, none after
+
+
+def headless_show(tmp_path: Path, checkpoint: Path, wav: Path) -> subprocess.Popen:
+    """`voicevibe run --no-gui` on a realtime rehearsal, in its own process group (as in a terminal)."""
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    return subprocess.Popen([sys.executable, "-m", "voicevibe", "run", "--no-gui", "--input", str(wav), "--model",
+                             str(checkpoint), "--osc", "127.0.0.1:9", "--set", "brain.model=bundled",
+                             "--set", f"session.log_dir={json.dumps(str(tmp_path))}"],
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=env, start_new_session=True)
+
+
+MODEL_LIBRARIES = ("libmlx", "rustymimi", "libllama")
+
+
+def libraries(pid: int) -> set[str]:
+    """Which of the model libraries a process has mapped (from /proc/PID/maps)."""
+    try:
+        maps = Path(f"/proc/{pid}/maps").read_text()
+    except OSError:
+        return set()
+    return {name for name in MODEL_LIBRARIES if name in maps}
+
+
+@pytest.mark.parametrize("how", ["ctrl-c", "kill -9"])
+def test_ctrl_c_or_kill_9_of_the_main_process_leaves_no_worker(how, tmp_path, tiny_checkpoint, speech_wav):
+    show = headless_show(tmp_path, tiny_checkpoint, speech_wav)
+    try:
+        workers = until(lambda: children(show.pid) if len(children(show.pid)) == 2 else None)
+        # Each model's libraries live in its worker; the main process never maps one.
+        until(lambda: set().union(*(libraries(pid) for pid in workers)) == set(MODEL_LIBRARIES))
+        assert not libraries(show.pid)
+        if how == "ctrl-c":
+            os.killpg(show.pid, signal.SIGINT)  # what a terminal sends: the whole foreground group
+        else:
+            os.kill(show.pid, signal.SIGKILL)
+        show.wait(WAIT)
+        until(lambda: not any(alive(pid) for pid in workers), timeout=30)
+    finally:
+        if show.poll() is None:
+            show.kill()
+            show.wait()
+    stderr = show.stderr.read()
+    if how == "ctrl-c":
+        assert show.returncode == 130 and "Traceback" not in stderr, stderr
+    else:
+        assert show.returncode == -signal.SIGKILL
