@@ -12,9 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from voicevibe.brain import Brain, BrainWorker
-from voicevibe.config import BrainConfig
-from voicevibe.events import ImagePrompt, Phrase, PhraseEnd, Status, Summary, Word
+from voicevibe.brain import Brain
+from voicevibe.brain_worker import BrainStage
+from voicevibe.config import BrainConfig, load_config
+from voicevibe.events import ImagePrompt, Phrase, Summary
 from voicevibe.fallback import CLIP_USABLE_TOKENS, clip_token_estimate, english_words, load_assets
 from voicevibe.hub import ModelError
 from voicevibe.decoding import GrammarDecoder, field_grammar
@@ -93,20 +94,24 @@ def test_a_broken_gguf_is_a_model_error(tmp_path):
         load_llama(broken, CONFIG)
 
 
-def test_worker_with_the_real_loader_and_model_end_to_end():
-    events: queue.Queue = queue.Queue()
-    worker = BrainWorker(CONFIG, events)
-    worker.start()
-    for i, w in enumerate("un navire dans la tempête".split()):
-        worker.put(Word(" " + w, 100 + i, i, 0.3 * i))
-    worker.put(PhraseEnd(6, 2.0, 0.9))
-    items = [events.get(timeout=120), events.get(timeout=120)]
-    worker.stop()
-    assert not worker.is_alive()
-    assert isinstance(items[0], Status) and items[0].message == "brain model: gemma-3-270m (bundled)"
-    prompt = items[1]
+def test_the_brain_worker_process_with_the_real_loader_and_model_end_to_end():
+    config = load_config(overrides=[{"brain": {"model": "bundled"}}], include_defaults_files=False)
+    reports: queue.Queue = queue.Queue()
+    delivered: queue.Queue = queue.Queue()
+    stage = BrainStage(config, reports.put)
+    stage.deliver = delivered.put
+    stage.worker.start()
+    try:
+        while (state := reports.get(timeout=120)).state != "ready":
+            assert state.state in ("starting", "loading"), state
+        assert state.message == "brain model: gemma-3-270m (bundled)"
+        stage.put(Phrase("un navire dans la tempête", 0.0, 2.0))
+        prompt = delivered.get(timeout=120)
+    finally:
+        stage.worker.stop()
     assert isinstance(prompt, ImagePrompt) and prompt.phrase == "un navire dans la tempête"
-    assert prompt.model == "gemma-3-270m (bundled)" and ASSETS.french_words(prompt.text) == []
+    assert prompt.source == "model" and prompt.model == "gemma-3-270m (bundled)"
+    assert ASSETS.french_words(prompt.text) == []
 
 
 def test_the_real_model_summarises_the_session_in_english(prompt_model):
