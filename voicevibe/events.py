@@ -322,12 +322,22 @@ class SttBegin:
     config: Any  # SttConfig (config.py imports nothing from here; typed loosely to avoid a cycle)
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True)
 class AudioBlock:
-    """Main -> STT worker: one conditioned 80 ms block (1920 float32 samples at 24 kHz)."""
+    """Main -> STT worker: one conditioned 80 ms block: 1920 float32 samples at 24 kHz, as raw bytes
+    (pickling bytes costs a fifth of pickling the array: bench/RESULTS-workers.md)."""
 
     seq: int
-    pcm: np.ndarray
+    pcm: bytes
+
+    @classmethod
+    def of(cls, seq: int, samples: np.ndarray) -> AudioBlock:
+        """A block from its samples."""
+        return cls(seq, np.ascontiguousarray(samples, dtype=np.float32).tobytes())
+
+    def samples(self) -> np.ndarray:
+        """The samples again (read-only view of the bytes)."""
+        return np.frombuffer(self.pcm, dtype=np.float32)
 
 
 @dataclass(frozen=True)

@@ -72,7 +72,7 @@ def run_stt_worker(link: Link, loader: SttLoader, config: SttConfig) -> int:
         elif isinstance(message, AudioBlock):
             start = time.perf_counter()
             try:
-                events = engine.step(message.pcm)
+                events = engine.step(message.samples())
             except Exception as e:  # the model's step: fresh state, and the show goes on
                 log.exception("STT step failed")
                 now = time.monotonic()
@@ -163,7 +163,7 @@ class SttStage:
             self._seq += 1
             seq = self._seq
             self._in_flight.append(seq)
-        if not self.worker.send(AudioBlock(seq, block)):
+        if not self.worker.send(AudioBlock.of(seq, block)):
             with self._cond:
                 if seq in self._in_flight:
                     self._in_flight.remove(seq)
