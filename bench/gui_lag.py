@@ -34,7 +34,6 @@ import customtkinter as ctk  # noqa: E402
 from speech import write_speech  # noqa: E402
 from xvfb import xvfb  # noqa: E402
 
-from voicevibe.brain import LoadedModel  # noqa: E402
 from voicevibe.config import load_config  # noqa: E402
 from voicevibe.gui import PerformanceWindow  # noqa: E402
 
@@ -43,11 +42,6 @@ STALL_MS = 50.0  # a tick this late is a stall an operator would notice
 TRACE_AFTER_S = 0.3  # --trace-stalls: where every thread is when the Tk thread is this late
 RESULTS = ROOT / "bench" / "RESULTS-gui.md"
 DEFAULT_CHECKPOINT = Path("/tmp/stt-full-vad")  # python -m voicevibe.testing.checkpoint DIR --size full --vad
-
-
-def fallback_only(config: object, assets: object) -> LoadedModel:
-    """The bench's brain loader: no language model, fallback prompts (the STT is what is measured)."""
-    return LoadedModel(None, "bench: fallback prompts only")
 
 
 class LagProbe:
@@ -92,22 +86,16 @@ def stats(lags: list[float]) -> str:
 def run(checkpoint: Path, seconds: float, idle_seconds: float, trace: IO[str] | None = None) -> str:
     with tempfile.TemporaryDirectory() as tmp:
         speech = write_speech(Path(tmp) / "speech.wav")
-        config = load_config([], [{"stt": {"model": str(checkpoint), "dtype": "bf16"}},
+        config = load_config([], [{"stt": {"model": str(checkpoint), "dtype": "bf16"}, "brain": {"model": "none"}},
                                   {"osc": {"targets": "127.0.0.1:9"}}], include_defaults_files=False)
-        from voicevibe.app import Pipeline
-
-        def factory(cfg: object, **kwargs: object) -> Pipeline:
-            return Pipeline(cfg, brain_loader=fallback_only, **kwargs)
-
         root = ctk.CTk()
-        window = PerformanceWindow(config, root, input_spec=str(speech), pipeline_factory=factory,
-                                   settings_file=Path(tmp) / "settings.toml")
+        window = PerformanceWindow(config, root, input_spec=str(speech), settings_file=Path(tmp) / "settings.toml")
         marks: dict[str, float] = {}
         handle = window.handle
 
         def watch(item: object) -> None:
             name = type(item).__name__
-            if name == "Status" and "ready" in item.message and "ready" not in marks:  # type: ignore[attr-defined]
+            if name == "WorkerState" and item.state == "ready" and "ready" not in marks:  # type: ignore[attr-defined]
                 marks["ready"] = time.monotonic()
             if name == "Word":
                 marks.setdefault("first_word", time.monotonic())

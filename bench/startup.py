@@ -21,8 +21,7 @@ import soundfile
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from voicevibe.app import Pipeline  # noqa: E402
-from voicevibe.brain import LoadedModel  # noqa: E402
+from voicevibe.app import Engines, Pipeline  # noqa: E402
 from voicevibe.config import BLOCK, BrainConfig, load_config  # noqa: E402
 from voicevibe.events import Status  # noqa: E402
 from voicevibe.hub import locate_stt  # noqa: E402
@@ -39,27 +38,31 @@ def status_mb(key: str) -> float:
 
 
 def startup_to_listening(folder: Path, dtype: str = "bf16") -> dict:
-    """Pipeline.start() -> the "listening to" status, with the real STT loader on a cached checkpoint."""
+    """App open -> the speech model ready (the worker loads it), then Start -> "listening to", on a cached
+    checkpoint with the real loader."""
     with tempfile.TemporaryDirectory() as tmp:
         wav = Path(tmp) / "silence.wav"
         soundfile.write(wav, np.zeros(BLOCK * 25, np.float32), 24000)
         config = load_config(overrides=[{"stt": {"model": str(folder), "dtype": dtype}, "audio": {"realtime": False},
                                          "osc": {"targets": "127.0.0.1:9"}, "session": {"log_dir": tmp},
                                          "brain": {"model": "none"}}], include_defaults_files=False)
-        pipeline = Pipeline(config, input_spec=str(wav), brain_loader=lambda c, a: LoadedModel(None))
         t0 = time.perf_counter()
+        engines = Engines(config)
+        engines.start()
+        while not engines.stt.ready:
+            if engines.stt.worker.failure:
+                raise RuntimeError(engines.stt.worker.failure)
+            time.sleep(0.02)
+        ready = time.perf_counter() - t0
+        pipeline = Pipeline(config, engines=engines, input_spec=str(wav))
+        t1 = time.perf_counter()
         pipeline.start()
-        ready = listening = None
-        while listening is None:
-            item = pipeline.events.get(timeout=600)
-            if isinstance(item, Status):
-                if item.message.startswith("speech model ready"):
-                    ready = time.perf_counter() - t0
-                elif item.message.startswith("listening to"):
-                    listening = time.perf_counter() - t0
-                elif item.level == "error":
-                    raise RuntimeError(item.message)
+        while not getattr(item := pipeline.events.get(timeout=600), "message", "").startswith("listening to"):
+            if isinstance(item, Status) and item.level == "error":
+                raise RuntimeError(item.message)
+        listening = time.perf_counter() - t1
         pipeline.stop()
+        engines.close()
     return {"dtype": dtype, "model_ready_s": ready, "listening_s": listening}
 
 

@@ -66,25 +66,18 @@ def main(which: list[str]) -> None:
 def rehearsal(tmp: Path) -> None:
     from speech import write_speech
 
-    from voicevibe.app import Pipeline
-    from voicevibe.brain import LoadedModel
     from voicevibe.testing.checkpoint import write_checkpoint
 
     checkpoint = write_checkpoint(tmp / "stt-tiny", "tiny", vad=True, seed=0)
     speech = write_speech(tmp / "speech.wav")
     render_pc = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)  # a receiver, so the OSC panel shows sends
     render_pc.bind(("127.0.0.1", 0))
-    config = load_config([], [{"stt": {"model": str(checkpoint), "dtype": "f32"},
+    config = load_config([], [{"stt": {"model": str(checkpoint), "dtype": "f32"}, "brain": {"model": "none"},
                                "osc": {"targets": f"127.0.0.1:{render_pc.getsockname()[1]}"},
                                "session": {"log_dir": str(tmp / "logs"), "record_audio": "off"}}],
                          include_defaults_files=False)
-
-    def factory(cfg: object, **kwargs: object) -> Pipeline:
-        return Pipeline(cfg, brain_loader=lambda c, a: LoadedModel(None, "fallback prompts (screenshot)"), **kwargs)
-
     root = ctk.CTk()
-    window = PerformanceWindow(config, root, input_spec=str(speech), pipeline_factory=factory,
-                               settings_file=tmp / "settings.toml")
+    window = PerformanceWindow(config, root, input_spec=str(speech), settings_file=tmp / "settings.toml")
     window.start()
     pump_until(root, lambda: window.ui.prompts.entries or window.pipeline is None, 120)
     pump_until(root, lambda: False, 1.5)  # a few more words and meter updates

@@ -368,6 +368,7 @@ class SttStepped:
     seconds: float  # compute time in the worker
     counters: SttCounters = field(default_factory=SttCounters)
     flushed: bool = False
+    sent_at: float = 0.0  # time.monotonic() in the worker when it sent this (the clock is system-wide)
 
 
 @dataclass(frozen=True)

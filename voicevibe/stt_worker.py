@@ -87,12 +87,12 @@ def run_stt_worker(link: Link, loader: SttLoader, config: SttConfig) -> int:
                 events = [Status("stt", f"speech recognition failed ({type(e).__name__}: {e}); "
                                  "restarted with fresh state", "error")]
             link.send(SttStepped(message.seq, tuple(events), time.perf_counter() - start,
-                                 engine.counters(step_errors)))
+                                 engine.counters(step_errors), sent_at=time.monotonic()))
         elif isinstance(message, SttFlush):
             start = time.perf_counter()
             events = engine.flush()
             link.send(SttStepped(message.seq, tuple(events), time.perf_counter() - start,
-                                 engine.counters(step_errors), flushed=True))
+                                 engine.counters(step_errors), flushed=True, sent_at=time.monotonic()))
 
 
 # ---- in the main process ------------------------------------------------------------------------
