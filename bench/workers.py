@@ -236,6 +236,17 @@ def _echo_ring(conn, name: str, slots: int) -> None:
     ring.close()
 
 
+def round_trips(n: int, send, receive) -> list[float]:
+    """`send(i)` then `receive()`, n times, one at a time: each round trip in ms."""
+    times = []
+    for i in range(n):
+        t0 = time.perf_counter()
+        send(i)
+        receive()
+        times.append((time.perf_counter() - t0) * 1000)
+    return times
+
+
 def transport(n: int) -> dict[str, list[float]]:
     """Echo round trips of one 80 ms block (plus a small header) through each transport, in ms."""
     from voicevibe.events import AudioBlock
@@ -247,28 +258,17 @@ def transport(n: int) -> dict[str, list[float]]:
     parent, child = context.Pipe()
     worker = context.Process(target=_echo_pipe, args=(child,))
     worker.start()
-    times = []
-    for i in range(n):
-        t0 = time.perf_counter()
-        parent.send(AudioBlock.of(i, block))
-        parent.recv()
-        times.append((time.perf_counter() - t0) * 1000)
+    out["pipe (AudioBlock, samples as bytes)"] = round_trips(n, lambda i: parent.send(AudioBlock.of(i, block)),
+                                                             parent.recv)
     parent.send(None)
     worker.join()
-    out["pipe (AudioBlock, samples as bytes)"] = times
 
     inbox, outbox = context.Queue(), context.Queue()
     worker = context.Process(target=_echo_queue, args=(inbox, outbox))
     worker.start()
-    times = []
-    for i in range(n):
-        t0 = time.perf_counter()
-        inbox.put(AudioBlock.of(i, block))
-        outbox.get()
-        times.append((time.perf_counter() - t0) * 1000)
+    out["multiprocessing.Queue"] = round_trips(n, lambda i: inbox.put(AudioBlock.of(i, block)), outbox.get)
     inbox.put(None)
     worker.join()
-    out["multiprocessing.Queue"] = times
 
     slots = 64
     ring = shared_memory.SharedMemory(create=True, size=slots * BLOCK * 4)
@@ -276,19 +276,17 @@ def transport(n: int) -> dict[str, list[float]]:
     parent, child = context.Pipe()
     worker = context.Process(target=_echo_ring, args=(child, ring.name, slots))
     worker.start()
-    times = []
-    for i in range(n):
-        t0 = time.perf_counter()
+
+    def send_slot(i: int) -> None:
         view[i % slots] = block
         parent.send(i % slots)
-        parent.recv()
-        times.append((time.perf_counter() - t0) * 1000)
+
+    out["shared-memory ring + pipe (slot index)"] = round_trips(n, send_slot, parent.recv)
     parent.send(None)
     worker.join()
     del view
     ring.close()
     ring.unlink()
-    out["shared-memory ring + pipe (slot index)"] = times
     return out
 
 
