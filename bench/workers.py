@@ -284,7 +284,7 @@ def transport(n: int) -> dict[str, list[float]]:
     out["shared-memory ring + pipe (slot index)"] = round_trips(n, send_slot, parent.recv)
     parent.send(None)
     worker.join()
-    del view
+    view = None  # the array must let go of the shared buffer before it closes
     ring.close()
     ring.unlink()
     return out
