@@ -74,7 +74,6 @@ class Engines:
         self.config = config
         self.events: queue.Queue = events if events is not None else queue.Queue(EVENT_QUEUE_SIZE)
         self._reporter: Callable[[object], None] | None = None
-        self._loaders = (stt_loader, brain_loader)
         self.stt = SttStage(config, self.report, stt_loader)
         self.brain = BrainStage(config, self.report, brain_loader)
         self.supervisor = Supervisor([self.stt.worker, self.brain.worker])
@@ -106,21 +105,18 @@ class Engines:
     def reconfigure(self, config: Config) -> None:
         """New settings: a worker whose model settings changed is restarted; the other keeps its model."""
         old, self.config = self.config, config
-        stt_loader, brain_loader = self._loaders
-        if not self.started:  # nothing loaded yet: the workers will start with these settings
-            self.stt.worker.spec = dataclasses.replace(self.stt.worker.spec, args=(stt_loader, config.stt))
-            self.brain.worker.spec = dataclasses.replace(self.brain.worker.spec, args=(brain_loader, config.brain))
-            self.brain.configure(config.brain)
-            return
-        if any(getattr(old.stt, k) != getattr(config.stt, k) for k in STT_LOAD_KEYS):
-            self.stt.worker.respawn(dataclasses.replace(self.stt.worker.spec, args=(stt_loader, config.stt)))
-        worker = self.brain.worker
         self.brain.configure(config.brain)
+        stt_changed = any(getattr(old.stt, k) != getattr(config.stt, k) for k in STT_LOAD_KEYS)
+        brain_changed = any(getattr(old.brain, k) != getattr(config.brain, k) for k in BRAIN_LOAD_KEYS)
+        if not self.started:  # nothing loaded yet: the workers will start with these settings
+            self.stt.worker.spec, self.brain.worker.spec = self.stt.spec(config.stt), self.brain.spec(config.brain)
+            return
+        if stt_changed:
+            self.stt.worker.respawn(self.stt.spec(config.stt))
         if not self.brain.enabled:
-            worker.stop()
-        elif worker.state == "stopped" or any(getattr(old.brain, k) != getattr(config.brain, k)
-                                              for k in BRAIN_LOAD_KEYS):
-            worker.respawn(dataclasses.replace(worker.spec, args=(brain_loader, config.brain)))
+            self.brain.worker.stop()
+        elif brain_changed or self.brain.worker.state == "stopped":
+            self.brain.worker.respawn(self.brain.spec(config.brain))
 
     def close(self) -> None:
         """Stop the workers (each killed if it does not exit in time)."""
@@ -370,7 +366,7 @@ class Pipeline:
         try:
             self._listen_with_retries(spec, is_file, wait)
         finally:
-            stt.finish()
+            stt.finish(stopping=self._stopping.is_set())
             if self.assembler.words:  # a model without pause detection: the end of input closes the phrase
                 counters = stt.counters
                 self._from_stt((PhraseEnd(counters.frames_in, counters.frames_in * FRAME_SECONDS, 1.0, "end"),))

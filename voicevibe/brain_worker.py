@@ -245,8 +245,9 @@ class BrainStage:
         self.fallback = Brain(None, self.config, self.assets)
         self.paused = False
         self.deliver: Callable[[object], None] = self._undelivered  # a running pipeline's dispatcher
-        self.worker = Worker(WorkerSpec("brain", "brain", run_brain_worker, (loader, self.config)), config.supervisor,
-                             on_message=self._on_message, on_down=self._on_down, report=report)
+        self._loader = loader
+        self.worker = Worker(self.spec(self.config), config.supervisor, on_message=self._on_message,
+                             on_down=self._on_down, report=report)
         self._cond = threading.Condition()
         self._fallback_lock = threading.Lock()
         self._seq = 0
@@ -256,6 +257,10 @@ class BrainStage:
 
     def _undelivered(self, item: object) -> None:
         log.debug("no show running: %s dropped", type(item).__name__)
+
+    def spec(self, config: BrainConfig) -> WorkerSpec:
+        """What the worker process runs for these settings."""
+        return WorkerSpec("brain", "brain", run_brain_worker, (self._loader, config))
 
     @property
     def enabled(self) -> bool:

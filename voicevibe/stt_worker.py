@@ -10,6 +10,7 @@ down, is dropped and counted), and the events come back on the pipe's reader thr
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import statistics
 import threading
 import time
@@ -31,6 +32,7 @@ RTF_BLOCKS = 25  # real-time factor averaged over the last 2 s of blocks
 STEP_ERRORS = 3  # step exceptions within STEP_ERROR_SECONDS: the worker restarts instead of looping
 STEP_ERROR_SECONDS = 10.0
 FLUSH_SECONDS = 30.0  # the end of a stream waits this long for the last words
+STOP_FLUSH_SECONDS = 2.0  # at Stop, this long
 
 Progress = Callable[[str, float], None]
 SttLoader = Callable[[SttConfig, Progress], Any]  # -> stt.SttModel, in the worker process
@@ -46,8 +48,12 @@ def load_stt(config: SttConfig, progress: Progress) -> Any:
 # ---- in the worker process ----------------------------------------------------------------------
 
 
-def run_stt_worker(link: Link, loader: SttLoader, config: SttConfig) -> int:
-    """Load the model, then step one engine per stream until Shutdown."""
+def run_stt_worker(link: Link, loader: SttLoader, config: SttConfig, skip: Any) -> int:
+    """Load the model, then step one engine per stream until Shutdown.
+
+    Blocks and flushes numbered `skip.value` or lower (a shared counter the main process sets at
+    Stop) are answered without being stepped, so a backlog never delays a Stop.
+    """
     from .stt import SttEngine  # MLX is imported in the worker only
 
     link.send(WorkerLoading(f"loading speech model {config.model} ({config.dtype})", 0.0))
@@ -69,6 +75,9 @@ def run_stt_worker(link: Link, loader: SttLoader, config: SttConfig) -> int:
             engine.close()
             engine = SttEngine(model, message.config)
             step_errors = 0
+        elif isinstance(message, (AudioBlock, SttFlush)) and message.seq <= skip.value:
+            link.send(SttStepped(message.seq, (), 0.0, engine.counters(step_errors),
+                                 flushed=isinstance(message, SttFlush), sent_at=time.monotonic()))
         elif isinstance(message, AudioBlock):
             start = time.perf_counter()
             try:
@@ -104,8 +113,12 @@ class SttStage:
     """The speech engine seen from the main process: `begin` a stream, `feed` blocks, `finish`."""
 
     def __init__(self, config: Config, report: Callable[[object], None], loader: SttLoader = load_stt) -> None:
-        self.worker = Worker(WorkerSpec("stt", "speech engine", run_stt_worker, (loader, config.stt)),
-                             config.supervisor, on_message=self._on_message, on_down=self._on_down, report=report)
+        # Blocks numbered up to this are dropped unstepped by the worker (a Stop skips the backlog); shared,
+        # so it reaches the worker at once, past the blocks already in the pipe, and outlives restarts.
+        self._skip = multiprocessing.get_context("spawn").RawValue("Q", 0)
+        self._loader = loader
+        self.worker = Worker(self.spec(config.stt), config.supervisor, on_message=self._on_message,
+                             on_down=self._on_down, report=report)
         self._cond = threading.Condition()
         self._stream: SttConfig | None = None
         self._sink: Sink | None = None
@@ -118,6 +131,10 @@ class SttStage:
         self.dropped = 0  # blocks not sent: too many in flight, or the engine down
         self.lost = 0  # blocks sent to a worker that died before answering
         self.restarts = 0  # worker processes restarted during a stream
+
+    def spec(self, config: SttConfig) -> WorkerSpec:
+        """What the worker process runs for these settings."""
+        return WorkerSpec("stt", "speech engine", run_stt_worker, (self._loader, config, self._skip))
 
     @property
     def ready(self) -> bool:
@@ -171,15 +188,23 @@ class SttStage:
             return False
         return True
 
-    def finish(self, timeout: float = FLUSH_SECONDS) -> None:
-        """End the stream: the last words come out through the sink, then the sink is let go."""
+    def finish(self, *, stopping: bool = False) -> None:
+        """End the stream: the last words come out through the sink, then the sink is let go.
+
+        `stopping` (the operator pressed Stop): blocks still waiting in the worker are skipped and the
+        flush gets STOP_FLUSH_SECONDS, so a slow model never holds up a Stop.
+        """
         with self._cond:
+            if stopping:
+                self._skip.value = self._seq
             self._seq += 1
             seq = self._seq
         if self.worker.send(SttFlush(seq)):
             with self._cond:
-                self._cond.wait_for(lambda: self._flushed >= seq or not self.worker.ready, timeout)
+                self._cond.wait_for(lambda: self._flushed >= seq or not self.worker.ready,
+                                    STOP_FLUSH_SECONDS if stopping else FLUSH_SECONDS)
         with self._cond:
+            self._skip.value = max(self._skip.value, seq)  # a flush not done in time is dropped too
             self._stream = self._sink = None
 
     def _on_message(self, message: object) -> None:
