@@ -18,7 +18,7 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from .config import BrainConfig
 from .decoding import Abandoned, GrammarDecoder  # Abandoned is part of this module's interface (PromptModel)
@@ -91,6 +91,19 @@ class PromptModel(Protocol):
 
     def summarize(self, request: SummaryRequest, should_stop: Callable[[], str]) -> str:
         """Raw JSON `{"summary": ..., "prompt": ...}`; raises Abandoned like `generate`."""
+
+
+class BackendUnavailable(RuntimeError):
+    """The model's backend cannot answer now (a server down, erroring or too slow): the message is the reason
+    the fallback prompt gives, as is."""
+
+
+@runtime_checkable
+class Reporting(Protocol):
+    """A model with a backend the operator should see (a server): `attach` gives it the brain's `post`."""
+
+    def attach(self, post: Callable[[object], None]) -> None:
+        """Post Status events about the backend from now on (from the brain's thread)."""
 
 
 @dataclass(frozen=True)
