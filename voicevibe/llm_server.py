@@ -39,6 +39,7 @@ from .llm import (MOOD_CHAR, REPEAT_PENALTY, SUMMARY_MAX_TOKENS, TEXT_CHAR, Aban
 from .ratelimit import RateLimiter
 
 log = logging.getLogger(__name__)
+logging.getLogger("httpx").setLevel(logging.WARNING)  # httpx logs each request at INFO: a line per phrase
 
 CONNECT_SECONDS = 2.0  # a host gone from the stage network costs at most this per try
 PROBE_SECONDS = 5.0  # /v1/models and the one-token structured-output probe
@@ -228,7 +229,7 @@ class ServerPromptModel:
         self.last_ms = 0.0  # the last answer's time on the wire
         self._failures = 0
         self._retry_at = 0.0
-        self._post: Callable[[object], None] = lambda item: log.info("%s", item)
+        self._post: Callable[[object], None] = self._log_status  # until the brain thread attaches its own
         self._limiter = RateLimiter(STATUS_SECONDS)
 
     @property
@@ -239,6 +240,10 @@ class ServerPromptModel:
     def attach(self, post: Callable[[object], None]) -> None:
         """Post the server's state as Status events from now on."""
         self._post = post
+
+    def _log_status(self, status: object) -> None:
+        if isinstance(status, Status):
+            log.log(logging.INFO if status.level == "info" else logging.WARNING, "%s", status.message)
 
     def close(self) -> None:
         """Close the connection pool."""
