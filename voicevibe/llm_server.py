@@ -333,7 +333,7 @@ class ServerPromptModel:
                     "max_tokens": 1, "stream": False, "response_format": response_format}
             reply = self._request("POST", "/chat/completions", body, should_stop, PROBE_SECONDS)
             if reply.status == 200:
-                log.info("brain server %s takes %s structured output", self.base_url, output)
+                log.debug("brain server %s takes %s structured output", self.base_url, output)
                 return output
             refusals.append(f"{output}: {reply.status}")
         raise ServerError(f"the server at {self.base_url} took no structured output ({', '.join(refusals)}): "
