@@ -14,7 +14,6 @@ import queue
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 from llamaserver import ALIAS, LlamaServer
@@ -26,8 +25,8 @@ from voicevibe.config import BrainConfig, ConfigError, load_config
 from voicevibe.events import ImagePrompt, MakeSummary, Phrase, Status, Summary
 from voicevibe.fallback import load_assets
 from voicevibe.llm import PromptRequest
-from voicevibe.llm_server import (ServerPromptModel, api_base, checked_json, gbnf_literal, prompt_grammar,
-                                  summary_grammar)
+from voicevibe.llm_server import ServerPromptModel, api_base
+from voicevibe.server_answer import checked_json, gbnf_literal, prompt_grammar, summary_grammar
 from voicevibe.server_check import server_checks
 
 ASSETS = load_assets()

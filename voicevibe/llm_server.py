@@ -11,9 +11,7 @@ answer after that says the server is back. The server's state goes to the operat
 Status("brain", ...) events from the brain thread.
 
 The answer is held to the prompt's JSON by the server's structured output, per server kind
-(`brain.server_output`, see SERVER_OUTPUTS), and always checked here too: some servers accept
-a schema without enforcing it. Only the two GBNF grammars below are ever sent (an invalid
-grammar crashes llama-cpp-python's server); tests check them for every style preset.
+(`brain.server_output`), and always checked here too (server_answer.py).
 """
 
 from __future__ import annotations
@@ -33,10 +31,11 @@ import httpx
 
 from .config import BrainConfig
 from .events import Status
-from .fallback import Example, Style
-from .llm import (MOOD_CHAR, REPEAT_PENALTY, SUMMARY_MAX_TOKENS, TEXT_CHAR, Abandoned, BackendUnavailable,
-                  PromptRequest, SummaryRequest, chat_messages, summary_text)
+from .fallback import Example
+from .llm import (REPEAT_PENALTY, SUMMARY_MAX_TOKENS, Abandoned, BackendUnavailable, PromptRequest, SummaryRequest,
+                  chat_messages, summary_text)
 from .ratelimit import RateLimiter
+from .server_answer import SUMMARY_SCHEMA, checked_json, prompt_grammar, prompt_schema, summary_grammar
 
 log = logging.getLogger(__name__)
 logging.getLogger("httpx").setLevel(logging.WARNING)  # httpx logs each request at INFO: a line per phrase
@@ -47,81 +46,12 @@ REQUEST_CAP_SECONDS = 30.0  # no request outlives this, not even one nothing els
 WAIT_STEP_SECONDS = 0.02  # how often the brain thread looks at should_stop() while a request is in flight
 RETRY_SECONDS = (0.5, 1.0, 2.0, 4.0)  # waits before trying an unreachable server again; the last repeats
 STATUS_SECONDS = 10.0  # "last answer" statuses at most this often (each one is also a session-log line)
-# What each brain.server_output setting sends: "json_schema" is OpenAI's response_format (Ollama, LM Studio,
-# llama-server; llama-cpp-python's server answers it with a 500), "json_object" carries the schema the way
-# llama-cpp-python's server honours it (LM Studio refuses it with a 400), "grammar" is llama.cpp's GBNF field.
-SERVER_OUTPUTS = ("json_schema", "json_object", "grammar")
-PROMPT_CHARS, MOOD_CHARS, SUMMARY_CHARS = 200, 24, 400
 
 
 def api_base(url: str) -> str:
     """The server's API base URL: no trailing slash, and /v1 added when the URL has no path."""
     url = url.strip().rstrip("/")
     return url if urlsplit(url).path else f"{url}/v1"
-
-
-def prompt_schema(style: Style) -> dict[str, Any]:
-    """The JSON schema of a prompt answer (the same fields the local grammar gives)."""
-    return {"type": "object", "properties": {"style": {"type": "string", "enum": [style.name]},
-                                             "prompt": {"type": "string", "maxLength": PROMPT_CHARS},
-                                             "mood": {"type": "string", "maxLength": MOOD_CHARS}},
-            "required": ["style", "prompt", "mood"], "additionalProperties": False}
-
-
-SUMMARY_SCHEMA = {"type": "object", "properties": {"summary": {"type": "string", "maxLength": SUMMARY_CHARS},
-                                                   "prompt": {"type": "string", "maxLength": PROMPT_CHARS}},
-                  "required": ["summary", "prompt"], "additionalProperties": False}
-
-
-def gbnf_literal(text: str) -> str:
-    """`text` as a GBNF string literal: quotes and backslashes escaped, all but printable ASCII as \\u or \\U."""
-    def char(c: str) -> str:
-        if c in '"\\':
-            return "\\" + c
-        if " " <= c <= "~":
-            return c
-        return f"\\u{ord(c):04X}" if ord(c) <= 0xFFFF else f"\\U{ord(c):08X}"
-
-    return '"' + "".join(char(c) for c in text) + '"'
-
-
-def _json_text(text: str) -> str:
-    """`text` as it sits inside a JSON string (without the quotes)."""
-    return json.dumps(text)[1:-1]
-
-
-MOOD_FIELD = '", "mood": "'  # the fixed JSON between two fields, and the ends
-ANSWER_END = '"}'
-SUMMARY_START = '{"summary": "'
-
-
-def prompt_grammar(style: Style) -> str:
-    """GBNF for a prompt answer: the style and medium written for the model, then its scene and mood."""
-    head = f'{{"style": "{_json_text(style.name)}", "prompt": "{_json_text(style.medium)}, '
-    return (f"root ::= {gbnf_literal(head)} char{{2,120}} {gbnf_literal(MOOD_FIELD)} moodchar{{1,24}} "
-            f"{gbnf_literal(ANSWER_END)}\nchar ::= {TEXT_CHAR}\nmoodchar ::= {MOOD_CHAR}\n")
-
-
-def summary_grammar(style: Style) -> str:
-    """GBNF for a summary answer: the summary, then an image prompt opened with the style's medium."""
-    middle = f'", "prompt": "{_json_text(style.medium)}, '
-    return (f"root ::= {gbnf_literal(SUMMARY_START)} char{{10,300}} {gbnf_literal(middle)} char{{2,200}} "
-            f"{gbnf_literal(ANSWER_END)}\nchar ::= {TEXT_CHAR}\n")
-
-
-def checked_json(text: str) -> str:
-    """The server's answer as strict JSON text; ValueError when it is no JSON object.
-
-    Control characters inside strings are let through (a schema-made grammar allows them) and
-    written back escaped, so the brain's strict parse sees what the server meant.
-    """
-    try:
-        data = json.loads(text, strict=False)
-    except json.JSONDecodeError as e:
-        raise ValueError(f"not JSON ({e.msg})") from e
-    if not isinstance(data, dict):
-        raise ValueError("the server's JSON is not an object")
-    return json.dumps(data, ensure_ascii=False)
 
 
 class ServerError(BackendUnavailable):
