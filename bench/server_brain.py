@@ -42,7 +42,8 @@ from voicevibe.brain import Brain  # noqa: E402
 from voicevibe.config import BrainConfig  # noqa: E402
 from voicevibe.events import Phrase  # noqa: E402
 from voicevibe.fallback import load_assets  # noqa: E402
-from voicevibe.llm import REPEAT_PENALTY, BackendUnavailable, LlamaPromptModel, PromptRequest, bundled_gguf, chat_messages  # noqa: E402
+from voicevibe.llm import (REPEAT_PENALTY, BackendUnavailable, LlamaPromptModel, PromptRequest,  # noqa: E402
+                           bundled_gguf, chat_messages)
 from voicevibe.llm_server import ServerPromptModel  # noqa: E402
 from voicevibe.server_answer import prompt_schema  # noqa: E402
 

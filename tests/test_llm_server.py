@@ -168,7 +168,9 @@ def test_a_server_slower_than_the_budget_is_abandoned_in_time(server):
         stage.worker.stop()
     assert isinstance(prompt, ImagePrompt) and prompt.source == "fallback"
     assert prompt.reason == "over the 0.5 s time budget"
-    assert prompt.latency_ms < 500 + 300, prompt.latency_ms  # abandoned at the budget, not when the server is done
+    # Abandoned at the budget, not when the server is done (its full answer takes 4-15 s here); the margin
+    # is for a loaded machine, not a speed check.
+    assert prompt.latency_ms < 500 + 2000, prompt.latency_ms
     assert disconnects(server) == before + 1
 
 
