@@ -146,8 +146,7 @@ def test_a_newer_phrase_cancels_the_request_in_flight(server):
         stage.put(Phrase("a lighthouse in the fog", 0.0, 1.0))
         time.sleep(1.0)  # the first request is on the server now
         stage.put(Phrase("un train de nuit traverse la neige", 1.0, 2.0))
-        prompt = next_of(delivered, ImagePrompt)
-        assert delivered.empty() or not any(isinstance(i, ImagePrompt) for i in list(delivered.queue))
+        prompt = next_of(delivered, ImagePrompt)  # the first prompt is the newer phrase's: none for the first
     finally:
         stage.worker.stop()
     assert isinstance(prompt, ImagePrompt) and prompt.phrase == "un train de nuit traverse la neige"
@@ -275,3 +274,42 @@ def test_a_french_answer_garbage_and_a_whole_completion(standin):
         {"style": "cinematic", "prompt": "a grey sea under a low sky", "mood": "calm"})}, "finish_reason": "stop"}]}
     whole = brain.step(Phrase("the sea is grey", 0.0, 1.0))
     assert whole.source == "model" and "a grey sea under a low sky" in whole.text
+
+
+def test_an_unreachable_server_is_not_asked_again_for_every_phrase():
+    """A server that drops every connection: phrases in quick succession cost one try, then wait RETRY_SECONDS."""
+    import socket
+    import threading
+
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(0.1)  # a close() from another thread would not wake accept()
+    accepted: list[float] = []
+    done = threading.Event()
+
+    def drop_all() -> None:
+        while not done.is_set():
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                continue
+            accepted.append(time.monotonic())
+            conn.close()  # the connection breaks before any answer
+
+    thread = threading.Thread(target=drop_all, name="dropper")
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{listener.getsockname()[1]}/v1"
+        config = brain_config(url, server_model="m", server_output="json_schema")
+        posted: list = []
+        model = ServerPromptModel(config, ASSETS.examples)
+        model.attach(posted.append)
+        brain = Brain(model, config, ASSETS)
+        prompts = [brain.step(Phrase(f"a storm at sea number {i}", 0.0, 1.0)) for i in range(20)]
+    finally:
+        done.set()
+        thread.join(5)
+        listener.close()
+    assert all(p.source == "fallback" and "unreachable" in p.reason for p in prompts), prompts[:2]
+    assert len(accepted) == 1  # the 19 others came within the first 0.5 s wait: no connection at all
+    assert "trying again in" in prompts[-1].reason
+    assert [s.level for s in posted] == ["error"]  # said once, not per phrase

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-from .config import BrainConfig
+from .config import BrainConfig, is_server_url
 from .decoding import Abandoned, GrammarDecoder  # Abandoned is part of this module's interface (PromptModel)
 from .fallback import Example, Style
 from .hub import ModelError, fetch_file, is_repo_id
@@ -156,6 +156,9 @@ def download_brain_model(config: BrainConfig) -> Path:
         return bundled_gguf()
     if config.model == NO_MODEL:
         raise ModelError('brain.model is "none" (fallback prompts only): no brain model to download')
+    if is_server_url(config.model):
+        raise ModelError(f"brain.model is a server ({config.model}): the server holds the model, nothing to download "
+                         "(`voicevibe prompt --model URL` checks it)")
     local = Path(config.model).expanduser()
     if local.is_file():
         return local
