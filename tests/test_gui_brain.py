@@ -1,5 +1,5 @@
 """The window's brain section: which brain is in use, and the switch between a server and the local model,
-mid-show, with real worker processes (only the brain's restarts) under Xvfb."""
+mid-show, with real worker processes (only the brain's restarts) and a real llama_cpp.server, under Xvfb."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from guitk import display, guard, pump, window_for  # noqa: F401 (fixtures)
-from standin import standin  # noqa: F401 (a fixture)
+from llamaserver import ALIAS, LlamaServer
 from test_gui import RecordingEngines, RecordingPipeline
 
 from voicevibe.app import Engines
@@ -47,13 +47,21 @@ def test_the_brain_in_use_is_shown_and_the_switch_swaps_and_saves_it(display, gu
         assert w.engines.configs == []
 
 
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[LlamaServer]:
+    started = LlamaServer(tmp_path / "server.log").start()
+    try:
+        yield started
+    finally:
+        started.kill()
+
+
 def test_switching_from_a_server_to_the_local_model_mid_show_restarts_only_the_brain(
-        display, guard, tmp_path: Path, tiny_checkpoint: Path, standin, receiver: OscPeer) -> None:
-    standin.stream_answer(json.dumps({"style": "cinematic", "prompt": "a lantern on a pier", "mood": "calm"}))
+        display, guard, tmp_path: Path, tiny_checkpoint: Path, server: LlamaServer, receiver: OscPeer) -> None:
     config = load_config(overrides=[{
         "stt": {"model": str(tiny_checkpoint)}, "osc": {"targets": f"127.0.0.1:{receiver.port}", "preset": "vocevibe"},
         "session": {"log_dir": str(tmp_path / "logs"), "record_audio": "off"},
-        "brain": {"model": standin.url, "switch_model": "bundled", "time_budget_seconds": 60.0, "summary": False}}],
+        "brain": {"model": server.url, "switch_model": "bundled", "time_budget_seconds": 60.0, "summary": False}}],
         include_defaults_files=False)
     engines = Engines(config)
     with window_for(config, guard, engines=engines, settings_file=tmp_path / "settings.toml") as w:
@@ -73,5 +81,5 @@ def test_switching_from_a_server_to_the_local_model_mid_show_restarts_only_the_b
         w.stop()
         pump(w.root, lambda: w._ending is None, timeout=WAIT)
     sent = [json.loads(m.params[0]) for m in receiver.on("/visual/json")]
-    assert [(p["source"], p["model"]) for p in sent] == [("model", f"standin @ {standin.url}"),
+    assert [(p["source"], p["model"]) for p in sent] == [("model", f"{ALIAS} @ {server.url}"),
                                                          ("model", "gemma-3-270m (bundled)")], sent

@@ -3,7 +3,8 @@
 The server runs with `--interrupt_requests False`, so a "Disconnected from client" line in its
 log can only come from the client closing the connection (not from a newer request pre-empting
 it). The stand-in (tests/standin.py) is used only for a French answer, a garbage stream and a
-non-streamed answer, which the real server cannot be made to give.
+non-streamed answer, which the real server cannot be made to give; the no-pile-up test uses a
+bare socket that drops every connection.
 """
 
 from __future__ import annotations
@@ -246,15 +247,22 @@ def test_the_server_killed_mid_show_gives_fallbacks_and_is_used_again_once_resta
             server.kill()
 
 
-def test_the_api_key_comes_from_the_named_environment_variable(standin, monkeypatch):
-    standin.stream_answer(json.dumps({"style": "cinematic", "prompt": "a lantern on a pier", "mood": "calm"}))
-    monkeypatch.setenv("VV_TEST_KEY", "s3cret")
-    config = brain_config(standin.url, api_key_env="VV_TEST_KEY")
-    prompt = Brain(load_prompt_model(config, ASSETS).model, config, ASSETS).step(Phrase("a lantern", 0.0, 1.0))
-    assert prompt is not None and prompt.source == "model" and prompt.model == f"standin @ {standin.url}"
-    assert {h.get("Authorization") for h in standin.headers_seen} == {"Bearer s3cret"}
-    monkeypatch.delenv("VV_TEST_KEY")
-    assert "no such environment variable is set" in load_prompt_model(config, ASSETS).note
+def test_the_api_key_comes_from_the_named_environment_variable(tmp_path, monkeypatch):
+    keyed = LlamaServer(tmp_path / "server.log", extra=("--api_key", "s3cret")).start()
+    try:
+        config = brain_config(keyed.url, api_key_env="VV_TEST_KEY")
+        monkeypatch.delenv("VV_TEST_KEY", raising=False)
+        loaded = load_prompt_model(config, ASSETS)
+        assert "brain.api_key_env names VV_TEST_KEY, but no such environment variable is set" in loaded.note
+        assert "HTTP 401" in loaded.note and "set brain.api_key_env" in loaded.note
+        rows = server_checks(config)
+        assert [(r.name, r.ok) for r in rows] == [("API key", False), ("server reachable", False)]
+        assert rows[0].fix == "export VV_TEST_KEY=<the server's key> before starting VoiceVibe"
+        monkeypatch.setenv("VV_TEST_KEY", "s3cret")
+        model = load_prompt_model(config, ASSETS).model
+        assert (model.served, model.output, model.reachable) == (ALIAS, "json_object", True)
+    finally:
+        keyed.kill()
 
 
 # ---- answers only a stand-in gives --------------------------------------------------------------

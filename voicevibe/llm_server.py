@@ -297,6 +297,7 @@ class ServerPromptModel:
     def _check(self, reply: _Reply) -> None:
         """Raise ServerError for an HTTP error, saying what the operator can do about it."""
         if reply.status == 200:
+            self._reached()
             return
         body = " ".join(reply.text.split())[:160]
         hint = {401: "; set brain.api_key_env to the variable holding the key",
