@@ -292,6 +292,8 @@ class ServerPromptModel:
             raise error
         if isinstance(error, ValueError):
             raise ValueError(f"the server's stream is not JSON events ({error})") from error
+        if error is not None:  # any other httpx error (a bad encoding, redirects...): this answer is lost
+            raise ServerError(f"brain server {self.base_url}: {type(error).__name__}: {error}") from error
         return call.reply
 
     def _check(self, reply: _Reply) -> None:
