@@ -228,6 +228,9 @@ def sub_benchmarks(args: argparse.Namespace) -> list[str]:
              sub_bench("session.py", *(["--n", "2000"] if args.quick else [])))]
     rows.append(("Brain latency vs bare llama.cpp", "RESULTS-brain.md",
                  "skipped (--skip-brain): last results" if args.skip_brain else sub_bench("brain.py")))
+    rows.append(("Brain on a local server vs in process", "RESULTS-server-brain.md",
+                 "skipped (--skip-brain): last results" if args.skip_brain else
+                 sub_bench("server_brain.py", *(["--phrases", "2", "--short", "6"] if args.quick else []))))
     soak = "skipped (--skip-soak): last results" if args.skip_soak else \
         sub_bench("soak.py", "--hours", "0.25" if args.quick else "3")
     rows.append(("Soak: 3-hour show, memory and queues", "RESULTS-soak.md", soak))

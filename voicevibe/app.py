@@ -42,7 +42,7 @@ MIC_RETRY_SECONDS = 2.0  # an unplugged microphone is looked for again this ofte
 DROP_WARNING_SECONDS = 10.0  # dropped-audio warnings are shown at most this often
 STT_LOAD_KEYS = ("model", "dtype")  # changing these reloads the speech model; the rest apply per stream
 BRAIN_LOAD_KEYS = ("model", "model_file", "download", "mode", "n_threads", "n_ctx", "gpu_layers", "temperature",
-                   "max_tokens", "blocklist_file")
+                   "max_tokens", "blocklist_file", "server_model", "api_key_env", "server_output")
 
 
 def post_latest(events: queue.Queue, item: object) -> None:

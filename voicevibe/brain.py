@@ -15,12 +15,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-from .config import BrainConfig
+from .config import BrainConfig, is_server_url
 from .events import ImagePrompt, Phrase, PhraseEnd, Summary, Word, join_words
 from .fallback import (CLIP_USABLE_TOKENS, Assets, clip_token_estimate, english_words, fallback_prompt,
                        finish_prompt, fit_clip, repair_french, words_of)
-from .llm import (NO_MODEL, SUMMARY_EXAMPLES, Abandoned, LlamaPromptModel, PromptModel, PromptRequest, SummaryRequest,
-                  choose_model, load_llama, parse_answer, parse_summary)
+from .llm import (NO_MODEL, SUMMARY_EXAMPLES, Abandoned, BackendUnavailable, LlamaPromptModel, PromptModel,
+                  PromptRequest, SummaryRequest, choose_model, load_llama, parse_answer, parse_summary)
 from .summary import SessionDigest, fallback_summary
 
 log = logging.getLogger(__name__)
@@ -242,6 +242,8 @@ def _asked(ask: Callable[[], T], over_budget: str) -> Asked[T]:
         return Asked(superseded=True) if str(e) == SUPERSEDED else Asked(reason=over_budget)
     except ValueError as e:
         return Asked(reason=f"bad model output: {e}")
+    except BackendUnavailable as e:  # a server down or erroring: its own words, no traceback per phrase
+        return Asked(reason=str(e))
     except MODEL_ERRORS as e:
         log.warning("brain model failed", exc_info=True)
         return Asked(reason=f"model error ({type(e).__name__}: {e})")
@@ -266,9 +268,14 @@ class LoadedModel:
 
 
 def load_prompt_model(config: BrainConfig, assets: Assets) -> LoadedModel:
-    """Choose (local file, hub cache or download, else the bundled 270M) and load the brain's model."""
+    """Choose (local file, hub cache or download, else the bundled 270M) and load the brain's model, or
+    connect to the OpenAI-compatible server that brain.model names."""
     if config.model == NO_MODEL:
         return LoadedModel(None, 'brain.model is "none": fallback prompts only, no language model')
+    if is_server_url(config.model):
+        from .llm_server import connect_server
+
+        return connect_server(config, assets)
     choice = choose_model(config)
     return LoadedModel(LlamaPromptModel(load_llama(choice.path, config), choice.name, config, assets.examples),
                        choice.note)

@@ -29,7 +29,7 @@ from .events import (BRAIN_COMMANDS, BrainAnswer, BrainCommand, BrainConfigure, 
                      SetVibe, Shutdown, Status, Summary, WorkerFailed, WorkerLoading, WorkerReady)
 from .fallback import AssetError, Assets, load_assets
 from .hub import ModelError
-from .llm import NO_MODEL
+from .llm import NO_MODEL, Reporting
 from .supervisor import EXIT_FAILED, Link, Worker, WorkerSpec
 
 log = logging.getLogger(__name__)
@@ -112,6 +112,8 @@ class BrainThread(threading.Thread):
             return
         if loaded.note:
             self.post(Status("brain", loaded.note, "warning"))
+        if isinstance(loaded.model, Reporting):  # a server: its state reaches the operator from this thread
+            loaded.model.attach(self.post)
         brain = Brain(loaded.model, self.config, self.assets)
         brain.warm_up()
         self.post(WorkerReady(f"brain model: {loaded.model.name}" if loaded.model else

@@ -73,7 +73,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     pr = sub.add_parser("prompt", parents=[base], help="turn phrases into image prompts (the brain alone)")
     pr.add_argument("--model", help="brain model: a .gguf file, a Hugging Face repo id "
-                    "(with brain.model_file), or 'bundled' (brain.model)")
+                    "(with brain.model_file), 'bundled', or an OpenAI-compatible server's URL, which is "
+                    "checked first (brain.model)")
     pr.add_argument("phrases", nargs="*", help="phrases to turn into prompts; none: one per line from stdin")
     pr.add_argument("--previous", default="", help="the prompt on screen now (continuity)")
     pr.add_argument("--style", help="style preset (brain.style), e.g. cinematic, film-noir, synthwave, ukiyo-e")
@@ -216,6 +217,8 @@ def cmd_prompt(args: argparse.Namespace, config: Config) -> int:
     assets = load_assets(config.brain.blocklist_file)
     assets.style(config.brain.style)  # an unknown style fails before the model loads
     model = None
+    if not args.no_llm and not server_ready(config):
+        return EXIT_BAD_INPUT
     if not args.no_llm:
         loaded = load_prompt_model(config.brain, assets)
         if loaded.note:
@@ -239,6 +242,17 @@ def cmd_prompt(args: argparse.Namespace, config: Config) -> int:
             why = f" ({result.reason})" if result.reason else ""
             log.info("%s in %.0f ms%s", result.source, result.latency_ms, why)
     return EXIT_OK
+
+
+def server_ready(config: Config) -> bool:
+    """With a server as brain.model: check it, print each check to stderr (and the fix for a failed one)."""
+    from .server_check import server_checks
+
+    rows = server_checks(config.brain)
+    for row in rows:
+        fix = f" — to fix: {row.fix}" if not row.ok and row.fix else ""
+        print(f"[brain] {'ok  ' if row.ok else 'FAIL'} {row.name}: {row.detail}{fix}", file=sys.stderr, flush=True)
+    return all(row.ok for row in rows)
 
 
 def cmd_replay(args: argparse.Namespace, config: Config) -> int:

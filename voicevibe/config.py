@@ -148,6 +148,29 @@ def parse_address_overrides(text: str) -> dict[str, str]:
 
 
 
+def is_server_url(text: str) -> bool:
+    """True when a brain model setting names an OpenAI-compatible server rather than a model file."""
+    return text.strip().lower().startswith(("http://", "https://"))
+
+
+def server_url_problem(text: str) -> str | None:
+    """Why an http(s) brain model setting is not a usable server URL, or None (also for a non-URL)."""
+    if not is_server_url(text):
+        return None
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(text.strip())
+        parts.port  # noqa: B018  (raises ValueError for a bad port)
+    except ValueError as e:
+        return f"not a valid URL ({e}); e.g. \"http://192.168.1.30:11434/v1\""
+    if not parts.hostname:
+        return "no host in the URL; e.g. \"http://192.168.1.30:11434/v1\""
+    if parts.query or parts.fragment:
+        return "the server's base URL has no ?query or #fragment; e.g. \"http://127.0.0.1:8080/v1\""
+    return None
+
+
 @dataclass(frozen=True)
 class AudioConfig:
     """Where the audio comes from."""
@@ -219,12 +242,14 @@ class SttConfig:
 
 @dataclass(frozen=True)
 class BrainConfig:
-    """The prompt brain: a local llama.cpp model turning phrases into SDXL-Turbo prompts."""
+    """The prompt brain: a llama.cpp model (local file or an OpenAI-compatible server) making SDXL-Turbo prompts."""
 
     model: str = setting("unsloth/gemma-3-1b-it-GGUF",
                          "Instruct GGUF: Hugging Face repo id (with model_file), a local .gguf file, or "
                          "\"bundled\" for the offline Gemma 3 270M base model (the fallback when the "
-                         "model cannot be found), or \"none\" for the fallback prompt builder alone.")
+                         "model cannot be found), or \"none\" for the fallback prompt builder alone; or the "
+                         "base URL of an OpenAI-compatible server (Ollama, llama-server, LM Studio, "
+                         "python -m llama_cpp.server), e.g. \"http://192.168.1.30:11434/v1\".")
     model_file: str = setting("gemma-3-1b-it-Q4_K_M.gguf", "The GGUF file inside the repo named by model.")
     download: bool = setting(True, "Fetch the model at start when it is not cached (with progress); "
                              "false: cached copy or the bundled model only.")
@@ -258,12 +283,31 @@ class BrainConfig:
                             "richer image prompt for it (a Summary event); false: off.")
     summary_seconds: float = setting(60.0, "Seconds between two summaries (only when something new was said; "
                                      "a phrase always goes first).", lo=20.0, hi=600.0)
+    server_model: str = setting("", "With a server URL as model: the model the server runs (e.g. \"mistral-nemo\" "
+                                "for Ollama); \"\": the one model the server lists at /v1/models.")
+    api_key_env: str = setting("", "With a server URL as model: the NAME of an environment variable holding its "
+                               "API key (the key itself never goes in a config file); \"\": no key.")
+    server_output: str = setting("auto", "How a server is held to the JSON answer: json_schema (OpenAI's "
+                                 "response_format: Ollama, LM Studio, llama-server), json_object (with a schema: "
+                                 "python -m llama_cpp.server), grammar (GBNF: llama-server, llama_cpp.server), "
+                                 "auto (one probe at start: json_schema, else json_object).",
+                                 choices=("auto", "json_schema", "json_object", "grammar"))
+    switch_model: str = setting("", "The other brain the window's Local/Server switch offers (a server URL when "
+                                "model is a local model, or a local model when model is a server URL); the two "
+                                "swap places when the operator switches. \"\": no switch.")
 
     def __post_init__(self) -> None:
         _validate(self)
         if 0.0 < self.prompt_interval_seconds < 2.0:
             raise ConfigError(f"prompt_interval_seconds = {self.prompt_interval_seconds!r}: allowed is 0 "
                               "(every phrase) or a number from 2.0 to 60.0")
+        for key in ("model", "switch_model"):
+            problem = server_url_problem(getattr(self, key))
+            if problem:
+                raise ConfigError(f"{key} = {getattr(self, key)!r}: {problem}")
+        if self.api_key_env and not self.api_key_env.replace("_", "a").isalnum():
+            raise ConfigError(f"api_key_env = {self.api_key_env!r}: give the NAME of an environment variable "
+                              "(letters, digits, _), e.g. \"OPENAI_API_KEY\", not the key itself")
 
 
 @dataclass(frozen=True)

@@ -31,6 +31,7 @@ from .config import Config, save_settings
 from .events import (BRAIN_COMMANDS, Command, Freeze, Levels, Panic, PauseBrain, SayText, SendPrompt, SetAgc,
                      SetGain, SetGate, SetHistory, SetRate, SetStyle, SetVibe, Status, Stopped)
 from .fallback import AssetError, load_assets
+from .gui_brain import describe_brain, show_brain_source, switched
 from .gui_panels import VIEWS, build_panels, show_levels, show_status
 from .gui_widgets import AMBER, GREEN, GREY, RED
 from .hub import ModelError
@@ -241,6 +242,17 @@ class PerformanceWindow:
         if isinstance(command, PauseBrain):
             self.paused = command.on
         self.command(command)
+
+    def switch_brain(self) -> None:
+        """Swap brain.model and brain.switch_model (e.g. local <-> server); only the brain worker restarts."""
+        brain = switched(self.config.brain)
+        if brain is self.config.brain:
+            return
+        self._remember("brain", "model", brain.model)
+        self._remember("brain", "switch_model", brain.switch_model)
+        self.engines.reconfigure(self.config)  # mid-show too: the fallback answers while the other brain starts
+        show_brain_source(self.ui, self.config.brain)
+        self.show_message(f"brain: switching to {describe_brain(brain)}", "info")
 
     def toggle_pause(self) -> None:
         """Pause the brain (memory kept), or resume it."""

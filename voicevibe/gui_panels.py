@@ -15,6 +15,7 @@ import customtkinter as ctk
 
 from .events import (ImagePrompt, Levels, PhraseEnd, PipelineStats, ResetMemory, SetHistory, SetRate, SetStyle,
                      SetVibe, Status, Summary, TargetStatus, WorkerState, Word)
+from .gui_brain import brain_source_row
 from .gui_widgets import (AMBER, BLUE, FONT, FONT_BIG_BUTTON, FONT_SMALL, FONT_TRANSCRIPT, GREEN, GREY, RED,
                           SHORTCUTS, LevelMeter, PromptList, SliderRow, TargetRows, db_to_linear, format_dbfs, title)
 
@@ -114,6 +115,7 @@ def _sound_panel(w: PerformanceWindow, parent: Any, ui: SimpleNamespace) -> None
 def _brain_panel(w: PerformanceWindow, parent: Any, ui: SimpleNamespace) -> None:
     brain = w.config.brain
     title(parent, "Brain").pack(fill="x", **PAD)
+    brain_source_row(w, parent, ui)
     ui.history = SliderRow(parent, "History", 10, 300, brain.history_seconds, steps=58,
                            on_change=lambda v: w.brain(SetHistory(v)), describe=lambda v: f"{v:.0f} s of transcript")
     ui.history.pack(fill="x", **PAD)

@@ -18,9 +18,9 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
-from .config import BrainConfig
+from .config import BrainConfig, is_server_url
 from .decoding import Abandoned, GrammarDecoder  # Abandoned is part of this module's interface (PromptModel)
 from .fallback import Example, Style
 from .hub import ModelError, fetch_file, is_repo_id
@@ -93,6 +93,19 @@ class PromptModel(Protocol):
         """Raw JSON `{"summary": ..., "prompt": ...}`; raises Abandoned like `generate`."""
 
 
+class BackendUnavailable(RuntimeError):
+    """The model's backend cannot answer now (a server down, erroring or too slow): the message is the reason
+    the fallback prompt gives, as is."""
+
+
+@runtime_checkable
+class Reporting(Protocol):
+    """A model with a backend the operator should see (a server): `attach` gives it the brain's `post`."""
+
+    def attach(self, post: Callable[[object], None]) -> None:
+        """Post Status events about the backend from now on (from the brain's thread)."""
+
+
 @dataclass(frozen=True)
 class ModelChoice:
     """Which GGUF file the brain runs, and why (a fallback says what went wrong)."""
@@ -143,6 +156,9 @@ def download_brain_model(config: BrainConfig) -> Path:
         return bundled_gguf()
     if config.model == NO_MODEL:
         raise ModelError('brain.model is "none" (fallback prompts only): no brain model to download')
+    if is_server_url(config.model):
+        raise ModelError(f"brain.model is a server ({config.model}): the server holds the model, nothing to download "
+                         "(`voicevibe prompt --model URL` checks it)")
     local = Path(config.model).expanduser()
     if local.is_file():
         return local
