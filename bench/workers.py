@@ -51,8 +51,14 @@ BLOCK = 1920
 
 # ---- 1. resets in the window, with the virtual microphone (runs in a child process per design) ----
 
-def run_design(design: str, checkpoint: str, out: str, max_seconds: float) -> None:
-    """In a child process: the window, the mic, forced resets; writes what it measured as JSON."""
+def run_design(design: str, checkpoint: str, out: str, max_seconds: float, trace: str | None = None) -> None:
+    """In a child process: the window, the mic, forced resets; writes what it measured as JSON.
+
+    `trace`: a file where every thread's stack is dumped whenever a tick is over 100 ms late (faulthandler's
+    C watchdog, which needs no GIL), to see what a stall is made of.
+    """
+    import faulthandler
+
     import customtkinter as ctk
 
     from voicevibe.config import load_config
@@ -95,10 +101,15 @@ def run_design(design: str, checkpoint: str, out: str, max_seconds: float) -> No
     window.handle = watch  # type: ignore[method-assign]
     due = [time.monotonic() + TICK_MS / 1000]
 
+    trace_file = open(trace, "w") if trace else None  # noqa: SIM115 - closed after the run
+
     def tick() -> None:
         now = time.monotonic()
         ticks.append((now, max(0.0, (now - due[0]) * 1000)))
         due[0] = now + TICK_MS / 1000
+        if trace_file is not None:
+            faulthandler.cancel_dump_traceback_later()
+            faulthandler.dump_traceback_later(0.1 + TICK_MS / 1000, file=trace_file)
         source = getattr(window.pipeline, "_source", None)
         if source is not None:
             mic["overflows"], mic["dropped"] = source.status_events, source.dropped_blocks
@@ -119,12 +130,16 @@ def run_design(design: str, checkpoint: str, out: str, max_seconds: float) -> No
     root.after(1000, start)
     root.mainloop()
     lags = [lag for t, lag in ticks if marks.get("listening", float("inf")) <= t <= marks.get("end", 0)]
+    if trace_file is not None:
+        faulthandler.cancel_dump_traceback_later()
+        trace_file.close()
     window.close()
     Path(out).write_text(json.dumps({"design": design, "resets": len(resets), "lags": lags, **mic,
                                      "seconds": marks.get("end", 0) - marks.get("listening", 0)}))
 
 
-def resets_in_window(checkpoint: Path, before_code: Path, quick: bool) -> list[dict]:
+def resets_in_window(checkpoint: Path, before_code: Path, quick: bool, designs: tuple[str, ...] = ("before", "after"),
+                     trace: str | None = None) -> list[dict]:
     """Both designs, one after the other, with speech looping into the virtual microphone."""
     from pulse import virtual_mic
     from speech import write_speech
@@ -143,12 +158,15 @@ def resets_in_window(checkpoint: Path, before_code: Path, quick: bool) -> list[d
         player.start()
         try:
             for design, code in (("before", before_code), ("after", ROOT)):
+                if design not in designs:
+                    continue
                 print(f"resets in the window: {design} ...", flush=True)
                 out = Path(tmp) / f"{design}.json"
                 env = {**os.environ, **mic.env, "DISPLAY": display, "PYTHONPATH": str(code),
                        "XDG_CONFIG_HOME": tmp, "XDG_STATE_HOME": tmp}
                 subprocess.run([sys.executable, __file__, "--design", design, "--checkpoint", str(checkpoint),
-                                "--json", str(out), "--max-seconds", "60" if quick else "240"],
+                                "--json", str(out), "--max-seconds", "60" if quick else "240",
+                                *(["--trace-stalls", trace] if trace else [])],
                                env=env, cwd=tmp, check=True, timeout=900)
                 results.append(json.loads(out.read_text()))
         finally:
@@ -349,15 +367,23 @@ def main() -> None:
     parser.add_argument("--wav", help=argparse.SUPPRESS)
     parser.add_argument("--json", help=argparse.SUPPRESS)
     parser.add_argument("--max-seconds", type=float, default=240.0, help=argparse.SUPPRESS)
+    parser.add_argument("--trace-stalls", metavar="FILE", help="with --window-only: dump every thread's stack to "
+                        "FILE whenever the window's tick is 100 ms late")
+    parser.add_argument("--window-only", choices=("after",), help="run only section 1 for this tree "
+                        "(a diagnosis run; RESULTS-workers.md is not written)")
     args = parser.parse_args()
     if args.design:
-        return run_design(args.design, args.checkpoint, args.json, args.max_seconds)
+        return run_design(args.design, args.checkpoint, args.json, args.max_seconds, args.trace_stalls)
     if args.startup:
         return run_startup(args.startup, args.checkpoint, args.wav, args.json)
 
     import run  # bench/run.py: checkpoints, machine description, engine vs reference
 
     load_before = Path("/proc/loadavg").read_text().split()[:3]
+    if args.window_only:
+        print(resets_in_window(run.checkpoint("tiny", vad=True), ROOT, args.quick, (args.window_only,),
+                               args.trace_stalls))
+        return
     tiny, full = run.checkpoint("tiny", vad=True), None if args.skip_full else run.checkpoint("full", vad=False)
     with tempfile.TemporaryDirectory() as tmp:
         before_code = Path(tmp) / "before"
