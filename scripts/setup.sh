@@ -3,11 +3,13 @@
 # --test: Homebrew), a virtualenv in .venv, llama-cpp-python built the right way for this CPU, the app.
 #   scripts/setup.sh          app only
 #   scripts/setup.sh --test   app + test tools (espeak-ng, PulseAudio, Xvfb, pytest...)
+#   scripts/setup.sh --which-python   print the Python a new .venv would use (and why others were passed over)
 # Once set up, it touches no network: what was installed is stamped in $VENV/.voicevibe-setup (keyed
 # by pyproject.toml, this script, the Python and the llama.cpp build), and pip runs only when that changed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 WITH_TEST=0; [ "${1:-}" = "--test" ] && WITH_TEST=1
+WHICH_PYTHON=0; [ "${1:-}" = "--which-python" ] && WHICH_PYTHON=1
 MODE=app; [ $WITH_TEST = 1 ] && MODE=test
 VENV=${VENV:-.venv}
 STAMP="$VENV/.voicevibe-setup"
@@ -80,8 +82,9 @@ llama_args() {
   [ "$(uname -s)" = Linux ] && echo "-DGGML_NATIVE=OFF" || true
 }
 
-key_of() {  # a short hash of stdin, by the venv's Python (sha1sum is not on every Mac)
-  "$VENV/bin/python" -c 'import hashlib, sys; print(hashlib.sha1(sys.stdin.buffer.read()).hexdigest()[:16])'
+key_of() {  # a short hash of stdin, by the venv's Python (sha1sum is not on every Mac); 12 hex digits, as
+  # `sha1sum | cut -c1-12` made them before, so wheels already built keep their folder
+  "$VENV/bin/python" -c 'import hashlib, sys; print(hashlib.sha1(sys.stdin.buffer.read()).hexdigest()[:12])'
 }
 
 llama_cpp() {
@@ -112,6 +115,7 @@ installed() {  # the stamp says this key was installed in this mode (a test inst
   [ "$line" = "$1 test" ] || { [ $MODE = app ] && [ "$line" = "$1 app" ]; }
 }
 
+if [ $WHICH_PYTHON = 1 ]; then pick_python; exit 0; fi
 system_packages
 if [ -x "$VENV/bin/python" ] && ! venv_ok=$("$VENV/bin/python" voicevibe/pycheck.py 2>&1); then
   echo "error: $VENV was made with a Python VoiceVibe cannot use:$venv_ok" >&2

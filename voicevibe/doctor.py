@@ -165,8 +165,7 @@ def check_microphone(probe: Probe) -> list[Row]:
         return [Row("microphone", False, str(e), "pick another input (voicevibe devices, then --input)")]
     if heard.all_zero:
         return [Row("microphone", False, f"{heard.device} delivers exact zeros ({heard.seconds:.1f} s)",
-                    macos.silent_input_fix() if probe.mac else "check that the input is not muted "
-                    "(pavucontrol or alsamixer) and is the one the performer uses")]
+                    macos.silent_input_fix(probe.mac))]
     return [Row("microphone", True, f"{heard.device}: peak {_dbfs(heard.peak)} over {heard.seconds:.1f} s")]
 
 
@@ -289,15 +288,23 @@ def model_bytes(config: Config) -> int:
         total += sum(p.stat().st_size for p in (files.lm, files.mimi))
     except (ModelError, OSError):
         total += sum(size for (repo, _), size in KNOWN_SIZES.items() if repo == config.stt.model)
-    brain = config.brain
-    if brain.model not in ("none", "bundled"):
-        from .firstrun import cached
+    from .firstrun import cached
+    from .llm import BUNDLED, NO_MODEL, bundled_gguf
 
-        path = Path(brain.model).expanduser() if not is_repo_id(brain.model) else cached(brain.model, brain.model_file)
-        try:
-            total += path.stat().st_size if path is not None else KNOWN_SIZES.get((brain.model, brain.model_file), 0)
-        except OSError:
-            pass
+    brain = config.brain
+    if brain.model == NO_MODEL:
+        return total
+    try:
+        if brain.model == BUNDLED:
+            path: Path | None = bundled_gguf()
+        elif is_repo_id(brain.model):
+            # not downloaded yet: the bundled model runs until it is, and the real one's size counts then
+            path = cached(brain.model, brain.model_file)
+        else:
+            path = Path(brain.model).expanduser()
+        total += path.stat().st_size if path is not None else KNOWN_SIZES.get((brain.model, brain.model_file), 0)
+    except (ImportError, OSError):
+        pass
     return total
 
 

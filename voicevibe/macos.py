@@ -30,9 +30,9 @@ def on_mac() -> bool:
     return PLATFORM == "darwin"
 
 
-def silent_input_fix() -> str:
+def silent_input_fix(mac: bool | None = None) -> str:
     """What to do when a live input delivers exact zeros (on a Mac: the microphone permission)."""
-    if on_mac():
+    if on_mac() if mac is None else mac:
         return (f"allow VoiceVibe (or Terminal, when started from a terminal) in {MIC_SETTINGS}, "
                 "then press Stop and Start (or restart the app)")
     return ("check that the input is not muted and is the one the performer uses "
