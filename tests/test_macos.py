@@ -268,3 +268,14 @@ def test_a_live_input_of_exact_zeros_becomes_a_status_naming_the_privacy_setting
     assert "'pulse'" in found.message and "System Settings > Privacy & Security > Microphone" in found.message
     log = pipeline.log_path.read_text(encoding="utf-8")
     assert "digital silence" in log  # the session log keeps it too
+
+
+def test_tests_keep_the_user_folders_in_a_temporary_home(user_state: Path) -> None:
+    """platformdirs ignores XDG_* on macOS (~/Library/Logs, ~/Library/Application Support): HOME is temporary."""
+    from voicevibe.config import settings_path, user_config_path
+    from voicevibe.session import default_log_dir
+
+    assert Path.home() == user_state
+    for path in (default_log_dir(), settings_path(), user_config_path()):
+        assert user_state in path.parents, path
+    assert (user_state / ".cache").is_symlink()  # models and the assembled GGUF stay shared

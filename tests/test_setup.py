@@ -15,6 +15,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 
 REPO = Path(__file__).resolve().parents[1]
 UNREACHABLE_INDEX = "http://127.0.0.1:9/"  # the discard port: nothing answers
@@ -167,3 +169,34 @@ def test_a_venv_made_with_an_unsupported_python_is_named_with_the_fix(tmp_path: 
     done = subprocess.run(["bash", "scripts/setup.sh"], cwd=copy, capture_output=True, text=True, timeout=60)
     assert done.returncode == 2
     assert ".venv was made with a Python VoiceVibe cannot use" in done.stderr and "rm -rf .venv" in done.stderr
+
+
+def mac_path(tmp_path: Path, *present: str) -> Path:
+    """A PATH for a pretend Mac: `uname` says Darwin; only the basic tools and `present` exist."""
+    bin_dir = tmp_path / "mac-bin"
+    bin_dir.mkdir()
+    for tool in ("bash", "sh", "dirname", "cat", "rm", "mkdir", "ls", "env"):
+        (bin_dir / tool).symlink_to(shutil.which(tool))
+    script(bin_dir / "uname", "echo Darwin")
+    for tool in present:
+        script(bin_dir / tool, "exit 0")
+    return bin_dir
+
+
+@pytest.mark.parametrize("with_brew", [True, False])
+def test_make_test_on_a_mac_installs_the_missing_test_tools_with_homebrew(tmp_path: Path, with_brew: bool) -> None:
+    copy = checkout(tmp_path)
+    stand_in_venv(copy, tmp_path / "pip.log")
+    bin_dir = mac_path(tmp_path, "sox")  # a Mac that has sox already
+    brew_log = tmp_path / "brew.log"
+    if with_brew:
+        script(bin_dir / "brew", f'echo "brew $*" >> "{brew_log}"')
+    done = subprocess.run(["bash", "scripts/setup.sh", "--test"], cwd=copy, capture_output=True, text=True,
+                          timeout=RUN_TIMEOUT_S, env={"PATH": str(bin_dir), "HOME": str(tmp_path)})
+    assert done.returncode == 0, done.stderr
+    if with_brew:
+        assert brew_log.read_text() == "brew install espeak-ng ffmpeg liblo\n"
+        assert "installing with Homebrew: espeak-ng ffmpeg liblo" in done.stdout
+    else:
+        assert "the tests need espeak-ng ffmpeg liblo; install Homebrew" in done.stderr
+    assert "apt-get" not in done.stdout + done.stderr

@@ -86,7 +86,8 @@ class PerformanceWindow:
         root.geometry(self.fit.geometry)
         root.protocol("WM_DELETE_WINDOW", self.close)
         handle_quit(root, self.close)  # Cmd-Q closes cleanly instead of Tcl_Exit(0)
-        TouchpadScroller(root).bind()  # Tk 9 on macOS: trackpad scrolling of the left column
+        self.touchpad = TouchpadScroller(root)
+        self.touchpad.bind()  # Tk 9 on macOS: trackpad scrolling of the left column
         self.ui = build_panels(self, root)
         self.models = ModelsStrip(self, root)  # first launch: missing models, a Download button
         for key in ("<space>", "<Key-f>", "<Key-F>", "<Escape>"):
