@@ -121,6 +121,9 @@ def fake_python(folder: Path, name: str, *, version: tuple = (3, 12, 4, "final",
 
 
 def which_python(copy: Path, bin_dir: Path, **env: str) -> subprocess.CompletedProcess:
+    """setup.sh --which-python with `bin_dir` first on PATH; `uname` says Linux, so that on a real Mac the
+    installed python.org Pythons do not join the candidates (the fakes report the platform themselves)."""
+    script(bin_dir / "uname", "echo Linux")
     return subprocess.run(["bash", "scripts/setup.sh", "--which-python"], cwd=copy, capture_output=True, text=True,
                           timeout=60, env={**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}", **env})
 
