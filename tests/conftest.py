@@ -11,10 +11,20 @@ from moshi_mlx import models
 from voicevibe.testing.checkpoint import CONFIG_NAME, write_checkpoint
 
 
+REAL_CACHE = Path.home() / ".cache"  # models and the assembled bundled GGUF stay shared between tests
+
+
 @pytest.fixture(autouse=True)
 def user_state(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """Every test gets its own empty user config and log dirs (platformdirs reads XDG_*)."""
+    """Every test, and every process it starts, gets its own empty user config and log dirs.
+
+    Linux: platformdirs reads XDG_*. macOS: platformdirs ignores XDG and uses ~/Library (Logs,
+    Application Support), so HOME itself points at a fresh folder, whose .cache is the real one.
+    """
     home = tmp_path_factory.mktemp("user")
+    REAL_CACHE.mkdir(parents=True, exist_ok=True)
+    (home / ".cache").symlink_to(REAL_CACHE, target_is_directory=True)
+    monkeypatch.setenv("HOME", str(home))
     monkeypatch.setenv("XDG_CONFIG_HOME", str(home / "config"))
     monkeypatch.setenv("XDG_STATE_HOME", str(home / "state"))
     return home

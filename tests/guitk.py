@@ -11,6 +11,7 @@ from typing import Any
 
 import customtkinter as ctk
 import pytest
+from platforms import XVFB, skip_on_mac
 from xvfb import xvfb
 
 from voicevibe.config import Config
@@ -42,7 +43,8 @@ class MainThreadOnly:
 
 @pytest.fixture(scope="session")
 def display() -> Iterator[str]:
-    """A private Xvfb display for the whole session, as $DISPLAY."""
+    """A private Xvfb display for the whole session, as $DISPLAY (the window tests skip on macOS)."""
+    skip_on_mac(XVFB)
     old = os.environ.get("DISPLAY")
     with xvfb() as name:
         os.environ["DISPLAY"] = name

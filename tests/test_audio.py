@@ -28,6 +28,7 @@ from voicevibe.config import BLOCK, SAMPLE_RATE
 
 sys.path.insert(0, str(Path(__file__).parent))
 import pulse  # noqa: E402  (tests/pulse.py, a helper beside this file)
+from platforms import PULSE, skip_on_mac  # noqa: E402
 
 
 # ---------------------------------------------------------------- helpers
@@ -633,7 +634,8 @@ def delayed(x: np.ndarray, delay: float) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def virtual_mic(tmp_path_factory: pytest.TempPathFactory):
-    """A private PulseAudio null sink as the microphone (tests/pulse.py); fails, never skips."""
+    """A private PulseAudio null sink as the microphone (tests/pulse.py); fails, never skips (but on macOS)."""
+    skip_on_mac(PULSE)
     try:
         with pulse.virtual_mic(tmp_path_factory.mktemp("pulse")) as mic:
             yield mic

@@ -1,8 +1,9 @@
-"""`python -m voicevibe` runs the command line."""
+"""`python -m voicevibe` runs the command line (and, started by VoiceVibe.app, shows a failure in a dialog)."""
 
 import sys
 
 from .cli import main
+from .launcher import run_from_bundle
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_from_bundle(main))

@@ -29,6 +29,8 @@ from .dispatch import Dispatcher
 from .dsp import Dsp
 from .events import (BRAIN_COMMANDS, Command, Freeze, Panic, Phrase, PhraseEnd, PipelineStats, SayText, SendPrompt,
                      SetAgc, SetGain, SetGate, Status, Stopped, WorkerState, Word, snake_name)
+from .macos import Activity
+from .miccheck import DigitalSilence, silence_status
 from .osc import OscSender
 from .session import SessionLog
 from .stt_worker import SttStage, load_stt
@@ -118,6 +120,15 @@ class Engines:
         elif brain_changed or self.brain.worker.state == "stopped":
             self.brain.worker.respawn(self.brain.spec(config.brain))
 
+    def reload(self, *, speech: bool = False, brain: bool = False) -> None:
+        """Model files arrived (a first-launch download): restart the workers that load them, same settings."""
+        if not self.started:
+            return
+        if speech:
+            self.stt.worker.respawn(self.stt.worker.spec)
+        if brain and self.brain.enabled:
+            self.brain.worker.respawn(self.brain.worker.spec)
+
     def close(self) -> None:
         """Stop the workers (each killed if it does not exit in time)."""
         self.supervisor.close()
@@ -163,6 +174,7 @@ class Pipeline:
         self._next_drop_warning = 0.0
         self.error: str | None = None
         self.started = False
+        self._activity = Activity()  # macOS: no App Nap while the show runs
 
     @property
     def stt(self) -> SttStage:
@@ -194,6 +206,7 @@ class Pipeline:
             raise
 
     def _start(self) -> None:
+        self._activity.begin()
         self.engines.start()
         self.engines.ensure_running()
         self.log = SessionLog.open(self.config.session, record_audio=self.record_audio, report=self._post,
@@ -267,6 +280,7 @@ class Pipeline:
             self.log.close()
         if self._owns_engines:
             self.engines.close()
+        self._activity.end()
 
     def _guarded(self, name: str, target: Callable[[], None]) -> Callable[[], None]:
         def run() -> None:
@@ -398,9 +412,12 @@ class Pipeline:
         """The audio loop: record, condition, meter, send; the speech engine never slows it down."""
         record = self.log.record if self.log is not None and self.record_audio else None
         send_level = self.osc is not None and self.config.osc.send_level
+        silence = DigitalSilence() if isinstance(source, MicSource) else None  # a denied mic on macOS
         for block in source.blocks():
             if self._stopping.is_set():
                 break
+            if silence is not None and silence.step(block):
+                self._post(silence_status(describe(source), source.channel))  # type: ignore[union-attr]
             if record is not None:
                 record(block)
             out, levels = self.dsp.process(block)

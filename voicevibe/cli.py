@@ -1,6 +1,7 @@
-"""The `voicevibe` command: run, transcribe, prompt, replay, devices, models download, config.
+"""The `voicevibe` command: run, transcribe, prompt, replay, devices, models download, doctor, config.
 
-Exit codes: 0 ok, 2 bad usage or bad input (file, device, config, model), 130 interrupted.
+Exit codes: 0 ok, 2 bad usage or bad input (file, device, config, model), 130 interrupted;
+`doctor`: 1 when the show cannot start.
 """
 
 from __future__ import annotations
@@ -8,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -23,6 +25,7 @@ from .dsp import Dsp
 from .events import Event, Levels, PhraseEnd, Word, to_json_dict
 from .fallback import AssetError
 from .hub import ModelError, locate_stt
+from .launcher import keep_awake
 from .session import SessionLogError
 
 log = logging.getLogger("voicevibe")
@@ -91,6 +94,12 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("install-launcher", help="put a double-clickable VoiceVibe on the Desktop (macOS .app, "
                    "Linux .desktop entry)")
 
+    doc = sub.add_parser("doctor", parents=[common], help="check what a show needs (Python, GPU, microphone, "
+                         "models, OSC targets, memory, log folder), with the fix for each; exit 0 when ready")
+    doc.add_argument("--input", help="the input to check (audio.input): device index, name part, or a file")
+    doc.add_argument("--channel", type=int, help="input channel to check (audio.channel)")
+    doc.add_argument("--osc", action="append", metavar="HOST:PORT", help="OSC receiver to check (osc.targets)")
+
     cfg = sub.add_parser("config", parents=[common], help="print the effective configuration")
     cfg.add_argument("--defaults", action="store_true", help="print every key with its default and doc")
     return parser
@@ -101,6 +110,8 @@ def load(args: argparse.Namespace) -> Config:
     overrides = [parse_override(s) for s in args.set]
     if getattr(args, "model", None):
         overrides.append({"brain" if args.command == "prompt" else "stt": {"model": args.model}})
+    if args.command == "doctor" and args.input is not None:
+        overrides.append({"audio": {"input": args.input}})
     if getattr(args, "channel", None) is not None:
         overrides.append({"audio": {"channel": args.channel}})
     for flag in ("style", "vibe"):
@@ -171,8 +182,11 @@ def cmd_run(args: argparse.Namespace, config: Config) -> int:
     else:
         script = None
     input_spec = args.input if args.input is not None else (None if script is not None else config.audio.input)
+    if input_spec is not None and not models_ready(config):
+        return EXIT_BAD_INPUT  # the audio needs the speech model; a script alone does not
     record = config.session.record_audio == "on"
     engines = Engines(config)
+    awake = keep_awake(os.getpid())  # macOS: caffeinate while the show runs, as the window does
     try:
         pipeline = Pipeline(config, engines=engines, input_spec=input_spec, script=script, record_audio=record)
         front = TerminalFront(pipeline)
@@ -190,6 +204,26 @@ def cmd_run(args: argparse.Namespace, config: Config) -> int:
             front.close()
     finally:
         engines.close()
+        if awake is not None:
+            awake.terminate()
+            awake.wait(5)
+
+
+def models_ready(config: Config) -> bool:
+    """First launch, headless: say which models are missing and how big; False when the speech model is."""
+    from .firstrun import missing_models
+
+    missing = missing_models(config)
+    for model in missing:
+        print(f"[models] not downloaded yet: {model.describe()}", file=sys.stderr)
+    speech = [m for m in missing if m.role == "speech"]
+    if any(m.role == "brain" for m in missing) and not speech:
+        print("[models] the bundled Gemma 3 270M makes the prompts until then", file=sys.stderr)
+    if not speech:
+        return True
+    print(f"voicevibe: error: {speech[0].problem}\n  The window (`voicevibe`) has a Download button with "
+          "progress; `--script FILE` (without --input) runs without the speech model.", file=sys.stderr)
+    return False
 
 
 def read_script(path: Path) -> list[str]:
@@ -299,8 +333,8 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the `voicevibe` console script."""
     parser = build_parser()
     argv = sys.argv[1:] if argv is None else argv
-    commands = {"run", "transcribe", "prompt", "replay", "devices", "models", "config", "install-launcher",
-                "-h", "--help", "--version"}
+    commands = {"run", "transcribe", "prompt", "replay", "devices", "models", "doctor", "config",
+                "install-launcher", "-h", "--help", "--version"}
     if not argv or argv[0] not in commands:
         argv = ["run", *argv]  # `voicevibe [--input X ...]` starts the show
     args = parser.parse_args(argv)
@@ -321,6 +355,10 @@ def main(argv: list[str] | None = None) -> int:
             return EXIT_OK
         if args.command == "models":
             return cmd_models_download(config)
+        if args.command == "doctor":
+            from .doctor import main as doctor
+
+            return doctor(config)
         if args.command == "transcribe":
             return cmd_transcribe(args, config)
         if args.command == "prompt":

@@ -160,6 +160,24 @@ class Stopped:
     error: str | None = None
 
 
+@dataclass(frozen=True)
+class DownloadProgress:
+    """A first-launch model download (firstrun.py): bytes so far of the whole download."""
+
+    file: str  # the file being fetched now
+    done: int
+    total: int | None  # None while a size is unknown
+
+
+@dataclass(frozen=True)
+class DownloadDone:
+    """The first-launch download ended; `error` is None when every file arrived."""
+
+    error: str | None
+    speech: bool  # the speech model's files all arrived: its worker loads again
+    brain: bool  # the brain's GGUF arrived
+
+
 Event = (Word | PhraseEnd | SegmentReset | Status | Phrase | ImagePrompt | Summary | Levels | TargetStatus
          | WorkerState | PipelineStats | Stopped)
 

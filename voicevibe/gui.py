@@ -32,7 +32,9 @@ from .events import (BRAIN_COMMANDS, Command, Freeze, Levels, Panic, PauseBrain,
                      SetGain, SetGate, SetHistory, SetRate, SetStyle, SetVibe, Status, Stopped)
 from .fallback import AssetError, load_assets
 from .gui_brain import describe_brain, show_brain_source, switched
+from .gui_firstrun import ModelsStrip
 from .gui_panels import VIEWS, build_panels, show_levels, show_status
+from .gui_platform import TouchpadScroller, fit_window, handle_quit
 from .gui_widgets import AMBER, GREEN, GREY, RED
 from .hub import ModelError
 from .osc import OscSender
@@ -81,9 +83,14 @@ class PerformanceWindow:
         self.closed = False
         self.styles = list(_style_names(config))
         root.title("VoiceVibe")
-        root.geometry("1500x940")
+        self.fit = fit_window(root.winfo_screenwidth(), root.winfo_screenheight())
+        root.geometry(self.fit.geometry)
         root.protocol("WM_DELETE_WINDOW", self.close)
+        handle_quit(root, self.close)  # Cmd-Q closes cleanly instead of Tcl_Exit(0)
+        self.touchpad = TouchpadScroller(root)
+        self.touchpad.bind()  # Tk 9 on macOS: trackpad scrolling of the left column
         self.ui = build_panels(self, root)
+        self.models = ModelsStrip(self, root)  # first launch: missing models, a Download button
         for key in ("<space>", "<Key-f>", "<Key-F>", "<Escape>"):
             root.bind(key, self._on_key)
         self.refresh_devices()
@@ -363,6 +370,7 @@ class PerformanceWindow:
                 break
         if levels is not None:
             show_levels(self.ui, levels)
+        self.models.poll()
         self._ticks += 1
         if self._ticks % (1000 // POLL_MS) == 0:
             self.ui.targets.refresh()
@@ -421,6 +429,7 @@ class PerformanceWindow:
         self.stop()
         if self._stopper is not None:
             self._stopper.join(STOP_JOIN_SECONDS)
+        self.models.close()
         self.engines.close()
         self.osc.close()
         self.save_settings()

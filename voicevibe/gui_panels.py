@@ -37,11 +37,11 @@ def build_panels(w: PerformanceWindow, root: ctk.CTk) -> SimpleNamespace:
     """Create every widget of the window; returns them as attributes."""
     ui = SimpleNamespace()
     root.grid_columnconfigure(1, weight=1)
-    root.grid_rowconfigure(0, weight=1)
-    left = ctk.CTkScrollableFrame(root, width=640)
-    left.grid(row=0, column=0, sticky="nsew", padx=(8, 4), pady=8)
+    root.grid_rowconfigure(1, weight=1)  # row 0: the first-launch strip (gui_firstrun), when models are missing
+    left = ctk.CTkScrollableFrame(root, width=w.fit.left_width)
+    left.grid(row=1, column=0, sticky="nsew", padx=(8, 4), pady=8)
     right = ctk.CTkFrame(root)
-    right.grid(row=0, column=1, sticky="nsew", padx=(4, 8), pady=8)
+    right.grid(row=1, column=1, sticky="nsew", padx=(4, 8), pady=8)
     _input_panel(w, left, ui)
     _sound_panel(w, left, ui)
     _brain_panel(w, left, ui)
@@ -193,7 +193,7 @@ def _show_panel(w: PerformanceWindow, parent: Any, ui: SimpleNamespace) -> None:
 
 def _status_bar(root: ctk.CTk, ui: SimpleNamespace) -> None:
     bar = ctk.CTkFrame(root)
-    bar.grid(row=1, column=0, columnspan=2, sticky="ew", padx=8, pady=(0, 8))
+    bar.grid(row=2, column=0, columnspan=2, sticky="ew", padx=8, pady=(0, 8))
     ui.model_status = ctk.CTkLabel(bar, text="speech: not started", font=FONT_SMALL, anchor="w")
     ui.model_status.grid(row=0, column=0, sticky="w", padx=8)
     ui.progress = ctk.CTkProgressBar(bar, width=140, mode="determinate")

@@ -1,7 +1,8 @@
 """Model files: a local folder, the Hugging Face cache, or a download with progress.
 
 The show never waits on a download: front ends that run live call `locate_stt` with
-`allow_download=False` and tell the operator to run `voicevibe models download` first.
+`allow_download=False` and tell the operator to download first (the window's Download button,
+firstrun.py, or `voicevibe models download`).
 """
 
 from __future__ import annotations
@@ -50,29 +51,54 @@ def is_repo_id(name: str) -> bool:
     return bool(REPO_ID.match(name)) and not Path(name).expanduser().exists()
 
 
-def _missing_help(repo: str, what: str) -> str:
+@dataclass(frozen=True)
+class MissingHelp:
+    """How the error for a missing model file tells the user to get it: which files, and where they go."""
+
+    command: str  # the download command with internet
+    files: tuple[str, ...]  # what to download by hand
+    place: str  # where the downloaded files go, and which setting points at them
+
+
+def stt_help(repo: str) -> MissingHelp:
+    """A Kyutai STT checkpoint: config.json and the files it names, in one folder passed as --model."""
     files = KNOWN_FILES.get(repo) or ["config.json", "and the files it names (mimi_name, "
                                       "tokenizer_name, moshi_name or model.safetensors)"]
-    return (f"On a machine with internet, run `voicevibe models download --model {repo}` "
-            f"(files go to {hf_constants.HF_HUB_CACHE}), or download {', '.join(files)} from "
-            f"https://huggingface.co/{repo} into one folder and pass `--model FOLDER`. ({what})")
+    return MissingHelp(f"voicevibe models download --model {repo}", tuple(files),
+                       "into one folder and pass `--model FOLDER`")
 
 
-def fetch_file(repo: str, filename: str, *, allow_download: bool) -> Path:
-    """One file of a hub repo: from the cache if there, else downloaded with a progress bar."""
+def gguf_help(repo: str, filename: str) -> MissingHelp:
+    """A brain GGUF: the one file, and brain.model set to its path."""
+    return MissingHelp(f"voicevibe models download --set brain.model={repo} --set brain.model_file={filename}",
+                       (filename,), f"and set brain.model to its path ({filename})")
+
+
+def _missing_help(repo: str, what: str, how: MissingHelp) -> str:
+    return (f"On a machine with internet, press Download in the window or run `{how.command}` "
+            f"(files go to {hf_constants.HF_HUB_CACHE}), or download {', '.join(how.files)} from "
+            f"https://huggingface.co/{repo} {how.place}. ({what})")
+
+
+def fetch_file(repo: str, filename: str, *, allow_download: bool, how: MissingHelp | None = None) -> Path:
+    """One file of a hub repo: from the cache if there, else downloaded with a progress bar.
+
+    `how` says what the error message tells the user to download (default: the STT checkpoint's files).
+    """
+    how = how or stt_help(repo)
     try:
         return Path(huggingface_hub.hf_hub_download(repo, filename, local_files_only=True))
     except LocalEntryNotFoundError:
         pass
     if not allow_download:
         raise ModelError(f"{repo}: {filename} is not downloaded yet. "
-                         + _missing_help(repo, "a live run never downloads during the show"))
+                         + _missing_help(repo, "a live run never downloads during the show", how))
     log.info("downloading %s from %s", filename, repo)
     try:
         return Path(huggingface_hub.hf_hub_download(repo, filename))
     except (HfHubHTTPError, RequestException, LocalEntryNotFoundError, OSError) as e:
         raise ModelError(f"{repo}: could not download {filename}: {type(e).__name__}: {str(e).rstrip('.')}. "
-                         + _missing_help(repo, "no cached copy either")) from e
+                         + _missing_help(repo, "no cached copy either", how)) from e
 
 
 def _read_config(path: Path) -> dict[str, Any]:

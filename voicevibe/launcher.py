@@ -1,9 +1,13 @@
 """Double-click launchers (`voicevibe install-launcher`) and keeping a Mac awake during a show.
 
-macOS: `~/Desktop/VoiceVibe.app`, a bundle whose executable is a bash script that runs this
-venv's Python (absolute path) with `-m voicevibe` (the window), logs to
-~/Library/Logs/voicevibe/launcher.log and shows an error dialog (osascript) when the app fails.
-Its Info.plist carries the microphone-usage description macOS asks for.
+macOS: `~/Desktop/VoiceVibe.app`. Its executable is a tiny C program (assets/mac_launcher.c,
+compiled with `cc` at install time) that sends its output to ~/Library/Logs/voicevibe/launcher.log
+and execv()s this venv's Python (absolute path) with `-m voicevibe` (the window) in its own
+process, so that macOS asks for the microphone on behalf of VoiceVibe (a shell-script executable
+gets no prompt, or one naming /bin/bash). When the app fails, `run_from_bundle` shows the end of
+the log in a dialog (osascript). Without a compiler the executable is a bash script, with a
+warning. The bundle is signed ad hoc when `codesign` exists; its Info.plist carries the
+microphone-usage text and the oldest macOS the pinned mlx runs on.
 Linux: a `.desktop` entry in ~/.local/share/applications (and on ~/Desktop when it exists).
 """
 
@@ -17,9 +21,14 @@ import shutil
 import stat
 import subprocess
 import sys
+import tempfile
+import traceback
+from collections.abc import Callable
+from importlib import resources
 from pathlib import Path
 
-from . import __version__
+from . import __version__, macos
+from .pycheck import MIN_MACOS
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +37,14 @@ BUNDLE_ID = "org.voicevibe.app"
 MIC_USAGE = ("VoiceVibe listens to the performer's microphone and turns the speech into images "
              "on stage. The audio stays on this Mac.")
 DESKTOP_FILE = "voicevibe.desktop"
+OSASCRIPT = "/usr/bin/osascript"
+LOG_ENV, DIALOG_ENV = "VOICEVIBE_LAUNCHER_LOG", "VOICEVIBE_DIALOG"  # set by the compiled launcher
+DIALOG_LOG_LINES = 6
+COMPILE_SECONDS = 120
+SIGN_SECONDS = 120
+NO_COMPILER = ("VoiceVibe.app runs a shell script ({why}): macOS may not ask for the microphone for it, and "
+               "the show would hear silence. Install the Xcode command line tools (xcode-select --install), "
+               "then run `voicevibe install-launcher` again")
 
 MAC_SCRIPT = """#!/bin/bash
 # VoiceVibe launcher, written by `voicevibe install-launcher`. Runs the installed app and keeps
@@ -67,10 +84,55 @@ def info_plist(version: str = __version__) -> dict[str, object]:
         "CFBundleVersion": version,
         "CFBundleShortVersionString": version,
         "CFBundleInfoDictionaryVersion": "6.0",
-        "LSMinimumSystemVersion": "11.0",
+        "LSMinimumSystemVersion": ".".join(map(str, MIN_MACOS)),  # what mlx 0.26 (moshi-mlx's pin) needs
         "NSHighResolutionCapable": True,
         "NSMicrophoneUsageDescription": MIC_USAGE,
     }
+
+
+def c_string(text: str) -> str:
+    """A C string literal for `text` (anything but plain ASCII as octal escapes)."""
+    plain = (ch if ch.isascii() and ch.isprintable() and ch not in '"\\?' else
+             "".join(f"\\{byte:03o}" for byte in ch.encode()) for ch in text)
+    return '"' + "".join(plain) + '"'
+
+
+def launcher_source(python: str, dialog: str = OSASCRIPT) -> str:
+    """The C launcher's source for this venv's Python."""
+    template = resources.files("voicevibe").joinpath("assets/mac_launcher.c").read_text(encoding="utf-8")
+    return (f"#define VOICEVIBE_PYTHON {c_string(python)}\n"
+            f"#define VOICEVIBE_DIALOG {c_string(dialog)}\n" + template)
+
+
+def compile_launcher(python: str, out: Path, *, dialog: str = OSASCRIPT, compiler: str = "cc") -> str | None:
+    """Compile the launcher into `out`; None when done, else why not (no compiler, or its error)."""
+    found = shutil.which(compiler)
+    if found is None:
+        return f"no C compiler `{compiler}`"
+    with tempfile.TemporaryDirectory(prefix="voicevibe-launcher-") as tmp:
+        source = Path(tmp) / "launcher.c"
+        source.write_text(launcher_source(python, dialog), encoding="utf-8")
+        try:
+            done = subprocess.run([found, "-O2", "-Wall", "-o", str(out), str(source)], capture_output=True,
+                                  text=True, timeout=COMPILE_SECONDS)
+        except (OSError, subprocess.TimeoutExpired) as e:
+            return f"`{compiler}` failed: {e}"
+    if done.returncode != 0:  # a Mac without the command line tools has a cc that only offers to install them
+        return f"`{compiler}` failed: {(done.stderr or done.stdout).strip()[-300:]}"
+    return None
+
+
+def sign_ad_hoc(bundle: Path) -> str | None:
+    """`codesign --force --deep --sign -` the bundle when codesign exists; None when signed, else why not."""
+    codesign = shutil.which("codesign")
+    if codesign is None:
+        return "no codesign"
+    try:
+        done = subprocess.run([codesign, "--force", "--deep", "--sign", "-", str(bundle)], capture_output=True,
+                              text=True, timeout=SIGN_SECONDS)
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return f"codesign failed: {e}"
+    return None if done.returncode == 0 else f"codesign failed: {done.stderr.strip()[-300:]}"
 
 
 def write_mac_app(folder: Path, command: list[str]) -> Path:
@@ -78,13 +140,19 @@ def write_mac_app(folder: Path, command: list[str]) -> Path:
     bundle = folder / f"{APP_NAME}.app"
     if bundle.exists():
         shutil.rmtree(bundle)
-    macos = bundle / "Contents" / "MacOS"
-    macos.mkdir(parents=True)
+    contents = bundle / "Contents" / "MacOS"
+    contents.mkdir(parents=True)
     with open(bundle / "Contents" / "Info.plist", "wb") as fh:
         plistlib.dump(info_plist(), fh)
-    script = macos / APP_NAME
-    script.write_text(MAC_SCRIPT.format(command=shlex.join(command)), encoding="utf-8")
-    script.chmod(script.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
+    executable = contents / APP_NAME
+    why = compile_launcher(command[0], executable)
+    if why is not None:
+        log.warning(NO_COMPILER.format(why=why))
+        executable.write_text(MAC_SCRIPT.format(command=shlex.join(command)), encoding="utf-8")
+    executable.chmod(executable.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
+    unsigned = sign_ad_hoc(bundle)
+    if unsigned is not None:
+        log.info("VoiceVibe.app is not signed (%s)", unsigned)
     return bundle
 
 
@@ -118,12 +186,12 @@ def write_linux_entries(command: list[str], home: Path) -> list[Path]:
     return targets
 
 
-def install_launcher(*, platform: str = sys.platform, home: Path | None = None,
+def install_launcher(*, platform: str | None = None, home: Path | None = None,
                      python: str | None = None) -> list[Path]:
     """Write the platform's launcher(s); returns what was written."""
     home = home or Path.home()
     command = app_command(python)
-    if platform == "darwin":
+    if (platform or macos.PLATFORM) == "darwin":
         desktop = home / "Desktop"
         desktop.mkdir(parents=True, exist_ok=True)
         return [write_mac_app(desktop, command)]
@@ -138,12 +206,49 @@ def exec_command(entry: Path) -> list[str]:
     raise ValueError(f"{entry}: no Exec line")
 
 
-def keep_awake(pid: int, *, platform: str = sys.platform) -> subprocess.Popen | None:
+def keep_awake(pid: int, *, platform: str | None = None) -> subprocess.Popen | None:
     """On macOS, `caffeinate -dimsu -w pid`: no display, idle or system sleep while the app runs."""
-    if platform != "darwin":
+    if (platform or macos.PLATFORM) != "darwin":
         return None
     caffeinate = shutil.which("caffeinate")
     if caffeinate is None:
         log.warning("caffeinate not found: the Mac may sleep during the show (turn sleep off by hand)")
         return None
     return subprocess.Popen([caffeinate, "-dimsu", "-w", str(pid)])
+
+
+def failure_dialog(code: int, log_path: Path, dialog: str = OSASCRIPT) -> list[str]:
+    """The osascript command that shows the end of the launcher log after the app failed."""
+    try:
+        tail = log_path.read_text(encoding="utf-8", errors="replace").splitlines()[-DIALOG_LOG_LINES:]
+    except OSError as e:
+        tail = [f"(cannot read the log: {e.strerror})"]
+    detail = "\n".join(tail).replace('"', "'").replace("\\", "/")
+    text = (f"VoiceVibe could not start or stopped with an error (code {code}).\n\n{detail}\n\n"
+            f"Full log: {log_path}").replace('"', "'")
+    return [dialog, "-e", f'display dialog "{text}" with title "{APP_NAME}" buttons {{"OK"}} default button 1 '
+            "with icon stop"]
+
+
+def run_from_bundle(main: Callable[[], int]) -> int:
+    """Run the app; when the .app's launcher started it (LOG_ENV set) and it fails, show the log in a dialog."""
+    log_path = os.environ.get(LOG_ENV)
+    if not log_path:
+        return main()
+    try:
+        code = main()
+    except SystemExit as e:
+        code = e.code if isinstance(e.code, int) else 1
+    except Exception:  # the top of the app started from the Dock: the dialog is the only place it shows
+        traceback.print_exc()
+        code = 1
+    sys.stdout.flush()
+    sys.stderr.flush()
+    print(f"=== VoiceVibe exited with code {code}", file=sys.stderr, flush=True)
+    if code not in (0, 130):  # 130: interrupted on purpose
+        dialog = os.environ.get(DIALOG_ENV) or OSASCRIPT
+        try:
+            subprocess.run(failure_dialog(code, Path(log_path), dialog), timeout=None, check=False)
+        except OSError as e:
+            print(f"cannot show the error dialog: {e}", file=sys.stderr)
+    return code

