@@ -155,7 +155,10 @@ class CuePanel:
             return "break"
         key = event.keysym.lower() if len(event.keysym) == 1 else ""
         cue = self.show.show.by_key(key) if key and self.show.show is not None else None
-        if cue is None:
+        if cue is not None:
+            self.w.command(FireCue(cue.number, via="key"))
+        elif key in "123456789" and key:
+            self.w.command(FireCue(int(key), via="key"))  # no such cue: the operator is told
+        else:
             return None
-        self.w.command(FireCue(cue.number, via="key"))
         return "break"
