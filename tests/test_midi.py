@@ -214,7 +214,7 @@ def test_the_window_learns_a_cc_fires_cues_and_panic_and_keeps_the_mapping_after
             controller.send(note(36, 100))
             pump(w.root, lambda: w.panicked)
             assert "PANIC ON" in w.ui.panic_button.cget("text")
-            assert ("/panic", [1]) in [(m.address, m.params) for m in peer.messages]
+            pump(w.root, lambda: ("/panic", [1]) in [(m.address, m.params) for m in peer.messages])
         # The window is closed (its port too); a new launch reads the saved settings over the config.
         saved = settings.read_text(encoding="utf-8")
         assert "gain=cc:1:30" in saved and "cue2=note:1:50" in saved

@@ -19,9 +19,12 @@ inside a UTF-8 character) with a warning.
 | heartbeat      | /heartbeat       | /visual/heartbeat      | -               | i counter       |
 | panic          | /panic           | /visual/panic          | -               | i 1 on, 0 off   |
 | freeze         | /freeze          | /visual/freeze         | -               | i 1 on, 0 off   |
+| seed           | /seed            | -                      | -               | i seed          |
+| blend          | /prompt_list     | -                      | -               | s JSON list     |
+| transition     | -                | -                      | /scope/transition_steps | i steps |
 
 Scope sets a pipeline parameter for every `/scope/<key>` it receives, so its preset sends the
-prompt only. `osc.addresses` overrides any address ("name=/address", empty: off).
+prompt and its transition steps only. Seeds, blends and transitions are look.py's (`ShowSender`). `osc.addresses` overrides any address ("name=/address", empty: off).
 """
 
 from __future__ import annotations
