@@ -153,8 +153,9 @@ def bench_midi(count: int, tmp: Path) -> list[float]:
     from voicevibe.midi import MidiInput
 
     os.environ.setdefault("JACK_NO_START_SERVER", "1")
-    jackd = subprocess.Popen(["jackd", "-r", "-d", "dummy", "-r", "48000", "-p", "128"], stdout=subprocess.DEVNULL,
-                             stderr=subprocess.DEVNULL, start_new_session=True)
+    os.environ["JACK_DEFAULT_SERVER"] = name = f"voicevibe-bench-{os.getpid()}"  # no other client on it
+    jackd = subprocess.Popen(["jackd", "-n", name, "-r", "-t", "10000", "-d", "dummy", "-r", "48000", "-p", "128"],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     backend = mido.Backend(JACK, load=True)
     deadline = time.monotonic() + 20
     while True:

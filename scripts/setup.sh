@@ -2,7 +2,7 @@
 # Set up everything VoiceVibe needs on a fresh machine: system packages (Linux: apt),
 # a virtualenv in .venv, llama-cpp-python built the right way for this CPU, the app.
 #   scripts/setup.sh          app only
-#   scripts/setup.sh --test   app + test tools (espeak-ng, PulseAudio, Xvfb, pytest...)
+#   scripts/setup.sh --test   app + test tools (espeak-ng, PulseAudio, Xvfb, JACK for real MIDI ports, pytest...)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 WITH_TEST=0; [ "${1:-}" = "--test" ] && WITH_TEST=1
@@ -24,7 +24,7 @@ system_packages() {
     return  # macOS: sounddevice and soundfile wheels bundle their libraries
   fi
   local pkgs="libportaudio2 libsndfile1 python3-tk"
-  [ $WITH_TEST = 1 ] && pkgs="$pkgs espeak-ng sox ffmpeg pulseaudio pulseaudio-utils libasound2-plugins xvfb xdotool imagemagick liblo-tools"
+  [ $WITH_TEST = 1 ] && pkgs="$pkgs espeak-ng sox ffmpeg pulseaudio pulseaudio-utils libasound2-plugins xvfb xdotool imagemagick liblo-tools jackd2"
   local missing=""
   for p in $pkgs; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
   [ -z "$missing" ] && return

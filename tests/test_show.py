@@ -68,6 +68,13 @@ def test_a_show_file_loads_with_defaults_keys_and_lookups(tmp_path):
     assert show.by_key("s") is show.cues[2]
 
 
+def test_the_example_show_loads_with_the_real_style_presets():
+    from voicevibe.fallback import load_assets
+
+    show = load_show(ROOT / "examples" / "night-swim.toml", styles=load_assets("").styles)
+    assert len(show.cues) == 5 and show.by_key("b").name == "Black" and show.find("storm").phrase
+
+
 BAD_SHOWS = [  # (what is wrong, file text, words the error must name)
     ("unknown cue key", '[[cue]]\nname = "A"\nprompt = "x"\n[[cue]]\nname = "Storm"\npromt = "y"\n',
      ['cue 2 "Storm"', "promt"]),

@@ -210,7 +210,7 @@ class PerformanceWindow:
 
         Freeze, panic, typed prompts and cues reach the screen with the engine stopped (the window owns the OSC
         sender and the show); brain commands reach the brain, whose state outlives a show; DSP settings wait for
-        the next. Safe from any thread (MIDI buttons act from rtmidi's).
+        the next. Safe from any thread (MIDI buttons act from the MIDI reading thread).
         """
         if self.pipeline is not None:
             self.pipeline.apply(command)

@@ -2,7 +2,7 @@
 
 MIDI learn, as in Daydream Scope: press a control's "Learn", then move a knob or hit a pad; the
 binding shows at once and goes into the settings (`midi.mapping`), so it is back at the next
-launch. Buttons (panic, cues...) act at once on rtmidi's thread through the window's thread-safe
+launch. Buttons (panic, cues...) act at once on the MIDI reading thread through the window's thread-safe
 `command`; knobs move their slider on the Tk thread (at the next poll, as the meters do), which
 applies and remembers the value like a mouse drag. Learned bindings and the window's own state
 (panic, freeze, pause buttons) are brought up to date on the Tk thread.
@@ -91,7 +91,7 @@ class MidiPanel:
             log.warning("MIDI: the window is not keeping up; %s dropped", type(item).__name__)
 
     def _on_command(self, command: Command) -> None:
-        """rtmidi's thread: a button acts now; a knob waits for the Tk thread (it moves a slider)."""
+        """The MIDI reading thread: a button acts now; a knob waits for the Tk thread (it moves a slider)."""
         if not isinstance(command, (*SLIDERS, SetTransition)):
             self.w.command(command)
         self._queue_put(command)

@@ -6,7 +6,12 @@ on macOS; a machine without ALSA devices (a container, CI) uses JACK:
 watcher thread polls the port names every `midi.reconnect_seconds` (like the microphone retry):
 a name that vanished closes the port, a name that comes back is opened again. If the backend
 itself goes (JACK stopped), the stale port is kept, never closed: closing an rtmidi JACK port
-after its server died crashes the process. Messages arrive on rtmidi's thread and go through the
+after its server died crashes the process.
+
+With the rtmidi backend, messages wait in rtmidi's own (C++) queue and a thread of ours reads them
+every POLL_SECONDS: mido's ports would run a Python callback on the MIDI system's thread, which is
+JACK's process thread on Linux, and a callback waiting for Python's global lock there makes JACK
+miss cycles (their MIDI events are lost) or drop the client. Each message goes through the
 `MidiRouter` (midi_map.py); a malformed or unmapped message is counted and ignored.
 """
 
@@ -25,6 +30,8 @@ from .midi_map import Learned, MidiRouter, parse_mapping
 log = logging.getLogger(__name__)
 
 JOIN_SECONDS = 5.0
+POLL_SECONDS = 0.001  # rtmidi's queue is read this often (what Scope's MIDI clock does): <= 1 ms added
+QUEUE_MESSAGES = 4096  # rtmidi's queue: a fast knob sweep is a few hundred messages
 JACK_HINT = ("no MIDI system here? on Linux without ALSA devices, run a JACK server and set "
              "midi.backend = \"mido.backends.rtmidi/UNIX_JACK\"")
 
@@ -62,6 +69,54 @@ def match_port(names: list[str], wanted: str) -> str | None:
         return wanted
     folded = wanted.casefold()
     return next((n for n in names if folded in n.casefold()), None)
+
+
+class PolledInput:
+    """An rtmidi input port read by a thread of ours (no Python on the MIDI system's thread)."""
+
+    def __init__(self, api: str | None, name: str, on_message: Callable[[Any], None]) -> None:
+        import rtmidi
+
+        self.name = name
+        self._rt = rtmidi.MidiIn(getattr(rtmidi, f"API_{api}") if api else rtmidi.API_UNSPECIFIED,
+                                 name="VoiceVibe", queue_size_limit=QUEUE_MESSAGES)
+        ports = self._rt.get_ports()
+        if name not in ports:
+            self._rt.delete()
+            raise OSError(f"{name} is no longer there")
+        self._rt.open_port(ports.index(name), "VoiceVibe In")
+        self._rt.ignore_types(sysex=False, timing=True, active_sense=True)  # clock ticks are not controls
+        self._on_message = on_message
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._read, name="midi-in")
+        self._thread.start()
+
+    def _read(self) -> None:
+        import mido
+
+        while not self._stop.is_set():
+            got = self._rt.get_message()
+            if got is None:
+                self._stop.wait(POLL_SECONDS)
+                continue
+            data = got[0]
+            try:
+                message: Any = mido.Message.from_bytes(data)
+            except (ValueError, TypeError, IndexError):
+                message = data  # the router counts it as malformed
+            self._on_message(message)
+
+    def stop_reading(self) -> None:
+        """End the reading thread (the port stays open)."""
+        self._stop.set()
+        if self._thread is not threading.current_thread():
+            self._thread.join(JOIN_SECONDS)
+
+    def close(self) -> None:
+        """Stop reading and close the port (only while the MIDI system is up)."""
+        self.stop_reading()
+        self._rt.close_port()
+        self._rt.delete()
 
 
 class MidiInput:
@@ -127,7 +182,7 @@ class MidiInput:
         return {"handled": router.handled, "unmapped": router.unmapped, "malformed": router.malformed,
                 "errors": self.errors}
 
-    # ---- rtmidi's thread ---------------------------------------------------------------------------
+    # ---- the port's reading thread -----------------------------------------------------------------
 
     def _on_message(self, message: Any) -> None:
         try:
@@ -166,6 +221,8 @@ class MidiInput:
         except OSError as e:
             with self._lock:
                 if self._port is not None:
+                    if isinstance(self._port, PolledInput):
+                        self._port.stop_reading()
                     self._stale.append(self._port)  # its server is gone: closing it would crash
                     self._port, self.connected = None, None
             self._say(f"MIDI system unavailable ({e}) — {every}", "error")
@@ -183,7 +240,10 @@ class MidiInput:
                 self._say(f"MIDI port {self.wanted!r} not found (ports: {shown}) — {every}", "warning")
                 return
             try:
-                self._port = self.backend.open_input(name, callback=self._on_message)
+                if self.backend.name == "mido.backends.rtmidi":
+                    self._port = PolledInput(self.backend.api, name, self._on_message)
+                else:  # another mido backend: its own callback thread
+                    self._port = self.backend.open_input(name, callback=self._on_message)
             except OSError as e:
                 self._say(f"MIDI port {name} cannot be opened ({e}) — {every}", "error")
                 return
