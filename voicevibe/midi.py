@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 
 JOIN_SECONDS = 5.0
 POLL_SECONDS = 0.001  # rtmidi's queue is read this often (what Scope's MIDI clock does): <= 1 ms added
+DOWN_POLLS = 3  # listing fails this many times in a row: the MIDI system is gone (once may be a loaded machine)
 QUEUE_MESSAGES = 4096  # rtmidi's queue: a fast knob sweep is a few hundred messages
 JACK_HINT = ("no MIDI system here? on Linux without ALSA devices, run a JACK server and set "
              "midi.backend = \"mido.backends.rtmidi/UNIX_JACK\"")
@@ -140,6 +141,7 @@ class MidiInput:
         self._stop = threading.Event()
         self._poke = threading.Event()
         self._said = ""  # the last status, so a missing port is reported once, not every second
+        self._failures = 0  # listings that failed in a row
         self._thread = threading.Thread(target=self._watch, name="midi-watch")
 
     def start(self) -> MidiInput:
@@ -218,7 +220,12 @@ class MidiInput:
             return
         try:
             names = list(self.backend.get_input_names())
+            self._failures = 0
         except OSError as e:
+            self._failures += 1
+            if self._failures < DOWN_POLLS:
+                log.info("listing MIDI ports failed (%s); trying again", e)
+                return
             with self._lock:
                 if self._port is not None:
                     if isinstance(self._port, PolledInput):
