@@ -128,3 +128,21 @@ def test_seed_lock_new_seed_transition_and_a_bad_show_file(receiver, show_file, 
         w.save_settings()
     saved = (tmp_path / "settings.toml").read_text(encoding="utf-8")
     assert "seed_lock = false" in saved and "transition_seconds = 2.5" in saved
+
+
+def test_the_midi_mapping_is_shown_editable_and_saved(receiver, show_file, tmp_path, display, guard):
+    with window(receiver, show_file, tmp_path, guard) as w:
+        assert w.midi.bindings["panic"].cget("text") == "-"
+        w.midi.mapping.delete(0, "end")
+        w.midi.mapping.insert(0, "panic=note:10:36, cue1=cc:1:20")
+        w.midi.apply_mapping()
+        assert w.midi.bindings["panic"].cget("text") == "note:10:36"
+        assert w.midi.bindings["cue1"].cget("text") == "cc:1:20"
+        w.midi.mapping.delete(0, "end")
+        w.midi.mapping.insert(0, "volume=cc:1:7")
+        w.midi.apply_mapping()
+        assert "MIDI mapping not changed" in w.ui.message.cget("text") and "volume" in w.ui.message.cget("text")
+        assert w.midi.bindings["panic"].cget("text") == "note:10:36"
+        w.save_settings()
+    saved = load_config([tmp_path / "settings.toml"], include_defaults_files=False)
+    assert saved.midi.mapping == "panic=note:10:36, cue1=cc:1:20"

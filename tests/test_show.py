@@ -276,3 +276,25 @@ def test_learn_binds_the_next_cc_or_pad_and_moves_a_used_source():
     assert router.handle(mido.Message("note_on", channel=9, note=44, velocity=80)) == NewSeed()
     assert router.handle(mido.Message("note_on", channel=0, note=1, velocity=1)) is None
     assert SeedLock(True) != Freeze(True)  # distinct commands, same shape
+
+
+# ---- OSC control in: the show's addresses -----------------------------------------------------------
+
+def test_the_show_control_addresses_parse_to_commands_and_bad_ones_are_named():
+    from voicevibe.control import ControlError, command_from
+    from voicevibe.events import PreviousCue, SetTransition
+
+    assert command_from("/voicevibe/cue", [2]) == FireCue(2, via="osc")
+    assert command_from("/voicevibe/cue", [3.0]) == FireCue(3, via="osc")  # TouchOSC sends floats
+    assert command_from("/voicevibe/cue", ["  Red   moon "]) == FireCue("Red moon", via="osc")
+    assert command_from("/voicevibe/cue/next", []) == NextCue(via="osc")
+    assert command_from("/voicevibe/cue/previous", [1.0]) == PreviousCue(via="osc")
+    assert command_from("/voicevibe/cue/next", [0]) is None  # a button's release
+    assert command_from("/voicevibe/seed/lock", [True]) == SeedLock(True)
+    assert command_from("/voicevibe/seed/new", []) == NewSeed()
+    assert command_from("/voicevibe/transition", [2.5]) == SetTransition(2.5)
+    for address, args, named in [("/voicevibe/cue", [0], "1 to 99"), ("/voicevibe/cue", [2.5], "1 to 99"),
+                                 ("/voicevibe/cue", [""], "non-empty"), ("/voicevibe/transition", [31], "0 to 30"),
+                                 ("/voicevibe/seed/lock", ["yes"], "flag"), ("/voicevibe/cue/nxt", [], "cue/next")]:
+        with pytest.raises(ControlError, match=named):
+            command_from(address, args)

@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 import customtkinter as ctk
 
-from .events import (CueFired, ImagePrompt, Levels, PhraseEnd, PipelineStats, ResetMemory, SetHistory, SetRate, SetStyle,
-                     SetVibe, Status, Summary, TargetStatus, WorkerState, Word)
+from .events import (CueFired, ImagePrompt, Levels, PhraseEnd, PipelineStats, ResetMemory, SetHistory, SetRate,
+                     SetStyle, SetVibe, Status, Summary, TargetStatus, WorkerState, Word)
 from .gui_widgets import (AMBER, BLUE, FONT, FONT_BIG_BUTTON, FONT_SMALL, FONT_TRANSCRIPT, GREEN, GREY, RED,
                           SHORTCUTS, LevelMeter, PromptList, SliderRow, TargetRows, db_to_linear, format_dbfs, title)
 
