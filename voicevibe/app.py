@@ -33,10 +33,10 @@ from .events import (BRAIN_COMMANDS, SHOW_COMMANDS, Command, Freeze, Panic, Phra
                      snake_name)
 from .look import ShowSender
 from .osc import OscSender
-from .triggers import parse_word_list, phrase_problem
 from .session import SessionLog
 from .stt_worker import SttStage, load_stt
 from .supervisor import Supervisor
+from .triggers import parse_word_list, phrase_problem
 
 log = logging.getLogger(__name__)
 
@@ -355,15 +355,15 @@ class Pipeline:
         self._phrase(Phrase(text, 0.0, 0.0, "cue", closed_at=time.monotonic()))
 
     def _phrase(self, phrase: Phrase) -> None:
-        spoken = phrase.reason not in ("typed", "cue")
-        why = "it fired a cue" if spoken and self._cue_in_phrase else None
-        why = why or (phrase_problem(phrase.text, self._ignored, self.config.show.min_phrase_words) if spoken else None)
-        self._cue_in_phrase = self._cue_in_phrase and not spoken
-        if why is not None:  # noise above the gate, a filler, or the words that fired a cue: not painted
-            dropped = PhraseDropped(phrase.text, why)
-            self._post(dropped)
-            self._log(dropped)
-            return
+        if phrase.reason not in ("typed", "cue"):  # spoken: noise, fillers and a cue's trigger words stop here
+            why = "it fired a cue" if self._cue_in_phrase else phrase_problem(
+                phrase.text, self._ignored, self.config.show.min_phrase_words)
+            self._cue_in_phrase = False
+            if why is not None:
+                dropped = PhraseDropped(phrase.text, why)
+                self._post(dropped)
+                self._log(dropped)
+                return
         self._post(phrase)
         self._log(phrase)
         if self.osc is not None and self.config.osc.send_transcript:
