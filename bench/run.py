@@ -234,6 +234,8 @@ def sub_benchmarks(args: argparse.Namespace) -> list[str]:
     soak = "skipped (--skip-soak): last results" if args.skip_soak else \
         sub_bench("soak.py", "--hours", "0.25" if args.quick else "3")
     rows.append(("Soak: 3-hour show, memory and queues", "RESULTS-soak.md", soak))
+    rows.append(("A cue: key press, OSC, MIDI -> OSC datagram", "RESULTS-cues.md",
+                 sub_bench("cues.py", *(["--cues", "50"] if args.quick else []))))
     out = ["## Other benchmarks (each its own process)", "", "| benchmark | results | this run |", "|---|---|---|"]
     out += [f"| {what} | [{name}]({name}) | {status} |" for what, name, status in rows]
     out += ["", "Soak memory curve (RSS over a simulated 3-hour show):", "", "![soak memory](soak-memory.png)", ""]

@@ -2,9 +2,10 @@
 
     .venv/bin/python scripts/gui_screenshots.py [idle] [rehearsal]
 
-Uses $DISPLAY or starts Xvfb; ImageMagick's `import` grabs the window. The rehearsal runs the
-real Pipeline on a tiny random-weight checkpoint (its words are noise; the path is real) with
-espeak speech and the fallback brain.
+Uses $DISPLAY or starts Xvfb; ImageMagick's `import` grabs the window. Both load the example show
+(examples/night-swim.toml: the cue grid). The rehearsal runs the real Pipeline on a tiny random-weight
+checkpoint (its words are noise; the path is real) with espeak speech and the fallback brain, and fires
+the first cue (the grid then highlights the second).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from voicevibe.config import load_config  # noqa: E402
 from voicevibe.gui import PerformanceWindow  # noqa: E402
 
 ASSETS = ROOT / "assets"
+SHOW = {"show": {"file": str(ROOT / "examples" / "night-swim.toml")}}
 
 
 def grab(root: ctk.CTk, name: str) -> None:
@@ -55,7 +57,7 @@ def main(which: list[str]) -> None:
         ctk.set_appearance_mode("dark")
         if "idle" in which:
             root = ctk.CTk()
-            window = PerformanceWindow(load_config(include_defaults_files=False), root,
+            window = PerformanceWindow(load_config(overrides=[SHOW], include_defaults_files=False), root,
                                        settings_file=tmp / "settings.toml")
             grab(root, "screenshot-idle.png")
             window.close()
@@ -74,12 +76,13 @@ def rehearsal(tmp: Path) -> None:
     render_pc.bind(("127.0.0.1", 0))
     config = load_config([], [{"stt": {"model": str(checkpoint), "dtype": "f32"}, "brain": {"model": "none"},
                                "osc": {"targets": f"127.0.0.1:{render_pc.getsockname()[1]}"},
-                               "session": {"log_dir": str(tmp / "logs"), "record_audio": "off"}}],
+                               "session": {"log_dir": str(tmp / "logs"), "record_audio": "off"}}, SHOW],
                          include_defaults_files=False)
     root = ctk.CTk()
     window = PerformanceWindow(config, root, input_spec=str(speech), settings_file=tmp / "settings.toml")
     window.start()
     pump_until(root, lambda: window.ui.prompts.entries or window.pipeline is None, 120)
+    root.event_generate("<Key-1>")  # the first cue: the grid highlights the next one
     pump_until(root, lambda: False, 1.5)  # a few more words and meter updates
     grab(root, "screenshot-rehearsal.png")
     window.close()

@@ -2,7 +2,7 @@
 # Set up everything VoiceVibe needs on a fresh machine: system packages (Linux: apt; macOS with
 # --test: Homebrew), a virtualenv in .venv, llama-cpp-python built the right way for this CPU, the app.
 #   scripts/setup.sh          app only
-#   scripts/setup.sh --test   app + test tools (espeak-ng, PulseAudio, Xvfb, pytest...)
+#   scripts/setup.sh --test   app + test tools (espeak-ng, PulseAudio, Xvfb, JACK for real MIDI ports, pytest...)
 #   scripts/setup.sh --which-python   print the Python a new .venv would use (and why others were passed over)
 # Once set up, it touches no network: what was installed is stamped in $VENV/.voicevibe-setup (keyed
 # by pyproject.toml, this script, the Python and the llama.cpp build), and pip runs only when that changed.
@@ -50,7 +50,7 @@ system_packages() {
   fi
   command -v apt-get >/dev/null || return
   local pkgs="libportaudio2 libsndfile1 python3-tk"
-  [ $WITH_TEST = 1 ] && pkgs="$pkgs espeak-ng sox ffmpeg pulseaudio pulseaudio-utils libasound2-plugins xvfb xdotool imagemagick liblo-tools"
+  [ $WITH_TEST = 1 ] && pkgs="$pkgs espeak-ng sox ffmpeg pulseaudio pulseaudio-utils libasound2-plugins xvfb xdotool imagemagick liblo-tools jackd2"
   local missing=""
   for p in $pkgs; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
   [ -z "$missing" ] && return

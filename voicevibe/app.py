@@ -25,16 +25,20 @@ from .brain import PhraseAssembler, load_prompt_model
 from .brain_worker import BrainStage
 from .config import FRAME_SECONDS, Config, ConfigError
 from .control import ControlServer
+from .cues import ShowControl, ShowHooks
 from .dispatch import Dispatcher
 from .dsp import Dsp
-from .events import (BRAIN_COMMANDS, Command, Freeze, Panic, Phrase, PhraseEnd, PipelineStats, SayText, SendPrompt,
-                     SetAgc, SetGain, SetGate, Status, Stopped, WorkerState, Word, snake_name)
+from .events import (BRAIN_COMMANDS, SHOW_COMMANDS, Command, Freeze, Panic, Phrase, PhraseDropped, PhraseEnd,
+                     PipelineStats, SayText, SendPrompt, SetAgc, SetGain, SetGate, Status, Stopped, WorkerState, Word,
+                     snake_name)
+from .look import ShowSender
 from .macos import Activity
 from .miccheck import DigitalSilence, silence_status
 from .osc import OscSender
 from .session import SessionLog
 from .stt_worker import SttStage, load_stt
 from .supervisor import Supervisor
+from .triggers import parse_word_list, phrase_problem
 
 log = logging.getLogger(__name__)
 
@@ -138,14 +142,17 @@ class Pipeline:
     """One show: start(), `apply(command)` from any thread, events out, stop().
 
     Without `engines` the pipeline starts its own and closes them at stop (a one-off run).
-    `osc`: a sender the front end owns (kept open at stop). `source_opener(spec, config)`
-    replaces `open_source`: any context manager with blocks(), stop() and dropped_blocks.
+    `osc`: a sender the front end owns (kept open at stop); `show`: its show control (cues, seeds,
+    transitions), else one is made here and `show.file` loaded (ShowError before anything starts).
+    `source_opener(spec, config)` replaces `open_source`: any context manager with blocks(), stop()
+    and dropped_blocks.
     """
 
     def __init__(self, config: Config, *, engines: Engines | None = None, input_spec: str | None = None,
                  script: Iterable[str] | None = None, record_audio: bool = False, events: queue.Queue | None = None,
                  osc: OscSender | None = None, source_opener: Callable[[str, Config], Any] | None = None,
-                 stt_loader: Callable | None = None, brain_loader: Callable | None = None) -> None:
+                 stt_loader: Callable | None = None, brain_loader: Callable | None = None,
+                 show: ShowControl | None = None) -> None:
         self._owns_engines = engines is None
         loaders = {k: v for k, v in (("stt_loader", stt_loader), ("brain_loader", brain_loader)) if v is not None}
         self.engines = engines or Engines(config, events=events, **loaders)
@@ -159,6 +166,11 @@ class Pipeline:
         self.assembler = PhraseAssembler(config.brain)
         self.osc = osc
         self._owns_osc = osc is None
+        self.show = show or ShowControl(config, styles=self.engines.brain.assets.styles)
+        if show is None and config.show.file:
+            self.show.load(config.show.file)
+        self._ignored = parse_word_list(config.show.ignore_phrases)
+        self._cue_in_phrase = False  # the phrase being spoken fired a cue: it does not go to the brain
         self.log: SessionLog | None = None
         self.control_server: ControlServer | None = None
         self.dispatcher: Dispatcher | None = None
@@ -213,7 +225,10 @@ class Pipeline:
                                    app_config=self.config)
         self.log.write({"type": "session_start", "input": self.input_spec or "", "script": self.script is not None})
         if self.osc is None:
-            self.osc = OscSender(self.config.osc, report=self._post)
+            self.osc = ShowSender(self.config.osc, report=self._post, show=self.config.show)
+            self.show.bind_sender(self.osc)
+        self.show.attach(ShowHooks(self._post, self._log, self.engines.brain.command, self._cue_phrase),
+                         self.osc if isinstance(self.osc, ShowSender) else None)
         if self.config.control.enabled:
             control = self.config.control
             try:
@@ -266,6 +281,7 @@ class Pipeline:
     def _close(self) -> None:
         """Undo what start() did, whatever it got to (the engines keep their models unless they are ours)."""
         self._stopped = True
+        self.show.attach(None)
         self.engines.brain.deliver = self.engines.brain._undelivered
         self.engines.attach(None)
         if self.dispatcher is not None and self.dispatcher._thread.is_alive():
@@ -310,6 +326,8 @@ class Pipeline:
                    SayText: lambda c: self._typed(c.text)}.get(type(command))
         if handler is None and isinstance(command, BRAIN_COMMANDS):
             handler = self.engines.brain.command
+        if handler is None and isinstance(command, SHOW_COMMANDS):
+            handler = self.show.apply
         if handler is None:
             raise TypeError(f"not a command: {command!r}")
         handler(command)
@@ -339,11 +357,23 @@ class Pipeline:
             log.debug("%s", item)  # front ends show it
             self._log(item)
 
-    def _log(self, item: object) -> None:
+    def _log(self, item: object, **extra: Any) -> None:
         if self.log is not None:
-            self.log.write(item)
+            self.log.write(item, **extra)
+
+    def _cue_phrase(self, text: str) -> None:
+        self._phrase(Phrase(text, 0.0, 0.0, "cue", closed_at=time.monotonic()))
 
     def _phrase(self, phrase: Phrase) -> None:
+        if phrase.reason not in ("typed", "cue"):  # spoken: noise, fillers and a cue's trigger words stop here
+            why = "it fired a cue" if self._cue_in_phrase else phrase_problem(
+                phrase.text, self._ignored, self.config.show.min_phrase_words)
+            self._cue_in_phrase = False
+            if why is not None:
+                dropped = PhraseDropped(phrase.text, why)
+                self._post(dropped)
+                self._log(dropped)
+                return
         self._post(phrase)
         self._log(phrase)
         if self.osc is not None and self.config.osc.send_transcript:
@@ -357,6 +387,10 @@ class Pipeline:
             if not isinstance(event, Status):
                 self._log(event)
             if isinstance(event, (Word, PhraseEnd)):
+                fire = self.show.hear(event)
+                if fire is not None:
+                    self._cue_in_phrase = True
+                    self.apply(fire)
                 phrase = self.assembler.step(event)
                 if phrase is not None:
                     self._phrase(phrase)

@@ -61,6 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--preset", choices=("generic", "vocevibe", "scope"), help="OSC address set (osc.preset)")
     run.add_argument("--record", action=argparse.BooleanOptionalAction, default=None,
                      help="record the input as FLAC beside the session log (session.record_audio)")
+    run.add_argument("--show", metavar="FILE", help="a show file: cues, triggers, seeds (show.file)")
+    run.add_argument("--midi", metavar="PORT", help="MIDI controller port, or part of its name (midi.port)")
 
     rp = sub.add_parser("replay", parents=[base], help="re-send a session log's prompts with their timing")
     rp.add_argument("log", type=Path, help="a session log (.jsonl)")
@@ -86,6 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--json", action="store_true", help="one JSON ImagePrompt event per line")
 
     sub.add_parser("devices", help="list audio input devices")
+    sub.add_parser("midi", parents=[base], help="list MIDI input ports (midi.backend picks the MIDI system)")
     models = sub.add_parser("models", help="manage model files")
     msub = models.add_subparsers(dest="models_command", metavar="ACTION", required=True)
     msub.add_parser("download", parents=[common], help="fetch the STT and brain models into the cache, with progress")
@@ -123,6 +126,9 @@ def load(args: argparse.Namespace) -> Config:
         overrides.append({"osc": {"targets": ", ".join(args.osc)}})
     if getattr(args, "preset", None):
         overrides.append({"osc": {"preset": args.preset}})
+    for flag, section, key in (("show", "show", "file"), ("midi", "midi", "port")):
+        if getattr(args, flag, None) is not None and args.command == "run":
+            overrides.append({section: {key: getattr(args, flag)}})
     if getattr(args, "record", None) is not None:
         overrides.append({"session": {"record_audio": "on" if args.record else "off"}})
     if getattr(args, "realtime", None) is not None and args.command == "transcribe":
@@ -191,6 +197,7 @@ def cmd_run(args: argparse.Namespace, config: Config) -> int:
         pipeline = Pipeline(config, engines=engines, input_spec=input_spec, script=script, record_audio=record)
         front = TerminalFront(pipeline)
         pipeline.start()
+        midi = start_midi(config, pipeline)
         if script is not sys.stdin:
             front.read_typed_lines()
         try:
@@ -201,6 +208,8 @@ def cmd_run(args: argparse.Namespace, config: Config) -> int:
             front.drain()
             return EXIT_INTERRUPTED
         finally:
+            if midi is not None:
+                midi.close()
             front.close()
     finally:
         engines.close()
@@ -224,6 +233,43 @@ def models_ready(config: Config) -> bool:
     print(f"voicevibe: error: {speech[0].problem}\n  The window (`voicevibe`) has a Download button with "
           "progress; `--script FILE` (without --input) runs without the speech model.", file=sys.stderr)
     return False
+
+
+def start_midi(config: Config, pipeline: Any) -> Any:
+    """The MIDI controller for a headless show (midi.port), or None; a MIDI system that cannot start is
+    reported and the show goes on without it."""
+    from .app import post_latest
+    from .events import Freeze, Panic, PauseBrain, SeedLock, Status
+    from .midi import MidiError, MidiInput
+
+    if not config.midi.port:
+        return None
+
+    def state(kind: type) -> bool:
+        osc = pipeline.osc
+        return {Panic: osc.panicked, Freeze: osc.frozen, PauseBrain: pipeline.engines.brain.paused,
+                SeedLock: getattr(getattr(osc, "seeds", None), "locked", False)}.get(kind, False)
+
+    def report(status: Status) -> None:
+        post_latest(pipeline.events, status)
+
+    try:
+        return MidiInput(config.midi, pipeline.apply, report=report, state=state).start()
+    except MidiError as e:
+        report(Status("midi", f"{e} — the show goes on without MIDI", "error"))
+        return None
+
+
+def cmd_midi(config: Config) -> int:
+    """List the MIDI input ports (or say there are none)."""
+    from .midi import list_ports
+
+    names = list_ports(config.midi)
+    if not names:
+        print(f"no MIDI input ports found ({config.midi.backend}): plug in a controller")
+    for name in names:
+        print(name)
+    return EXIT_OK
 
 
 def read_script(path: Path) -> list[str]:
@@ -333,7 +379,7 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of the `voicevibe` console script."""
     parser = build_parser()
     argv = sys.argv[1:] if argv is None else argv
-    commands = {"run", "transcribe", "prompt", "replay", "devices", "models", "doctor", "config",
+    commands = {"run", "transcribe", "prompt", "replay", "devices", "midi", "models", "doctor", "config",
                 "install-launcher", "-h", "--help", "--version"}
     if not argv or argv[0] not in commands:
         argv = ["run", *argv]  # `voicevibe [--input X ...]` starts the show
@@ -365,6 +411,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_prompt(args, config)
         if args.command == "replay":
             return cmd_replay(args, config)
+        if args.command == "midi":
+            return cmd_midi(config)
         if not args.no_gui and args.script:
             raise ScriptError(f"--script {args.script}: a script runs in the terminal — add --no-gui "
                               "(the window has its own Script mode)")

@@ -27,6 +27,8 @@ else:  # pragma: no cover - exercised on Python 3.10 only
 
 import platformdirs
 
+from .midi_map import MappingError, parse_mapping
+
 APP_NAME = "voicevibe"
 SAMPLE_RATE = 24_000  # Mimi's rate
 BLOCK = 1920  # 80 ms at 24 kHz: one Mimi frame, one STT step
@@ -91,7 +93,7 @@ def _validate(obj: Any) -> None:
 
 
 ADDRESS_NAMES = ("prompt", "style", "mood", "json", "phrase", "level", "summary_text", "summary_prompt",
-                 "heartbeat", "panic", "freeze")
+                 "heartbeat", "panic", "freeze", "seed", "blend", "transition")
 _OSC_ADDRESS_FORBIDDEN = set(" #*,/?[]{}")  # OSC 1.0: not allowed inside an address part
 
 
@@ -407,9 +409,58 @@ class SupervisorConfig:
         _validate(self)
 
 
+@dataclass(frozen=True)
+class ShowConfig:
+    """Show control: the show file (cues), transitions, seeds, spoken triggers, phrase hygiene."""
+
+    file: str = setting("", "A show file (TOML: cues, see the README's \"Show control\"); empty: no cues.")
+    transition_seconds: float = setting(2.0, "A new prompt replaces the previous one over this long (0: a cut); "
+                                        "a show file's own value wins; changeable live.", lo=0.0, hi=30.0)
+    blend_rate_hz: float = setting(15.0, "Blend messages per second during a transition (generic preset).",
+                                   lo=1.0, hi=60.0)
+    scope_steps_per_second: float = setting(4.0, "Scope preset: /scope/transition_steps = transition_seconds x "
+                                            "this (Scope counts generation steps, not seconds).", lo=0.1, hi=60.0)
+    seed_lock: bool = setting(True, "Keep one seed across prompts until \"new seed\" (false: a new seed with "
+                              "each prompt); changeable live.")
+    seed: int = setting(42, "The first seed sent (generic preset: /seed).", lo=0, hi=2**31 - 1)
+    trigger_cooldown_seconds: float = setting(8.0, "A cue fired by its trigger words cannot be fired by voice "
+                                              "again for this long.", lo=0.0, hi=600.0)
+    ignore_phrases: str = setting("euh, heu, hum, hmm, um, uh, ah, oh, bah, ben, merci, merci beaucoup, "
+                                  "thank you, thanks, okay, ok, voilà, yeah, oui, non, yes, no",
+                                  "Comma-separated fillers: a spoken phrase made only of these never reaches "
+                                  "the brain (case and accents ignored).")
+    min_phrase_words: int = setting(2, "Spoken phrases with fewer words never reach the brain (typed ones do).",
+                                    lo=1, hi=20)
+
+    def __post_init__(self) -> None:
+        _validate(self)
+
+
+@dataclass(frozen=True)
+class MidiConfig:
+    """MIDI control in (mido + python-rtmidi): a controller's knobs and pads drive the show."""
+
+    port: str = setting("", "MIDI input port: its name or a part of it; empty: no MIDI.")
+    backend: str = setting("mido.backends.rtmidi", "mido backend, with an optional API after a slash: "
+                           "\"mido.backends.rtmidi/UNIX_JACK\" (JACK), \"mido.backends.rtmidi/LINUX_ALSA\", "
+                           "\"mido.backends.rtmidi/MACOSX_CORE\".")
+    mapping: str = setting("", "Bindings, comma-separated CONTROL=cc:CHANNEL:NUMBER or CONTROL=note:CHANNEL:NUMBER "
+                           "(channels 1-16), e.g. \"gain=cc:1:7, panic=note:10:36, cue1=note:10:40\"; the window's "
+                           "MIDI learn writes it.")
+    reconnect_seconds: float = setting(1.0, "An unplugged controller is looked for again this often.",
+                                       lo=0.2, hi=30.0)
+
+    def __post_init__(self) -> None:
+        _validate(self)
+        try:
+            parse_mapping(self.mapping)
+        except MappingError as e:
+            raise ConfigError(f"mapping = {self.mapping!r}: {e}") from None
+
+
 SECTIONS: dict[str, type] = {"audio": AudioConfig, "dsp": DspConfig, "stt": SttConfig, "brain": BrainConfig,
                              "osc": OscConfig, "control": ControlConfig, "session": SessionConfig,
-                             "supervisor": SupervisorConfig}
+                             "supervisor": SupervisorConfig, "show": ShowConfig, "midi": MidiConfig}
 
 
 @dataclass(frozen=True)
@@ -424,6 +475,8 @@ class Config:
     control: ControlConfig = field(default_factory=ControlConfig)
     session: SessionConfig = field(default_factory=SessionConfig)
     supervisor: SupervisorConfig = field(default_factory=SupervisorConfig)
+    show: ShowConfig = field(default_factory=ShowConfig)
+    midi: MidiConfig = field(default_factory=MidiConfig)
 
 
 def user_config_path() -> Path:

@@ -11,6 +11,11 @@
 | /voicevibe/style   | one string, 1 to 64 characters              | SetStyle             |
 | /voicevibe/vibe    | one string, up to 500 characters ("" clears)| SetVibe              |
 | /voicevibe/reset   | nothing, or one flag (0/false is ignored)   | ResetMemory          |
+| /voicevibe/cue     | a cue number (1-99, as on its button) or name | FireCue            |
+| /voicevibe/cue/next, /voicevibe/cue/previous | nothing, or one flag | NextCue, PreviousCue |
+| /voicevibe/seed/lock | one flag                                  | SeedLock             |
+| /voicevibe/seed/new | nothing, or one flag                       | NewSeed              |
+| /voicevibe/transition | one number, 0 to 30 (seconds)            | SetTransition        |
 
 A number is an OSC int32/int64/float32/float64 (`i h f d`), finite; a flag is `T`/`F`, or a
 number from 0 to 1 (0.5 and up is on: a TouchOSC or TouchDesigner button sends 1.0 then 0.0).
@@ -40,8 +45,8 @@ from pythonosc.osc_message import ParseError as MessageParseError
 from pythonosc.parsing import osc_types
 
 from voicevibe.config import ConfigError, ControlConfig
-from voicevibe.events import (Command, Freeze, Panic, PauseBrain, ResetMemory, SetAgc, SetGain, SetGate, SetStyle,
-                              SetVibe)
+from voicevibe.events import (Command, FireCue, Freeze, NewSeed, NextCue, Panic, PauseBrain, PreviousCue, ResetMemory,
+                              SeedLock, SetAgc, SetGain, SetGate, SetStyle, SetTransition, SetVibe)
 from voicevibe.ratelimit import RateLimiter
 
 log = logging.getLogger(__name__)
@@ -56,7 +61,11 @@ MAX_BUNDLE_DEPTH = 4
 ACCEPTED_TAGS = set("ihfdsTF")  # blobs, arrays, time tags... are never a control value
 REPORT_SECONDS = 5.0  # at most one rejection report per sender this often; the rest are counted
 POLL_SECONDS = 0.2  # how often the server thread checks for close()
-FLAGS = {"agc": SetAgc, "freeze": Freeze, "panic": Panic, "pause": PauseBrain}
+FLAGS = {"agc": SetAgc, "freeze": Freeze, "panic": Panic, "pause": PauseBrain, "seed/lock": SeedLock}
+BUTTONS = {"reset": ResetMemory, "seed/new": NewSeed, "cue/next": lambda: NextCue(via="osc"),
+           "cue/previous": lambda: PreviousCue(via="osc")}  # nothing, or a flag whose 0 is a release
+TRANSITION_SECONDS = (0.0, 30.0)  # the show.transition_seconds range
+MAX_CUE_NAME_CHARS = 100
 
 
 class ControlError(ValueError):
@@ -139,10 +148,26 @@ def command_from(address: str, args: list[object]) -> Command | None:
         return SetStyle(_string(args, MAX_STYLE_CHARS, empty_ok=False))
     if action == "vibe":
         return SetVibe(_string(args, MAX_VIBE_CHARS, empty_ok=True))
-    if action == "reset":
-        return ResetMemory() if not args or _flag(args) else None
+    if action in BUTTONS:
+        return BUTTONS[action]() if not args or _flag(args) else None
+    if action == "cue":
+        return FireCue(_cue(args), via="osc")
+    if action == "transition":
+        return SetTransition(_number(args, *TRANSITION_SECONDS, " s"))
     raise ControlError(f"unknown control address {address[:80]!r} (known: {PREFIX}gain, gate, agc, "
-                       "freeze, panic, pause, style, vibe, reset)")
+                       "freeze, panic, pause, style, vibe, reset, cue, cue/next, cue/previous, seed/lock, seed/new, "
+                       "transition)")
+
+
+def _cue(args: list[object]) -> int | str:
+    """A cue number (an integer, or a whole float as TouchOSC sends) or a cue name."""
+    if len(args) == 1 and isinstance(args[0], str):
+        return _string(args, MAX_CUE_NAME_CHARS, empty_ok=False)
+    if len(args) == 1 and isinstance(args[0], (int, float)) and not isinstance(args[0], bool):
+        value = args[0]
+        if math.isfinite(value) and value == int(value) and 1 <= value <= 99:
+            return int(value)
+    raise ControlError(f"expects one cue number from 1 to 99 or a cue name, got {args!r:.80}")
 
 
 def _plain_ip(ip: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:

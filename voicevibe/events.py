@@ -70,7 +70,7 @@ class Phrase:
     text: str
     t_start: float  # seconds of audio of its first word
     t_end: float
-    reason: Literal["vad", "end", "punctuation", "length", "typed"] = "vad"
+    reason: Literal["vad", "end", "punctuation", "length", "typed", "cue"] = "vad"
     closed_at: float = 0.0  # time.monotonic() when the phrase closed (0: unknown)
 
 
@@ -82,7 +82,7 @@ class ImagePrompt:
     phrase: str  # what was said
     style: str  # the style preset
     mood: str  # one or two words from the model; "" from the fallback
-    source: Literal["model", "fallback"]
+    source: Literal["model", "fallback", "cue"]
     reason: str = ""  # why the fallback made it (no model, timeout, bad output...); "" from the model
     latency_ms: float = 0.0  # from the brain taking the phrase to the prompt
     model: str = ""  # the model that was asked, "" when there is none
@@ -154,6 +154,28 @@ class PipelineStats:
 
 
 @dataclass(frozen=True)
+class CueFired:
+    """A cue of the show went out (a fixed prompt) or went to the brain (a phrase cue)."""
+
+    number: int  # 1-based, as on its button
+    name: str
+    text: str  # the prompt sent, or the phrase handed to the brain
+    via: str  # what fired it: "key", "button", "osc", "midi", "voice", "terminal"...
+    seed: int | None = None  # the seed sent with it (None: the preset carries no seed)
+    sent: bool = False  # a datagram left (false: panic, freeze, no target, or a phrase cue)
+    heard: str = ""  # the trigger words heard, when the voice fired it
+    phrase: bool = False  # a phrase cue: `text` went to the brain, its prompt follows
+
+
+@dataclass(frozen=True)
+class PhraseDropped:
+    """A spoken phrase kept from the brain by the phrase hygiene (a filler, or too short)."""
+
+    text: str
+    why: str
+
+
+@dataclass(frozen=True)
 class Stopped:
     """The pipeline has finished (end of input, error or stop); nothing follows."""
 
@@ -179,11 +201,11 @@ class DownloadDone:
 
 
 Event = (Word | PhraseEnd | SegmentReset | Status | Phrase | ImagePrompt | Summary | Levels | TargetStatus
-         | WorkerState | PipelineStats | Stopped)
+         | WorkerState | PipelineStats | CueFired | PhraseDropped | Stopped)
 
 EVENT_TYPES: dict[type, str] = {Word: "word", PhraseEnd: "phrase_end", SegmentReset: "reset", Status: "status",
                                 Phrase: "phrase", ImagePrompt: "image_prompt", Summary: "summary",
-                                WorkerState: "worker"}
+                                WorkerState: "worker", CueFired: "cue", PhraseDropped: "phrase_dropped"}
 
 
 def to_json_dict(event: Any) -> dict[str, Any]:
@@ -298,8 +320,52 @@ class SayText:
     text: str
 
 
+@dataclass(frozen=True)
+class FireCue:
+    """Fire a cue of the loaded show: its 1-based number (as on its button) or its name."""
+
+    cue: int | str
+    via: str = ""  # the surface, for the log: "key", "button", "osc", "midi", "voice"...
+    heard: str = ""  # the trigger words, when the voice fired it
+
+
+@dataclass(frozen=True)
+class NextCue:
+    """Fire the next cue of the show (the highlighted one)."""
+
+    via: str = ""
+
+
+@dataclass(frozen=True)
+class PreviousCue:
+    """Fire the cue before the last one fired."""
+
+    via: str = ""
+
+
+@dataclass(frozen=True)
+class SeedLock:
+    """Keep the renderer's seed across prompts (on), or roll a new one with each prompt (off)."""
+
+    on: bool
+
+
+@dataclass(frozen=True)
+class NewSeed:
+    """Roll a new seed now; it goes with the next prompt."""
+
+
+@dataclass(frozen=True)
+class SetTransition:
+    """Seconds a new prompt takes to replace the previous one on screen (0: a cut)."""
+
+    seconds: float
+
+
+ShowCommand = FireCue | NextCue | PreviousCue | SeedLock | NewSeed | SetTransition
+SHOW_COMMANDS = (FireCue, NextCue, PreviousCue, SeedLock, NewSeed, SetTransition)
 BrainCommand = PauseBrain | SetStyle | SetVibe | ResetMemory | SetHistory | SetRate | MakeSummary
-Command = SetGain | SetGate | SetAgc | Freeze | Panic | SendPrompt | SayText | BrainCommand
+Command = SetGain | SetGate | SetAgc | Freeze | Panic | SendPrompt | SayText | BrainCommand | ShowCommand
 BRAIN_COMMANDS = (PauseBrain, SetStyle, SetVibe, ResetMemory, SetHistory, SetRate, MakeSummary)
 
 

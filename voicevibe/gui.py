@@ -6,7 +6,8 @@ poll when it closes. The window never touches a model: the models live in worker
 (`Engines`, started when the window opens and kept loaded across Start/Stop), and the window
 only sends typed commands. Python's cyclic garbage collector runs on the Tk thread only (every
 GC_MS), so a Tk object is never finalised on another thread.
-Keyboard: space start/stop, F freeze, Esc panic (not while typing in a text field).
+Keyboard: space start/stop, F freeze, Esc panic, 1-9 cues, Page Down/Up next/previous cue (not while
+typing in a text field). The show's cues and MIDI live in gui_cues.py and gui_midi.py.
 """
 
 from __future__ import annotations
@@ -28,16 +29,18 @@ import customtkinter as ctk
 
 from .audio import AudioError, list_input_devices, rescan_devices
 from .config import Config, save_settings
-from .events import (BRAIN_COMMANDS, Command, Freeze, Levels, Panic, PauseBrain, SayText, SendPrompt, SetAgc,
-                     SetGain, SetGate, SetHistory, SetRate, SetStyle, SetVibe, Status, Stopped)
+from .events import (BRAIN_COMMANDS, SHOW_COMMANDS, Command, Freeze, Levels, Panic, PauseBrain, SayText, SendPrompt,
+                     SetAgc, SetGain, SetGate, SetHistory, SetRate, SetStyle, SetVibe, Status, Stopped)
 from .fallback import AssetError, load_assets
 from .gui_brain import describe_brain, show_brain_source, switched
 from .gui_firstrun import ModelsStrip
+from .gui_cues import CuePanel
+from .gui_midi import MidiPanel
 from .gui_panels import VIEWS, build_panels, show_levels, show_status
 from .gui_platform import TouchpadScroller, fit_window, handle_quit
 from .gui_widgets import AMBER, GREEN, GREY, RED
 from .hub import ModelError
-from .osc import OscSender
+from .look import ShowSender
 from .session import SessionLogError
 
 log = logging.getLogger(__name__)
@@ -71,7 +74,7 @@ class PerformanceWindow:
         self.pipeline: Any = None  # the running show: the commands go to it
         # The window owns the OSC sender, so panic, freeze and typed prompts work with the engine stopped.
         self._osc_reports: queue.Queue = queue.Queue(OSC_REPORTS)
-        self.osc = OscSender(config.osc, report=self._osc_report)
+        self.osc = ShowSender(config.osc, report=self._osc_report, show=config.show)
         self.osc_reports_dropped = 0
         self._ending: Any = None  # an engine being stopped: its last events are still shown
         self._stopper: threading.Thread | None = None
@@ -91,6 +94,8 @@ class PerformanceWindow:
         self.touchpad.bind()  # Tk 9 on macOS: trackpad scrolling of the left column
         self.ui = build_panels(self, root)
         self.models = ModelsStrip(self, root)  # first launch: missing models, a Download button
+        self.cues = CuePanel(self, self.ui.right)  # owns self.show: cues, seeds and transitions work stopped too
+        self.midi = MidiPanel(self, self.ui.left)
         for key in ("<space>", "<Key-f>", "<Key-F>", "<Escape>"):
             root.bind(key, self._on_key)
         self.refresh_devices()
@@ -178,7 +183,7 @@ class PerformanceWindow:
         try:
             self.engines.reconfigure(self.config)  # reloads a model only if its settings changed
             self.pipeline = self.pipeline_factory(self.config, engines=self.engines, input_spec=spec, script=script,
-                                                  record_audio=record, osc=self.osc)
+                                                  record_audio=record, osc=self.osc, show=self.show)
             self.pipeline.start()
         except (AudioError, AssetError, ModelError, SessionLogError, ValueError, OSError) as e:
             self.pipeline = None
@@ -211,8 +216,9 @@ class PerformanceWindow:
     def command(self, command: Command) -> None:
         """Carry out an operator command: through the running show (which logs it), or directly while stopped.
 
-        Freeze, panic and typed prompts reach the screen with the engine stopped (the window owns the OSC
-        sender); brain commands reach the brain, whose state outlives a show; DSP settings wait for the next.
+        Freeze, panic, typed prompts and cues reach the screen with the engine stopped (the window owns the OSC
+        sender and the show); brain commands reach the brain, whose state outlives a show; DSP settings wait for
+        the next. Safe from any thread (MIDI buttons act from the MIDI reading thread).
         """
         if self.pipeline is not None:
             self.pipeline.apply(command)
@@ -224,6 +230,8 @@ class PerformanceWindow:
             self.osc.send_text(command.text)
         elif isinstance(command, BRAIN_COMMANDS):
             self.engines.brain.command(command)
+        elif isinstance(command, SHOW_COMMANDS):
+            self.show.apply(command)
 
     def set_gain(self, db: float) -> None:
         """Input pre-gain in dB (live)."""
@@ -261,23 +269,28 @@ class PerformanceWindow:
         show_brain_source(self.ui, self.config.brain)
         self.show_message(f"brain: switching to {describe_brain(brain)}", "info")
 
-    def toggle_pause(self) -> None:
-        """Pause the brain (memory kept), or resume it."""
-        self.brain(PauseBrain(not self.paused))
+    def toggle_pause(self, on: bool | None = None, *, apply: bool = True) -> None:
+        """Pause the brain (memory kept), or resume it; `on` sets it (`apply=False`: it was, by MIDI)."""
+        on = not self.paused if on is None else on
+        if apply:
+            self.brain(PauseBrain(on))
+        self.paused = on
         self.ui.pause_button.configure(text="Resume brain" if self.paused else "Pause brain",
                                        fg_color=AMBER if self.paused else GREY)
 
-    def toggle_freeze(self) -> None:
+    def toggle_freeze(self, on: bool | None = None, *, apply: bool = True) -> None:
         """Freeze the screen (nothing new sent), or release it (the newest prompt goes out)."""
-        self.frozen = not self.frozen
-        self.command(Freeze(self.frozen))
+        self.frozen = not self.frozen if on is None else on
+        if apply:
+            self.command(Freeze(self.frozen))
         self.ui.freeze_button.configure(text="FROZEN (F)" if self.frozen else "Freeze (F)",
                                         fg_color="#1f618d" if self.frozen else GREY)
 
-    def toggle_panic(self) -> None:
+    def toggle_panic(self, on: bool | None = None, *, apply: bool = True) -> None:
         """Panic: the safe prompt at once and nothing else until released."""
-        self.panicked = not self.panicked
-        self.command(Panic(self.panicked))
+        self.panicked = not self.panicked if on is None else on
+        if apply:
+            self.command(Panic(self.panicked))
         self.ui.panic_button.configure(text="PANIC ON - release (Esc)" if self.panicked else "PANIC (Esc)",
                                        fg_color="#ff0000" if self.panicked else RED)
 
@@ -371,6 +384,8 @@ class PerformanceWindow:
         if levels is not None:
             show_levels(self.ui, levels)
         self.models.poll()
+        self.cues.refresh()
+        self.midi.poll()
         self._ticks += 1
         if self._ticks % (1000 // POLL_MS) == 0:
             self.ui.targets.refresh()
@@ -431,6 +446,7 @@ class PerformanceWindow:
             self._stopper.join(STOP_JOIN_SECONDS)
         self.models.close()
         self.engines.close()
+        self.midi.close()
         self.osc.close()
         self.save_settings()
         self.root.destroy()

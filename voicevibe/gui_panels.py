@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 import customtkinter as ctk
 
-from .events import (ImagePrompt, Levels, PhraseEnd, PipelineStats, ResetMemory, SetHistory, SetRate, SetStyle,
-                     SetVibe, Status, Summary, TargetStatus, WorkerState, Word)
+from .events import (CueFired, ImagePrompt, Levels, PhraseEnd, PipelineStats, ResetMemory, SetHistory, SetRate,
+                     SetStyle, SetVibe, Status, Summary, TargetStatus, WorkerState, Word)
 from .gui_brain import brain_source_row
 from .gui_widgets import (AMBER, BLUE, FONT, FONT_BIG_BUTTON, FONT_SMALL, FONT_TRANSCRIPT, GREEN, GREY, RED,
                           SHORTCUTS, LevelMeter, PromptList, SliderRow, TargetRows, db_to_linear, format_dbfs, title)
@@ -50,6 +50,7 @@ def build_panels(w: PerformanceWindow, root: ctk.CTk) -> SimpleNamespace:
     osc.grid(row=7, column=0, sticky="ew", padx=0, pady=(0, 4))
     _osc_panel(w, osc, ui)
     _status_bar(root, ui)
+    ui.left, ui.right = left, right  # the cue and MIDI panels (gui_cues.py, gui_midi.py) add themselves here
     return ui
 
 
@@ -236,6 +237,15 @@ def show_prompt(ui: SimpleNamespace, prompt: Any) -> None:
     ui.prompts.add(prompt, f"{prompt.source}{model}{why} · {prompt.latency_ms:.0f} ms · {prompt.style}")
 
 
+def show_cue(ui: SimpleNamespace, cue: CueFired) -> None:
+    """A fired cue in the prompt history (click it to send its prompt again)."""
+    seed = f" · seed {cue.seed}" if cue.seed is not None else ""
+    heard = f' "{cue.heard}"' if cue.heard else ""
+    what = "to the brain" if cue.phrase else "sent" if cue.sent else "not sent (panic, freeze or no target)"
+    ui.prompts.add(ImagePrompt(cue.text, cue.name, "", "", "cue"),
+                   f"cue {cue.number} {cue.name} · {cue.via}{heard}{seed} · {what}")
+
+
 def show_summary(ui: SimpleNamespace, summary: Any) -> None:
     """The slow brain's view of the session."""
     ui.summary.configure(text=f"Summary: {summary.text}")
@@ -299,4 +309,5 @@ def show_worker(ui: SimpleNamespace, state: WorkerState) -> None:
 VIEWS: dict[type, Callable[[SimpleNamespace, Any], None]] = {
     Word: show_word, PhraseEnd: show_phrase_end, ImagePrompt: show_prompt, Summary: show_summary,
     Levels: show_levels, PipelineStats: show_stats, TargetStatus: show_target, WorkerState: show_worker,
+    CueFired: show_cue,
 }

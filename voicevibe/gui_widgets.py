@@ -23,7 +23,7 @@ FONT_BIG_BUTTON = ("Helvetica", 22, "bold")
 
 GREEN, RED, AMBER, GREY, BLUE = "#2e9e4f", "#c0392b", "#d68910", "#5d6d7e", "#2471a3"
 METER_FLOOR_DB = -60.0  # the meters' left edge; silence sits here
-SHORTCUTS = "Keys: Space start/stop · F freeze · Esc panic"
+SHORTCUTS = "Keys: Space start/stop · F freeze · Esc panic · 1-9 cues · PgDn/PgUp next/prev cue"
 MAX_PROMPTS = 40  # prompt buttons kept in the history pane (oldest removed)
 
 

@@ -19,9 +19,13 @@ inside a UTF-8 character) with a warning.
 | heartbeat      | /heartbeat       | /visual/heartbeat      | -               | i counter       |
 | panic          | /panic           | /visual/panic          | -               | i 1 on, 0 off   |
 | freeze         | /freeze          | /visual/freeze         | -               | i 1 on, 0 off   |
+| seed           | /seed            | -                      | -               | i seed          |
+| blend          | /prompt_list     | -                      | -               | s JSON list     |
+| transition     | -                | -                      | /scope/transition_steps | i steps |
 
 Scope sets a pipeline parameter for every `/scope/<key>` it receives, so its preset sends the
-prompt only. `osc.addresses` overrides any address ("name=/address", empty: off).
+prompt and its transition steps only. Seeds, blends and transitions are look.py's (`ShowSender`).
+`osc.addresses` overrides any address ("name=/address", empty: off).
 """
 
 from __future__ import annotations
@@ -70,16 +74,19 @@ class Addresses:
     heartbeat: str = ""
     panic: str = ""
     freeze: str = ""
+    seed: str = ""  # i the seed, with each prompt (look.py)
+    blend: str = ""  # s a JSON weighted prompt list during a transition (look.py)
+    transition: str = ""  # i generation steps of the next prompt change, before it (look.py)
 
 
 PRESETS: dict[str, Addresses] = {
     "generic": Addresses("/prompt", "/style", "/mood", "/json", "/phrase", "/level", "/summary/text",
-                         "/summary/prompt", "/heartbeat", "/panic", "/freeze"),
+                         "/summary/prompt", "/heartbeat", "/panic", "/freeze", seed="/seed", blend="/prompt_list"),
     # Studio-Carlos/VoceVibe's addresses (src/osc_client.py, src/summary_engine.py), then our extras.
     "vocevibe": Addresses("/visual/prompt", "/visual/style", "/visual/mood", "/visual/json",
                           "/visual/transcript", "/visual/level", "/summary/text", "/summary/image_prompt",
                           "/visual/heartbeat", "/visual/panic", "/visual/freeze"),
-    "scope": Addresses("/scope/prompt"),
+    "scope": Addresses("/scope/prompt", transition="/scope/transition_steps"),
 }
 
 

@@ -41,7 +41,7 @@ Report = Callable[[Status], None]
 AUDIO_QUEUE_BLOCKS = 250  # 20 s of 80 ms blocks: how long the disk may stall before blocks are dropped
 JOIN_SECONDS = 10.0  # closing waits this long for the writers to drain their queues
 LINE_QUEUE_SIZE = 20_000  # log lines the writer may be behind (a stalled disk) before lines are dropped
-REPLAYED_TYPES = ("image_prompt", "manual_prompt")  # the lines `replay` re-sends (their "text")
+REPLAYED_TYPES = ("image_prompt", "manual_prompt", "cue")  # the lines `replay` re-sends (their "text")
 UNKNOWN_FRAMES = 2**62  # libsndfile's frame count for a FLAC whose writer was killed before closing
 
 
@@ -460,7 +460,8 @@ def replay(path: str | Path, send_text: Callable[[str], object], *, speed: float
     if not (math.isfinite(speed) and speed > 0):
         raise ValueError(f"replay speed must be a positive number, not {speed}")
     prompts = [(r["mono"], r["text"]) for r in read_log(path)
-               if r["type"] in REPLAYED_TYPES and isinstance(r.get("text"), str) and r["text"].strip()]
+               if r["type"] in REPLAYED_TYPES and isinstance(r.get("text"), str) and r["text"].strip()
+               and (r["type"] != "cue" or r.get("sent"))]  # a phrase cue's phrase is not a prompt
     if not prompts:
         raise SessionLogError(f"{path}: nothing to replay: the log has no image_prompt or manual_prompt lines")
     previous = prompts[0][0]

@@ -15,7 +15,8 @@ from collections.abc import Iterator
 from typing import IO, TextIO
 
 from .app import Pipeline
-from .events import ImagePrompt, Levels, Phrase, PhraseEnd, SayText, Status, Stopped, Summary, Word, WorkerState
+from .events import (CueFired, ImagePrompt, Levels, Phrase, PhraseDropped, PhraseEnd, SayText, Status, Stopped, Summary,
+                     Word, WorkerState)
 
 EXIT_OK, EXIT_ERROR = 0, 2
 LEVEL_SECONDS = 5.0  # a level line this often
@@ -122,6 +123,16 @@ class TerminalFront:
             self._end_line()
             why = f", {item.reason}" if item.reason else ""
             print(f"  => {item.text}   [{item.source} {item.latency_ms:.0f} ms{why}]", file=self.out, flush=True)
+        elif isinstance(item, CueFired):
+            self._end_line()
+            seed = f", seed {item.seed}" if item.seed is not None else ""
+            heard = f' "{item.heard}"' if item.heard else ""
+            goes = "->" if item.phrase else "=>" if item.sent else "--"  # a phrase cue's prompt follows; --: held
+            print(f"  {goes} cue {item.number} {item.name}: {item.text}   [{item.via}{heard}{seed}]", file=self.out,
+                  flush=True)
+        elif isinstance(item, PhraseDropped):
+            self._end_line()
+            print(f"[phrase] not for the brain: {item.text!r} ({item.why})", file=self.err, flush=True)
         elif isinstance(item, Summary):
             self._end_line()
             print(f"  summary: {item.text}\n  => {item.image_prompt}   [{item.source}]", file=self.out, flush=True)

@@ -1,0 +1,302 @@
+"""MIDI through real ports: a JACK server with the dummy driver (no sound hardware here, and no ALSA
+sequencer: /dev/snd does not exist), python-rtmidi's JACK API, and a fake controller that is a real
+JACK MIDI client. The engine's gain, panic, MIDI learn, reconnection, and the window's MIDI panel
+(under Xvfb) with its mapping surviving a restart of the window.
+
+Every port is closed before jackd stops: closing an rtmidi JACK port after its server died crashes.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import mido
+import pytest
+from guitk import display, guard, pump, window_for  # noqa: F401 (fixtures)
+
+from oscpeer import UdpPeer
+from test_gui import RecordingEngines, RecordingPipeline
+from test_workers import until
+from voicevibe.app import Pipeline
+from voicevibe.config import Config, load_config
+from voicevibe.events import Panic, Status
+from voicevibe.midi import MidiError, MidiInput, list_ports
+from voicevibe.session import read_log
+
+os.environ.setdefault("JACK_NO_START_SERVER", "1")  # libjack must never start a server of its own
+JACK = "mido.backends.rtmidi/UNIX_JACK"
+ROOT = Path(__file__).resolve().parent.parent
+CONTROLLER = "fakectl:FakeCtrl"  # how the app sees the fake controller's output port
+
+
+@pytest.fixture(scope="module")
+def jack() -> Iterator[Any]:
+    """jackd with the dummy driver (no realtime, 128-frame periods: ~2.7 ms), for this file's tests.
+
+    PortAudio (the window rescans the audio devices) also becomes a JACK client while jackd runs; it
+    is shut down before jackd stops and started again after (Pa_Terminate on a dead JACK server
+    aborts the process), so later tests see the same audio devices as before."""
+    if shutil.which("jackd") is None:
+        raise RuntimeError("jackd not found: apt-get install jackd2 (scripts/setup.sh --test does)")
+    # A server of our own name: any other JACK client on the machine (another test run's PortAudio...) connects
+    # to "default", and one that stops reading its notifications would stall every client of the server.
+    name = f"voicevibe-test-{os.getpid()}"
+    old_name = os.environ.get("JACK_DEFAULT_SERVER")
+    os.environ["JACK_DEFAULT_SERVER"] = name  # libjack reads it at each client open: rtmidi's and PortAudio's
+    # -r: no realtime; -t: a client may stall 10 s (a loaded CI box) before JACK drops it; -p 1024: 21 ms periods,
+    # so a loaded machine misses fewer cycles (a missed cycle loses its MIDI events, as on a real rig)
+    proc = subprocess.Popen(["jackd", "-n", name, "-r", "-t", "10000", "-d", "dummy", "-r", "48000", "-p", "1024"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    backend = mido.Backend(JACK, load=True)
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            backend.get_input_names()  # a JACK client can be made: the server is up
+            break
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                raise RuntimeError(f"jackd did not start (exit {proc.poll()})") from None
+            time.sleep(0.05)
+    yield backend
+    audio = sys.modules.get("sounddevice")
+    if audio is not None:
+        audio._terminate()
+    proc.send_signal(signal.SIGTERM)  # every port of the tests is closed by now
+    proc.wait(timeout=10)
+    if old_name is None:
+        os.environ.pop("JACK_DEFAULT_SERVER", None)
+    else:
+        os.environ["JACK_DEFAULT_SERVER"] = old_name
+    if audio is not None:
+        audio._initialize()
+
+
+@pytest.fixture
+def controller(jack: Any) -> Iterator[Any]:
+    """A fake controller: a JACK MIDI client with one output port."""
+    out = jack.open_output("FakeCtrl", client_name="fakectl")
+    yield out
+    out.close()
+
+
+def midi_config(**midi: Any) -> Config:
+    settings = {"backend": JACK, "port": "fakectl", "reconnect_seconds": 0.2, **midi}
+    return load_config(overrides=[{"midi": settings}], include_defaults_files=False)
+
+
+def cc(control: int, value: int, channel: int = 0) -> mido.Message:
+    return mido.Message("control_change", channel=channel, control=control, value=value)
+
+
+def note(number: int, velocity: int, channel: int = 9) -> mido.Message:
+    return mido.Message("note_on", channel=channel, note=number, velocity=velocity)
+
+
+def live(midi: MidiInput, controller: Any, timeout: float = 20.0) -> None:
+    """Wait until messages flow: a JACK connection takes effect at a later cycle, so an unmapped probe CC
+    is sent until the router counts it (a message sent before that would be lost, as on a real rig)."""
+    until(lambda: midi.connected == CONTROLLER, timeout=timeout)
+    seen = midi.counts["unmapped"]
+    deadline = time.monotonic() + timeout
+    while midi.counts["unmapped"] == seen:
+        assert time.monotonic() < deadline, "no MIDI message got through"
+        controller.send(cc(119, 1, channel=15))  # channel 16, CC 119: mapped in no test
+        time.sleep(0.05)
+
+
+def send_until(controller: Any, message: mido.Message, done: Callable[[], object], timeout: float = 20.0) -> None:
+    """Send an absolute control (a CC value: sending it again changes nothing) until `done()`; a message
+    in a JACK cycle that a loaded machine missed is lost."""
+    deadline = time.monotonic() + timeout
+    while True:
+        controller.send(message)
+        try:
+            until(done, timeout=1.0)
+            return
+        except AssertionError:
+            assert time.monotonic() < deadline, f"{message} had no effect"
+
+
+def test_voicevibe_midi_lists_the_controller(jack, controller):
+    done = subprocess.run([sys.executable, "-m", "voicevibe", "midi", "--set", f'midi.backend="{JACK}"'],
+                          capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    assert CONTROLLER in done.stdout.splitlines()
+    assert CONTROLLER in list_ports(midi_config().midi)
+
+
+def test_a_backend_that_cannot_start_is_named_with_the_fix():
+    with pytest.raises(MidiError, match="UNIX_JACK"):
+        list_ports(load_config(overrides=[{"midi": {"backend": "mido.backends.rtmidi/LINUX_ALSA"}}],
+                               include_defaults_files=False).midi)
+    done = subprocess.run([sys.executable, "-m", "voicevibe", "midi", "--set", 'midi.backend="mido.backends.nope"'],
+                          capture_output=True, text=True, timeout=60, cwd=ROOT)
+    assert done.returncode == 2 and "midi.backend" in done.stderr
+
+
+def test_a_cc_moves_the_engine_gain_and_a_note_fires_panic(jack, controller, tmp_path):
+    with UdpPeer() as peer:
+        config = load_config(overrides=[{
+            "stt": {"model": str(tmp_path / "none")}, "brain": {"model": "none"},
+            "osc": {"targets": f"127.0.0.1:{peer.port}", "preset": "vocevibe"},
+            "session": {"log_dir": str(tmp_path / "log")},
+            "midi": {"backend": JACK, "port": "FakeCtrl", "reconnect_seconds": 0.2,
+                     "mapping": "gain=cc:1:7, panic=note:10:36"}}], include_defaults_files=False)
+        pipeline = Pipeline(config, script=[])
+        pipeline.start()
+        midi = MidiInput(config.midi, pipeline.apply, state=lambda kind: kind is Panic and pipeline.osc.panicked)
+        try:
+            midi.start()
+            live(midi, controller)
+            send_until(controller, cc(7, 127), lambda: pipeline.dsp.params.gain_db == 24.0)
+            send_until(controller, cc(7, 32),
+                       lambda: pipeline.dsp.params.gain_db == pytest.approx(-24 + 48 * 32 / 127, abs=0.06))
+            controller.send(note(36, 100))
+            assert [m.params for m in peer.wait_for("/visual/panic", 1)] == [[1]]
+            assert peer.on("/visual/prompt")[-1].params == [config.osc.panic_prompt]
+            controller.send(note(36, 0))  # the pad's release: nothing
+            controller.send(cc(99, 5))  # unmapped
+            controller.send(mido.Message("sysex", data=[1, 2, 3]))
+            controller.send(note(36, 90))  # the second press releases panic
+            assert [m.params for m in peer.wait_for("/visual/panic", 2)] == [[1], [0]]
+            until(lambda: midi.counts["unmapped"] >= 3, timeout=10)
+            assert midi.counts["errors"] == 0 and midi.counts["handled"] >= 4
+        finally:
+            midi.close()
+            pipeline.stop()
+    controls = [r for r in read_log(pipeline.log_path) if r["type"] == "control"]
+    assert [c["action"] for c in controls] == ["set_gain", "set_gain", "panic", "panic"]
+
+
+def test_learn_maps_a_new_cc_and_an_unplugged_controller_comes_back(jack, tmp_path):
+    commands: list[Any] = []
+    learned: list[Any] = []
+    statuses: list[Status] = []
+    midi = MidiInput(midi_config().midi, commands.append, on_learn=learned.append, report=statuses.append)
+    out = jack.open_output("FakeCtrl", client_name="fakectl")
+    try:
+        midi.start()
+        live(midi, out)
+        midi.learn("gate")
+        send_until(out, cc(21, 64), lambda: learned)
+        assert learned[0].mapping == "gate=cc:1:21"
+        commands.clear()  # a repeated learning CC drives the gate once learned
+        send_until(out, cc(21, 127), lambda: commands)
+        assert commands[0].threshold == 0.3
+        out.close()  # unplugged
+        until(lambda: midi.connected is None, timeout=10)
+        assert any("unplugged" in s.message and s.level == "warning" for s in statuses), statuses
+        out = jack.open_output("FakeCtrl", client_name="fakectl")  # plugged back in
+        live(midi, out)
+        send_until(out, cc(21, 0), lambda: commands[-1].threshold == 0.0)
+        assert statuses[-1].message == f"MIDI: listening to {CONTROLLER}"
+    finally:
+        midi.close()
+        out.close()
+
+
+class MidiEngines(RecordingEngines):
+    """The window's engines stand-in, with the brain state MIDI toggles read."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.brain = SimpleNamespace(commands=[], paused=False, command=lambda c: self.brain.commands.append(c))
+
+
+SHOW = '[[cue]]\nname = "Harbour"\nprompt = "a harbour at dusk"\n[[cue]]\nname = "Storm"\nprompt = "a storm"\n'
+
+
+def test_the_window_learns_a_cc_fires_cues_and_panic_and_keeps_the_mapping_after_a_restart(
+        jack, controller, display, guard, tmp_path):
+    settings = tmp_path / "settings.toml"
+    show = tmp_path / "show.toml"
+    show.write_text(SHOW, encoding="utf-8")
+    with UdpPeer() as peer:
+        layer = {"midi": {"backend": JACK, "port": "fakectl", "reconnect_seconds": 0.2,
+                          "mapping": "panic=note:10:36"},
+                 "osc": {"targets": f"127.0.0.1:{peer.port}", "preset": "generic"}, "show": {"file": str(show)}}
+        config = load_config(overrides=[layer], include_defaults_files=False)
+        with window_for(config, guard, pipeline_factory=RecordingPipeline, engines=MidiEngines(),
+                        settings_file=settings) as w:
+            live(w.midi.input, controller)
+            w.midi.refresh_ports()
+            assert w.midi.port_menu.get() == CONTROLLER
+            w.midi.arm("gain")
+            controller.send(cc(30, 100))
+            pump(w.root, lambda: w.midi.bindings["gain"].cget("text") == "cc:1:30")
+            assert "gain=cc:1:30" in w.midi.mapping.get()
+            for _ in range(40):  # the knob turned down (again, should a loaded machine drop a JACK cycle)
+                controller.send(cc(30, 0))
+                pump(w.root)
+                if w.ui.gain.value == -24.0:
+                    break
+            assert w.ui.gain.value == -24.0  # the slider moved (and the gain went out)
+            w.midi.arm("cue2")
+            controller.send(note(50, 127, channel=0))
+            pump(w.root, lambda: w.midi.bindings["cue2"].cget("text") == "note:1:50")
+            controller.send(note(50, 127, channel=0))
+            pump(w.root, lambda: ("/prompt", ["a storm"]) in [(m.address, m.params) for m in peer.messages])
+            pump(w.root, lambda: w.cues.highlighted() is None)  # cue 2 was the last: nothing next
+            controller.send(note(36, 100))
+            pump(w.root, lambda: w.panicked)
+            assert "PANIC ON" in w.ui.panic_button.cget("text")
+            pump(w.root, lambda: ("/panic", [1]) in [(m.address, m.params) for m in peer.messages])
+        # The window is closed (its port too); a new launch reads the saved settings over the config.
+        saved = settings.read_text(encoding="utf-8")
+        assert "gain=cc:1:30" in saved and "cue2=note:1:50" in saved
+        config = load_config([settings], [{"osc": layer["osc"], "midi": {"backend": JACK, "port": "fakectl",
+                                                                        "reconnect_seconds": 0.2}}],
+                             include_defaults_files=False)
+        with window_for(config, guard, pipeline_factory=RecordingPipeline, engines=MidiEngines(),
+                        settings_file=settings) as w:
+            assert w.midi.bindings["gain"].cget("text") == "cc:1:30"
+            assert w.midi.bindings["cue2"].cget("text") == "note:1:50"
+            live(w.midi.input, controller)
+            for _ in range(40):
+                controller.send(cc(30, 127))
+                pump(w.root)
+                if w.ui.gain.value == 24.0:
+                    break
+            assert w.ui.gain.value == 24.0
+
+
+def test_a_headless_run_with_midi_fires_a_cue_from_a_pad(jack, controller, tmp_path):
+    show = tmp_path / "show.toml"
+    show.write_text(SHOW, encoding="utf-8")
+    with UdpPeer() as peer:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "voicevibe", "run", "--no-gui", "--script", "-", "--show", str(show),
+             "--midi", "fakectl", "--osc", f"127.0.0.1:{peer.port}", "--preset", "generic",
+             "--set", f'midi.backend="{JACK}"', "--set", 'midi.mapping="cue2=note:10:38"',
+             "--set", 'brain.model="none"', "--set", f'stt.model="{tmp_path / "none"}"',
+             "--set", f'session.log_dir="{tmp_path / "log"}"'],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+        lines: list[str] = []
+        reader = threading.Thread(target=lambda: lines.extend(proc.stderr), name="stderr")
+        reader.start()
+        try:
+            until(lambda: any(f"[midi] MIDI: listening to {CONTROLLER}" in line for line in lines), timeout=60)
+            deadline = time.monotonic() + 20
+            while not peer.on("/prompt"):  # a pad hit in a JACK cycle a loaded machine missed is lost: hit again
+                assert time.monotonic() < deadline, "".join(lines)
+                controller.send(note(38, 100))
+                time.sleep(0.5)
+        finally:
+            proc.stdin.close()  # the script ends: the run ends, closing its MIDI port while JACK is up
+            proc.wait(60)
+            reader.join(10)
+        out = proc.stdout.read()
+    assert proc.returncode == 0, "".join(lines)
+    assert peer.on("/prompt")[0].params == ["a storm"] and peer.on("/seed")
+    assert "=> cue 2 Storm: a storm   [midi" in out
