@@ -146,6 +146,7 @@ class Worker:
         self._wake: threading.Event | None = None  # the supervisor's, set on a worker's EOF
         self._process: Any = None
         self._conn: Connection | None = None
+        self._reader: threading.Thread | None = None
         self._beat: Any = None
         self._beat_seen = (0, 0.0)  # (counter, when it last changed)
         self._deaths: deque[float] = deque()
@@ -218,6 +219,9 @@ class Worker:
         with self._lock:
             self._close_pipe()
             self._process = None
+            reader = self._reader
+        if reader is not None and reader is not threading.current_thread():
+            reader.join(timeout)  # the process is gone: EOF has come or comes at once
 
     # -- the supervisor's part --
 
@@ -235,7 +239,11 @@ class Worker:
         child.close()  # the worker's end lives in the worker only: its death closes the pipe
         self._process, self._conn, self._beat = process, parent, beat
         self._beat_seen = (0, time.monotonic())
-        threading.Thread(target=self._read, args=(parent,), name=f"{self.spec.stage}-link", daemon=True).start()
+        # The reader owns its end of the pipe: it closes it at EOF (the worker gone), so no other thread ever
+        # closes a connection under a recv() in progress.
+        self._reader = threading.Thread(target=self._read, args=(parent,), name=f"{self.spec.stage}-link",
+                                        daemon=True)
+        self._reader.start()
         note = f" (restart {self.restarts})" if self.restarts else ""
         self.report(WorkerState(self.spec.stage, "starting", f"{self.spec.label} starting{note}", pid=process.pid))
 
@@ -245,6 +253,8 @@ class Worker:
             try:
                 message = conn.recv()
             except (EOFError, OSError):
+                with self._lock:  # never under a send() in progress
+                    conn.close()
                 break
             if isinstance(message, (WorkerLoading, WorkerReady, WorkerFailed)):
                 self._lifecycle(message)
@@ -331,9 +341,8 @@ class Worker:
             self.on_down(note)
 
     def _close_pipe(self) -> None:
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
+        """Stop sending: the reader thread closes the connection when the worker's end is gone."""
+        self._conn = None
 
 
 class Supervisor:
