@@ -37,7 +37,8 @@ sys.path.insert(0, str(ROOT / "tests"))
 from pythonosc.osc_message_builder import OscMessageBuilder  # noqa: E402
 
 from voicevibe.app import Pipeline  # noqa: E402
-from voicevibe.config import Config, load_config  # noqa: E402
+from voicevibe.config import Config  # noqa: E402
+from voicevibe.config_files import load_config  # noqa: E402
 from voicevibe.events import FireCue  # noqa: E402
 
 JACK = "mido.backends.rtmidi/UNIX_JACK"

@@ -34,7 +34,7 @@ import customtkinter as ctk  # noqa: E402
 from speech import write_speech  # noqa: E402
 from xvfb import xvfb  # noqa: E402
 
-from voicevibe.config import load_config  # noqa: E402
+from voicevibe.config_files import load_config  # noqa: E402
 from voicevibe.gui import PerformanceWindow  # noqa: E402
 
 TICK_MS = 10

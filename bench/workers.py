@@ -61,7 +61,7 @@ def run_design(design: str, checkpoint: str, out: str, max_seconds: float, trace
 
     import customtkinter as ctk
 
-    from voicevibe.config import load_config
+    from voicevibe.config_files import load_config
     from voicevibe.gui import PerformanceWindow
 
     layers = {"stt": {"model": checkpoint, "reset_after_seconds": 2.0, "max_segment_seconds": 4.0},
@@ -180,7 +180,7 @@ def resets_in_window(checkpoint: Path, before_code: Path, quick: bool, designs: 
 def run_startup(design: str, checkpoint: str, wav: str, out: str) -> None:
     """In a child process: time from Pipeline.start() to "listening to ..." (twice for "after")."""
     from voicevibe.app import Pipeline
-    from voicevibe.config import load_config
+    from voicevibe.config_files import load_config
 
     config = load_config(overrides=[{"stt": {"model": checkpoint}, "osc": {"targets": "127.0.0.1:9"},
                                      "brain": {"model": "none"}, "session": {"log_dir": tempfile.mkdtemp()}}],
@@ -314,7 +314,7 @@ def through_the_worker(checkpoint: Path, n: int) -> list[float]:
 
     from voicevibe.app import Engines
     from voicevibe.audio import FileSource
-    from voicevibe.config import load_config
+    from voicevibe.config_files import load_config
     from voicevibe.events import SttStepped
 
     config = load_config(overrides=[{"stt": {"model": str(checkpoint)}, "brain": {"model": "none"}}],

@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 import customtkinter as ctk  # noqa: E402
 from xvfb import xvfb  # noqa: E402
 
-from voicevibe.config import load_config  # noqa: E402
+from voicevibe.config_files import load_config  # noqa: E402
 from voicevibe.gui import PerformanceWindow  # noqa: E402
 
 ASSETS = ROOT / "assets"

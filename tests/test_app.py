@@ -21,7 +21,8 @@ from oscpeer import UdpPeer, dump_lines, oscdump  # noqa: F401  (oscdump: a fixt
 from voicevibe import app as app_module
 from voicevibe.app import Pipeline
 from voicevibe.audio import AudioError
-from voicevibe.config import BLOCK, Config, load_config
+from voicevibe.config import BLOCK, Config
+from voicevibe.config_files import load_config
 from voicevibe.events import (ImagePrompt, Levels, Panic, PipelineStats, SayText, SendPrompt, SetAgc,
                               SetGain, SetGate, SetStyle, Status, Stopped, Word)
 from voicevibe.testing.faults import stt_failing_at

@@ -14,7 +14,8 @@ import pytest
 
 from voicevibe.brain import Brain
 from voicevibe.brain_worker import BrainStage
-from voicevibe.config import BrainConfig, load_config
+from voicevibe.config import BrainConfig
+from voicevibe.config_files import load_config
 from voicevibe.events import ImagePrompt, Phrase, Summary
 from voicevibe.fallback import CLIP_USABLE_TOKENS, clip_token_estimate, english_words, load_assets
 from voicevibe.hub import ModelError

@@ -10,9 +10,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from voicevibe import config as cfg
-from voicevibe.config import (REPO_CONFIG, Config, ConfigError, DspConfig, SttConfig, documented_defaults,
-                              load_config, parse_override)
+from voicevibe import config_files as cfg
+from voicevibe.config import REPO_CONFIG, Config, ConfigError, DspConfig, SttConfig
+from voicevibe.config_files import documented_defaults, load_config, parse_override
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -128,8 +128,8 @@ def test_window_settings_persist_and_load_after_the_user_config(user_dir, monkey
 
 def test_saving_a_bad_setting_writes_nothing(user_dir):
     path = user_dir / "settings.toml"
-    bad = object.__new__(cfg.DspConfig)  # bypasses validation, as a buggy caller could
-    for f in dataclasses.fields(cfg.DspConfig):
+    bad = object.__new__(DspConfig)  # bypasses validation, as a buggy caller could
+    for f in dataclasses.fields(DspConfig):
         object.__setattr__(bad, f.name, f.default)
     object.__setattr__(bad, "gain_db", 99.0)
     with pytest.raises(ConfigError, match="gain_db"):

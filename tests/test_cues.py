@@ -22,7 +22,8 @@ from oscpeer import UdpPeer, dump_lines, oscdump  # noqa: F401  (oscdump: a fixt
 from test_app import drain, stage_threads
 from test_workers import until
 from voicevibe.app import Pipeline
-from voicevibe.config import Config, load_config
+from voicevibe.config import Config
+from voicevibe.config_files import load_config
 from voicevibe.events import (CueFired, FireCue, ImagePrompt, NewSeed, NextCue, Panic, PhraseDropped, PhraseEnd,
                               PreviousCue, SendPrompt, SetTransition, Status, Word)
 from voicevibe.session import read_log, replay

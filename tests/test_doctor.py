@@ -23,7 +23,8 @@ from platforms import PULSE, skip_on_mac  # noqa: E402
 
 from voicevibe import cli, doctor  # noqa: E402
 from voicevibe.audio import AudioError, InputDevice  # noqa: E402
-from voicevibe.config import Config, load_config  # noqa: E402
+from voicevibe.config import Config  # noqa: E402
+from voicevibe.config_files import load_config  # noqa: E402
 from voicevibe.miccheck import LevelCheck  # noqa: E402
 from voicevibe.pycheck import Facts  # noqa: E402
 

@@ -16,7 +16,8 @@ from hubserver import hub_server
 from oscpeer import UdpPeer
 
 from voicevibe import cli
-from voicevibe.config import BrainConfig, load_config
+from voicevibe.config import BrainConfig
+from voicevibe.config_files import load_config
 from voicevibe.doctor import verify
 from voicevibe.events import DownloadDone, DownloadProgress
 from voicevibe.firstrun import KNOWN_SIZES, ModelDownload, human_size, missing_models

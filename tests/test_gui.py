@@ -15,7 +15,8 @@ import customtkinter as ctk
 import pytest
 from guitk import MainThreadOnly, display, guard, pump, window_for  # noqa: F401 (fixtures)
 
-from voicevibe.config import Config, load_config, settings_path
+from voicevibe.config import Config
+from voicevibe.config_files import load_config, settings_path
 from voicevibe.events import (Freeze, ImagePrompt, Levels, Panic, PauseBrain, PhraseEnd, SayText, SendPrompt, SetAgc,
                               SetGain, SetGate, SetHistory, SetStyle, Stopped, Word, WorkerState)
 from voicevibe.gui import POLL_BATCH, PerformanceWindow

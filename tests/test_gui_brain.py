@@ -13,7 +13,8 @@ from llamaserver import ALIAS, LlamaServer
 from test_gui import RecordingEngines, RecordingPipeline
 
 from voicevibe.app import Engines
-from voicevibe.config import Config, load_config
+from voicevibe.config import Config
+from voicevibe.config_files import load_config
 from voicevibe.gui_brain import NO_SWITCH
 from voicevibe.testing.peer import OscPeer
 

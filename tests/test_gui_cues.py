@@ -13,7 +13,7 @@ from guitk import display, guard, pump, window_for  # noqa: F401 (fixtures)
 
 from oscpeer import UdpPeer
 from test_gui import RecordingEngines, RecordingPipeline, started
-from voicevibe.config import load_config
+from voicevibe.config_files import load_config
 from voicevibe.events import FireCue, NextCue
 from voicevibe.gui_cues import CUE_COLOUR, LAST_COLOUR, NEXT_COLOUR
 

@@ -11,7 +11,8 @@ import pytest
 from guitk import display, guard, pump, window_for  # noqa: F401 (fixtures)
 from test_gui import RecordingEngines, RecordingPipeline
 
-from voicevibe.config import Config, load_config
+from voicevibe.config import Config
+from voicevibe.config_files import load_config
 from voicevibe.events import SetGain
 from voicevibe.gui import PerformanceWindow
 from voicevibe.gui_platform import PREFERRED, TouchpadScroller, fit_window, touchpad_deltas

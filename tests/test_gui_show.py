@@ -23,7 +23,8 @@ import soundfile
 from guitk import display, guard, pump, window_for  # noqa: F401 (fixtures)
 from oscpeer import oscdump  # noqa: F401 (a fixture)
 from test_workers import alive, children, until
-from voicevibe.config import Config, load_config
+from voicevibe.config import Config
+from voicevibe.config_files import load_config
 from voicevibe.testing.peer import OscPeer
 
 

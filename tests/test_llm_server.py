@@ -22,7 +22,8 @@ from standin import standin  # noqa: F401 (a fixture)
 
 from voicevibe.brain import Brain, load_prompt_model
 from voicevibe.brain_worker import BrainStage
-from voicevibe.config import BrainConfig, ConfigError, load_config
+from voicevibe.config import BrainConfig, ConfigError
+from voicevibe.config_files import load_config
 from voicevibe.events import ImagePrompt, MakeSummary, Phrase, Status, Summary
 from voicevibe.fallback import load_assets
 from voicevibe.llm import PromptRequest

@@ -25,7 +25,8 @@ from platforms import PULSE, skip_on_mac  # noqa: E402
 
 from voicevibe import cli, macos  # noqa: E402
 from voicevibe.app import Pipeline  # noqa: E402
-from voicevibe.config import BLOCK, SAMPLE_RATE, load_config  # noqa: E402
+from voicevibe.config import BLOCK, SAMPLE_RATE  # noqa: E402
+from voicevibe.config_files import load_config  # noqa: E402
 from voicevibe.events import Status  # noqa: E402
 from voicevibe.miccheck import DigitalSilence, level_check, silence_message  # noqa: E402
 from voicevibe.pycheck import Facts, describe, notes, problems  # noqa: E402
@@ -272,7 +273,7 @@ def test_a_live_input_of_exact_zeros_becomes_a_status_naming_the_privacy_setting
 
 def test_tests_keep_the_user_folders_in_a_temporary_home(user_state: Path) -> None:
     """platformdirs ignores XDG_* on macOS (~/Library/Logs, ~/Library/Application Support): HOME is temporary."""
-    from voicevibe.config import settings_path, user_config_path
+    from voicevibe.config_files import settings_path, user_config_path
     from voicevibe.session import default_log_dir
 
     assert Path.home() == user_state

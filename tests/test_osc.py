@@ -21,7 +21,8 @@ from pythonosc.osc_message_builder import OscMessageBuilder
 
 from oscpeer import dump_lines, free_port, oscdump  # noqa: F401  (oscdump: a fixture)
 from voicevibe import osc
-from voicevibe.config import ConfigError, OscConfig, load_config
+from voicevibe.config import ConfigError, OscConfig
+from voicevibe.config_files import load_config
 from voicevibe.events import ImagePrompt, Phrase, Status, Summary
 
 ACCENTED = "une cathédrale engloutie, lumière d'été, forêt où l'œil rêve 🌊✨ — «déjà vu»"

@@ -15,7 +15,8 @@ from pathlib import Path
 import mido
 import pytest
 
-from voicevibe.config import ConfigError, OscConfig, load_config
+from voicevibe.config import ConfigError, OscConfig
+from voicevibe.config_files import load_config
 from voicevibe.events import (FireCue, Freeze, NewSeed, NextCue, Panic, PhraseEnd, SeedLock, SetGain, SetGate,
                               SetRate, SetTransition, Word)
 from voicevibe.look import SeedState, blend_datagram, blend_json, blend_weights, transition_steps

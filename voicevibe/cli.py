@@ -20,7 +20,8 @@ from tqdm import tqdm
 
 from . import __version__
 from .audio import AudioError, FileSource, list_input_devices
-from .config import FRAME_SECONDS, Config, ConfigError, documented_defaults, load_config, parse_override
+from .config import FRAME_SECONDS, Config, ConfigError
+from .config_files import documented_defaults, load_config, parse_override
 from .dsp import Dsp
 from .events import Event, Levels, PhraseEnd, Word, to_json_dict
 from .fallback import AssetError

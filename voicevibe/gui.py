@@ -28,7 +28,8 @@ from typing import Any
 import customtkinter as ctk
 
 from .audio import AudioError, list_input_devices, rescan_devices
-from .config import Config, save_settings
+from .config import Config
+from .config_files import save_settings
 from .events import (BRAIN_COMMANDS, SHOW_COMMANDS, Command, Freeze, Levels, Panic, PauseBrain, SayText, SendPrompt,
                      SetAgc, SetGain, SetGate, SetHistory, SetRate, SetStyle, SetVibe, Status, Stopped)
 from .fallback import AssetError, load_assets

@@ -29,7 +29,8 @@ import numpy as np
 
 from ..app import Pipeline
 from ..brain import LoadedModel
-from ..config import BLOCK, FRAME_SECONDS, Config, SttConfig, load_config
+from ..config import BLOCK, FRAME_SECONDS, Config, SttConfig
+from ..config_files import load_config
 from ..events import ImagePrompt, Phrase, PipelineStats, SegmentReset, Status, Stopped, Word
 from ..hub import locate_stt
 from ..llm import PromptRequest
