@@ -21,7 +21,8 @@ import soundfile
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from voicevibe.app import Engines, Pipeline  # noqa: E402
+from voicevibe.app import Pipeline  # noqa: E402
+from voicevibe.engines import Engines  # noqa: E402
 from voicevibe.config import BLOCK, BrainConfig  # noqa: E402
 from voicevibe.config_files import load_config  # noqa: E402
 from voicevibe.events import Status  # noqa: E402

@@ -203,7 +203,7 @@ def run_startup(design: str, checkpoint: str, wav: str, out: str) -> None:
                  for _ in range(2)]
         opened = 0.0
     else:
-        from voicevibe.app import Engines
+        from voicevibe.engines import Engines
 
         t0 = time.monotonic()
         engines = Engines(config)
@@ -312,7 +312,7 @@ def through_the_worker(checkpoint: Path, n: int) -> list[float]:
     """Block -> events through the real speech worker, minus the worker's own compute, in ms."""
     from speech import write_speech
 
-    from voicevibe.app import Engines
+    from voicevibe.engines import Engines
     from voicevibe.audio import FileSource
     from voicevibe.config_files import load_config
     from voicevibe.events import SttStepped

@@ -12,7 +12,7 @@ from guitk import display, guard, pump, window_for  # noqa: F401 (fixtures)
 from llamaserver import ALIAS, LlamaServer
 from test_gui import RecordingEngines, RecordingPipeline
 
-from voicevibe.app import Engines
+from voicevibe.engines import Engines
 from voicevibe.config import Config
 from voicevibe.config_files import load_config
 from voicevibe.gui_brain import NO_SWITCH

@@ -20,7 +20,8 @@ import pytest
 
 from oscpeer import UdpPeer
 from test_app import drain, show_config, stage_threads
-from voicevibe.app import Engines, Pipeline
+from voicevibe.app import Pipeline
+from voicevibe.engines import Engines
 from voicevibe.events import (ImagePrompt, PipelineStats, SayText, Status, Stopped, WorkerState, Word)
 from voicevibe.supervisor import BACKOFF_SECONDS
 from voicevibe.testing.faults import crash_at_load, scripted_brain, stt_always_failing

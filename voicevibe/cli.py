@@ -179,7 +179,8 @@ def cmd_transcribe(args: argparse.Namespace, config: Config) -> int:
 
 def cmd_run(args: argparse.Namespace, config: Config) -> int:
     """The show in the terminal (--no-gui): until Ctrl-C, or the end of a rehearsal file or script."""
-    from .app import Engines, Pipeline
+    from .app import Pipeline
+    from .engines import Engines
     from .terminal import TerminalFront
 
     if args.script == "-":
@@ -418,7 +419,7 @@ def main(argv: list[str] | None = None) -> int:
             raise ScriptError(f"--script {args.script}: a script runs in the terminal — add --no-gui "
                               "(the window has its own Script mode)")
         if not args.no_gui:
-            from .gui import run_gui
+            from .gui_run import run_gui
 
             return run_gui(config, input_spec=args.input, quit_after=args.quit_after)
         return cmd_run(args, config)
