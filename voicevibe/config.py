@@ -241,8 +241,9 @@ class BrainConfig:
                          "base URL of an OpenAI-compatible server (Ollama, llama-server, LM Studio, "
                          "python -m llama_cpp.server), e.g. \"http://192.168.1.30:11434/v1\".")
     model_file: str = setting("gemma-3-1b-it-Q4_K_M.gguf", "The GGUF file inside the repo named by model.")
-    download: bool = setting(True, "Fetch the model at start when it is not cached (with progress); "
-                             "false: cached copy or the bundled model only.")
+    download: bool = setting(False, "Fetch the model when the brain starts and it is not cached (true), or use "
+                             "the cached copy, else the bundled model (false: a show never waits on the network; "
+                             "the window's Download button and `voicevibe models download` fetch it).")
     mode: str = setting("auto", "How the model is asked: chat (instruct models, chat template), completion "
                         "(few-shot, base models), auto (chat when the GGUF has a chat template).",
                         choices=("auto", "chat", "completion"))

@@ -137,8 +137,9 @@ def choose_model(config: BrainConfig) -> ModelChoice:
         return ModelChoice(path, f"{config.model}/{config.model_file}")
     except ModelError as e:
         cause = f"{type(e.__cause__).__name__}, " if e.__cause__ else ""
-        where = (f"run `voicevibe prompt hello` once with internet access (it caches {config.model_file}), "
-                 f"or download it from https://huggingface.co/{config.model} and set brain.model to its path"
+        where = (f"press Download in the window or run `voicevibe models download` with internet access (it "
+                 f"caches {config.model_file}), or download it from https://huggingface.co/{config.model} and set "
+                 "brain.model to its path"
                  if is_repo_id(config.model) else "set brain.model to a .gguf file or a Hugging Face repo id")
         state = ("no such file" if not is_repo_id(config.model) else
                  "not cached" if config.download else "not cached, brain.download is off")
