@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from .config import BrainConfig, is_server_url
-from .decoding import Abandoned, GrammarDecoder  # Abandoned is part of this module's interface (PromptModel)
+from .decoding import Abandoned, GrammarDecoder  # noqa: F401 - Abandoned is part of this interface (PromptModel)
 from .fallback import Example, Style
 from .hub import ModelError, fetch_file, gguf_help, is_repo_id
 

@@ -27,8 +27,8 @@ from dataclasses import dataclass
 
 from .config import OscConfig, ShowConfig
 from .events import ImagePrompt
-from .osc import OscSender, Report, _cap, _message, _text_budget, addresses_for, fit_text, prompt_datagrams, \
-    text_datagrams
+from .osc import (OscSender, Report, addresses_for, fit_text, message_cap, osc_message, prompt_datagrams,
+                  text_budget, text_datagrams)
 
 log = logging.getLogger(__name__)
 
@@ -65,17 +65,17 @@ def blend_json(old: str, new: str, new_weight: float, budget: int) -> str:
 
 def blend_datagram(address: str, old: str, new: str, new_weight: float, config: OscConfig) -> bytes:
     """One blend message: a JSON weighted prompt list."""
-    return _message(address, blend_json(old, new, new_weight, _text_budget(address, _cap(config)))).dgram
+    return osc_message(address, blend_json(old, new, new_weight, text_budget(address, message_cap(config)))).dgram
 
 
 def seed_datagram(address: str, seed: int) -> bytes:
     """The seed as an int32."""
-    return _message(address, int(seed) % (SEED_MAX + 1)).dgram
+    return osc_message(address, int(seed) % (SEED_MAX + 1)).dgram
 
 
 def transition_datagram(address: str, steps: int) -> bytes:
     """Scope's transition length (generation steps) for the next prompt change."""
-    return _message(address, int(steps)).dgram
+    return osc_message(address, int(steps)).dgram
 
 
 class SeedState:

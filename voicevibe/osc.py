@@ -110,7 +110,7 @@ def fit_text(text: str, max_bytes: int) -> str:
     return cut.rstrip()
 
 
-def _message(address: str, *args: str | int | float) -> OscMessage:
+def osc_message(address: str, *args: str | int | float) -> OscMessage:
     """One OSC message with explicit type tags (s, i, f)."""
     builder = OscMessageBuilder(address)
     for arg in args:
@@ -121,12 +121,12 @@ def _message(address: str, *args: str | int | float) -> OscMessage:
     return builder.build()
 
 
-def _cap(config: OscConfig) -> int:
+def message_cap(config: OscConfig) -> int:
     """The largest message: the whole datagram, less the bundle framing when bundling."""
     return config.max_datagram_bytes - (BUNDLE_OVERHEAD if config.bundles else 0)
 
 
-def _text_budget(address: str, cap: int) -> int:
+def text_budget(address: str, cap: int) -> int:
     """Most UTF-8 bytes a one-string message at `address` may carry within `cap` bytes."""
     overhead = len(write_string(address)) + 4  # address, then ",s\0\0"
     return (cap - overhead) // 4 * 4 - 1  # the string's own NUL and padding
@@ -134,27 +134,27 @@ def _text_budget(address: str, cap: int) -> int:
 
 def _text_message(address: str, text: str, cap: int, what: str) -> OscMessage:
     """A one-string message, the string cut to fit `cap` bytes (with a warning)."""
-    fitted = fit_text(text, _text_budget(address, cap))
+    fitted = fit_text(text, text_budget(address, cap))
     if fitted != text:
         log.warning("%s cut from %d to %d bytes to fit one %d-byte datagram (osc.max_datagram_bytes)",
                     what, len(text.encode("utf-8")), len(fitted.encode("utf-8")), cap)
-    return _message(address, fitted)
+    return osc_message(address, fitted)
 
 
 def _json_message(address: str, obj: dict[str, object], cap: int) -> OscMessage:
     """The object as one JSON string, its longest strings shortened until it fits."""
-    budget = _text_budget(address, cap)
+    budget = text_budget(address, cap)
     obj = dict(obj)
     for _ in range(12):
         text = json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
         excess = len(text.encode("utf-8")) - budget
         if excess <= 0:
-            return _message(address, text)
+            return osc_message(address, text)
         key = max((k for k, v in obj.items() if isinstance(v, str)), key=lambda k: len(str(obj[k]).encode()))
         value = str(obj[key])
         obj[key] = fit_text(value, len(value.encode("utf-8")) - excess - 8)
     log.warning("JSON message cut to its prompt to fit one %d-byte datagram", cap)
-    return _message(address, json.dumps({"prompt": fit_text(str(obj.get("prompt", "")), budget // 7 - 16)}))
+    return osc_message(address, json.dumps({"prompt": fit_text(str(obj.get("prompt", "")), budget // 7 - 16)}))
 
 
 def _pack(messages: list[OscMessage], config: OscConfig) -> list[bytes]:
@@ -178,7 +178,7 @@ def _pack(messages: list[OscMessage], config: OscConfig) -> list[bytes]:
 
 def prompt_datagrams(prompt: ImagePrompt, config: OscConfig) -> list[bytes]:
     """The prompt message, then style, mood and JSON when configured."""
-    addr, cap = addresses_for(config), _cap(config)
+    addr, cap = addresses_for(config), message_cap(config)
     messages = [_text_message(addr.prompt, prompt.text, cap, "prompt")]
     if config.send_style and addr.style:
         messages.append(_text_message(addr.style, prompt.style, cap, "style"))
@@ -197,7 +197,7 @@ def text_datagrams(text: str, config: OscConfig) -> list[bytes]:
     text = " ".join(text.split())
     if not text:
         return []
-    addr, cap = addresses_for(config), _cap(config)
+    addr, cap = addresses_for(config), message_cap(config)
     messages = [_text_message(addr.prompt, text, cap, "manual prompt")]
     if config.send_json and addr.json:
         messages.append(_json_message(addr.json, {"prompt": text, "source": "manual"}, cap))
@@ -206,7 +206,7 @@ def text_datagrams(text: str, config: OscConfig) -> list[bytes]:
 
 def summary_datagrams(summary: Summary, config: OscConfig) -> list[bytes]:
     """The summary text and the summary image prompt, when configured."""
-    addr, cap = addresses_for(config), _cap(config)
+    addr, cap = addresses_for(config), message_cap(config)
     messages = []
     if config.send_summary and addr.summary_text:
         messages.append(_text_message(addr.summary_text, summary.text, cap, "summary"))
@@ -228,28 +228,28 @@ def level_datagram(peak: float, config: OscConfig) -> bytes | None:
     address = addresses_for(config).level
     if not (config.send_level and address):
         return None
-    return _message(address, float(peak) if math.isfinite(peak) else 0.0).dgram
+    return osc_message(address, float(peak) if math.isfinite(peak) else 0.0).dgram
 
 
 def heartbeat_datagram(count: int, config: OscConfig) -> bytes | None:
     """A heartbeat carrying a wrapping int32 counter (lost heartbeats show as gaps)."""
     address = addresses_for(config).heartbeat
-    return _message(address, count % 2**31).dgram if address else None
+    return osc_message(address, count % 2**31).dgram if address else None
 
 
 def panic_datagrams(on: bool, config: OscConfig) -> list[bytes]:
     """Panic on: the safe prompt on the prompt address, then the flag 1; off: the flag 0."""
-    addr, cap = addresses_for(config), _cap(config)
+    addr, cap = addresses_for(config), message_cap(config)
     messages = [_text_message(addr.prompt, config.panic_prompt, cap, "panic prompt")] if on else []
     if addr.panic:
-        messages.append(_message(addr.panic, int(on)))
+        messages.append(osc_message(addr.panic, int(on)))
     return _pack(messages, config)
 
 
 def freeze_datagram(on: bool, config: OscConfig) -> bytes | None:
     """The freeze flag, 1 or 0, for receivers that hold their image themselves."""
     address = addresses_for(config).freeze
-    return _message(address, int(on)).dgram if address else None
+    return osc_message(address, int(on)).dgram if address else None
 
 
 class _Target:
