@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -76,3 +77,20 @@ def tiny_plain(tiny_checkpoint_mlx: Path, tmp_path_factory: pytest.TempPathFacto
     del config["moshi_name"]
     (folder / "config.json").write_text(json.dumps(config))
     return folder
+
+
+@pytest.fixture(scope="module")
+def virtual_mic(tmp_path_factory: pytest.TempPathFactory) -> Iterator:
+    """A private PulseAudio null sink as the microphone (tests/pulse.py): nothing played = exact zeros.
+
+    Fails, never skips, when it cannot start (but on macOS, where PulseAudio is not the sound system).
+    """
+    import pulse
+    from platforms import PULSE, skip_on_mac
+
+    skip_on_mac(PULSE)
+    try:
+        with pulse.virtual_mic(tmp_path_factory.mktemp("pulse")) as mic:
+            yield mic
+    except pulse.PulseError as e:
+        pytest.fail(f"PulseAudio virtual microphone unavailable: {e}", pytrace=False)

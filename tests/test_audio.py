@@ -28,7 +28,6 @@ from voicevibe.config import BLOCK, SAMPLE_RATE
 
 sys.path.insert(0, str(Path(__file__).parent))
 import pulse  # noqa: E402  (tests/pulse.py, a helper beside this file)
-from platforms import PULSE, skip_on_mac  # noqa: E402
 
 
 # ---------------------------------------------------------------- helpers
@@ -631,16 +630,6 @@ def delayed(x: np.ndarray, delay: float) -> np.ndarray:
     phase = np.exp(-2j * np.pi * np.fft.rfftfreq(n) * delay)
     return np.fft.irfft(np.fft.rfft(x, n) * phase, n)[:len(x)].astype(np.float32)
 
-
-@pytest.fixture(scope="module")
-def virtual_mic(tmp_path_factory: pytest.TempPathFactory):
-    """A private PulseAudio null sink as the microphone (tests/pulse.py); fails, never skips (but on macOS)."""
-    skip_on_mac(PULSE)
-    try:
-        with pulse.virtual_mic(tmp_path_factory.mktemp("pulse")) as mic:
-            yield mic
-    except pulse.PulseError as e:
-        pytest.fail(f"PulseAudio virtual microphone unavailable: {e}", pytrace=False)
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,6 @@ import dataclasses
 import hashlib
 import json
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import huggingface_hub
@@ -19,7 +18,6 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 import pulse  # noqa: E402
-from platforms import PULSE, skip_on_mac  # noqa: E402
 
 from voicevibe import cli, doctor  # noqa: E402
 from voicevibe.audio import AudioError, InputDevice  # noqa: E402
@@ -194,15 +192,6 @@ def test_the_command_on_this_machine(tmp_path: Path, tiny_checkpoint: Path, spee
     assert cli.main(["doctor", "--model", str(tmp_path / "none"), "--input", str(speech_wav)]) == 1
     assert "FAIL  speech model" in capsys.readouterr().out
 
-
-@pytest.fixture(scope="module")
-def virtual_mic(tmp_path_factory: pytest.TempPathFactory) -> Iterator[pulse.VirtualMic]:
-    skip_on_mac(PULSE)
-    try:
-        with pulse.virtual_mic(tmp_path_factory.mktemp("pulse")) as mic:
-            yield mic
-    except pulse.PulseError as e:
-        pytest.fail(f"PulseAudio virtual microphone unavailable: {e}", pytrace=False)
 
 
 def test_the_microphone_check_listens_to_a_real_input(virtual_mic: pulse.VirtualMic, tmp_path: Path,

@@ -29,6 +29,7 @@ from voicevibe.fallback import load_assets
 from voicevibe.llm import PromptRequest
 from voicevibe.llm_server import ServerPromptModel, api_base
 from voicevibe.server_answer import checked_json, gbnf_literal, prompt_grammar, summary_grammar
+from voicevibe import doctor
 from voicevibe.server_check import server_checks
 
 ASSETS = load_assets()
@@ -213,6 +214,12 @@ def test_prompt_command_checks_the_server_and_says_what_is_wrong(server, tmp_pat
     assert [(r.name, r.ok) for r in rows] == [("server reachable", True), ("model listed", False)]
     assert rows[1].fix == "set brain.server_model to one of those (Ollama: `ollama pull` it first)"
     assert "it lists: gemma-270m" in rows[1].detail
+    # `voicevibe doctor` lists the same rows, as warnings: without the server the fallback prompts go out.
+    config = load_config(overrides=[{"brain": {"model": server.url, "server_model": "mistral-nemo"}}],
+                         include_defaults_files=False)
+    table = doctor.render(doctor.run_checks(doctor.Probe(config), [doctor.check_models, doctor.check_server]))
+    assert "model listed" in table and "set brain.server_model to one of those" in table
+    assert f"on a server ({server.url}): checked below" in table
 
 
 # ---- killed and restarted; the API key ----------------------------------------------------------

@@ -10,7 +10,6 @@ import subprocess
 import sys
 import time
 import types
-from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -21,7 +20,6 @@ import soundfile as sf
 sys.path.insert(0, str(Path(__file__).parent))
 import pulse  # noqa: E402
 from oscpeer import UdpPeer  # noqa: E402
-from platforms import PULSE, skip_on_mac  # noqa: E402
 
 from voicevibe import cli, macos  # noqa: E402
 from voicevibe.app import Pipeline  # noqa: E402
@@ -210,16 +208,6 @@ def test_the_silence_message_names_the_macos_privacy_setting(monkeypatch: pytest
     monkeypatch.setattr(macos, "PLATFORM", "linux")
     assert "Privacy" not in silence_message("mic") and "muted" in silence_message("mic")
 
-
-@pytest.fixture(scope="module")
-def virtual_mic(tmp_path_factory: pytest.TempPathFactory) -> Iterator[pulse.VirtualMic]:
-    """The PulseAudio null sink as the microphone (tests/pulse.py): nothing played = exact zeros."""
-    skip_on_mac(PULSE)
-    try:
-        with pulse.virtual_mic(tmp_path_factory.mktemp("pulse")) as mic:
-            yield mic
-    except pulse.PulseError as e:
-        pytest.fail(f"PulseAudio virtual microphone unavailable: {e}", pytrace=False)
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,6 @@ import json
 import queue
 import re
 import socket
-import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -17,7 +16,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pythonosc.osc_bundle import OscBundle
 from pythonosc.osc_message import OscMessage
-from pythonosc.osc_message_builder import OscMessageBuilder
 
 from oscpeer import dump_lines, free_port, oscdump  # noqa: F401  (oscdump: a fixture)
 from voicevibe import osc

@@ -11,6 +11,7 @@ answers and the memory figures without touching the checks.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import math
@@ -25,7 +26,7 @@ from typing import Any
 
 from . import macos
 from .audio import AudioError, list_input_devices
-from .config import Config, ConfigError, parse_targets
+from .config import Config, ConfigError, is_server_url, parse_targets
 from .firstrun import KNOWN_SIZES, human_size
 from .hub import ModelError, is_repo_id, locate_stt
 from .miccheck import LevelCheck, level_check
@@ -199,6 +200,8 @@ def _brain_row(config: Config) -> Row:
     brain = config.brain
     if brain.model == NO_MODEL:
         return Row("brain model", True, 'brain.model = "none": fallback prompts only')
+    if is_server_url(brain.model):
+        return Row("brain model", True, f"on a server ({brain.model}): checked below")
     try:
         if brain.model == BUNDLED:
             path = bundled_gguf()
@@ -273,8 +276,18 @@ def check_log_folder(probe: Probe) -> list[Row]:
     return [Row("log folder", True, f"{folder} is writable")]
 
 
-CHECKS: list[Check] = [check_python, check_metal, check_microphone, check_models, check_osc, check_memory,
-                       check_log_folder]
+def check_server(probe: Probe) -> list[Row]:
+    """With a server as brain.model: reachable, the model listed, structured output, an answer in time.
+
+    Not needed for the show to start: without the server the brain's fallback prompts go out.
+    """
+    from .server_check import server_checks
+
+    return [dataclasses.replace(row, needed=False) for row in server_checks(probe.config.brain)]
+
+
+CHECKS: list[Check] = [check_python, check_metal, check_microphone, check_models, check_server, check_osc,
+                       check_memory, check_log_folder]
 
 
 # ---- helpers ------------------------------------------------------------------------------------

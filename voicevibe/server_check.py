@@ -7,10 +7,10 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 
 from .brain import Brain
 from .config import BrainConfig, is_server_url
+from .doctor import Row as Check  # one row type for every check: doctor's table, `prompt --model URL`
 from .events import Phrase
 from .fallback import load_assets
 from .llm import BackendUnavailable
@@ -19,16 +19,6 @@ from .llm_server import ServerError, ServerPromptModel, Unreachable, api_key
 TEST_PHRASE = "a red boat on a calm sea at dawn"
 START_SERVER = ("start the server (Ollama: `ollama serve`; llama.cpp: `llama-server -m MODEL.gguf --port 8080`; "
                 "LM Studio: Developer tab, Start Server), or correct brain.model")
-
-
-@dataclass(frozen=True)
-class Check:
-    """One check's outcome: its name, whether it passed, what was seen, and what to do when it failed."""
-
-    name: str
-    ok: bool
-    detail: str
-    fix: str = ""
 
 
 def server_checks(config: BrainConfig) -> list[Check]:
