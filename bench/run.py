@@ -236,6 +236,10 @@ def sub_benchmarks(args: argparse.Namespace) -> list[str]:
     rows.append(("Soak: 3-hour show, memory and queues", "RESULTS-soak.md", soak))
     rows.append(("A cue: key press, OSC, MIDI -> OSC datagram", "RESULTS-cues.md",
                  sub_bench("cues.py", *(["--cues", "50"] if args.quick else []))))
+    rows.append(("Models in worker processes, before and after: window lag across resets, mic overflows, "
+                 "Start -> listening, the pipe's round trip, engine vs reference", "RESULTS-workers.md",
+                 sub_bench("workers.py", *(["--quick"] if args.quick else []), *(["--skip-full"] if args.skip_full
+                                                                                 else []))))
     out = ["## Other benchmarks (each its own process)", "", "| benchmark | results | this run |", "|---|---|---|"]
     out += [f"| {what} | [{name}]({name}) | {status} |" for what, name, status in rows]
     out += ["", "Soak memory curve (RSS over a simulated 3-hour show):", "", "![soak memory](soak-memory.png)", ""]
