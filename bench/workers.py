@@ -110,9 +110,10 @@ def run_design(design: str, checkpoint: str, out: str, max_seconds: float, trace
         if trace_file is not None:
             faulthandler.cancel_dump_traceback_later()
             faulthandler.dump_traceback_later(0.1 + TICK_MS / 1000, file=trace_file)
-        source = getattr(window.pipeline, "_source", None)
-        if source is not None:
-            mic["overflows"], mic["dropped"] = source.status_events, source.dropped_blocks
+        pipeline = window.pipeline
+        source = getattr(pipeline, "_source", None)
+        if source is not None:  # every drop: the mic's callback queue, and (after) blocks not sent to the worker
+            mic["overflows"], mic["dropped"] = source.status_events, pipeline.stats().dropped_blocks
         if len(resets) >= RESETS or now - marks.get("start", now) > max_seconds:
             marks.setdefault("end", now)
             root.quit()
@@ -420,7 +421,10 @@ def main() -> None:
         lines.append(f"| {r['design']} | {r['resets']} | {r['seconds']:.0f} | {pct(lags, 50):.1f} ms | "
                      f"{pct(lags, 99):.1f} ms | {max(lags, default=float('nan')):.1f} ms | "
                      f"{sum(1 for x in lags if x > 50)} | {r['overflows']} | {r['dropped']} |")
-    lines += ["", "Goals (after): max lag under 50 ms, zero input overflows.", ""]
+    lines += ["", "Goals (after): max lag under 50 ms, zero input overflows. Dropped blocks are every block the "
+              "speech engine did not step because it was behind by more than `audio.queue_seconds` (the tiny "
+              "checkpoint with the real codec runs near real time on these 2 cores, shared with Xvfb, PulseAudio "
+              "and espeak): counted and shown, never queued.", ""]
     if starts:
         lines += ["## 2. Start -> \"listening\" with the full-size checkpoint (bf16, a rehearsal file)", "",
                   "| design | first Start | second Start (after a Stop) | model load when the app opens |",
