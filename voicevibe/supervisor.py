@@ -42,6 +42,7 @@ BACKOFF_SECONDS = (0.5, 1.0, 2.0, 4.0, 8.0)  # waits before restarts 1, 2, 3...;
 STABLE_SECONDS = 60.0  # a worker up this long starts again from the shortest backoff
 STOP_SECONDS = 5.0  # a worker asked to shut down gets this long before it is killed
 EXIT_SHUTDOWN, EXIT_FAILED, EXIT_STEP_ERRORS = 0, 3, 4  # worker exit codes with a meaning
+_CLOSE = object()  # ends a pipe's sender thread
 
 
 # ---- the worker's side --------------------------------------------------------------------------
@@ -131,7 +132,9 @@ class Worker:
 
     `on_message(msg)` gets the worker's own messages on the pipe's reader thread;
     `on_down(cause)` is called when it died (work sent to it is lost); `report(WorkerState)`
-    tells the front end. `send` never blocks on a dead worker and says whether it went.
+    tells the front end. `send` never blocks: a sender thread writes to the pipe, so a worker that
+    stops reading (SIGSTOPped, or its Python lock held for seconds; a pipe's buffer is 8 KB on macOS)
+    holds up neither the audio thread nor the supervisor, which sees the hang and kills it.
     """
 
     def __init__(self, spec: WorkerSpec, config: SupervisorConfig, *, on_message: Callable[[object], None],
@@ -142,16 +145,19 @@ class Worker:
         self.restarts = 0
         self.cause = ""  # why it last died
         self.failure = ""  # why it is not running and will not be restarted ("" unless state is "failed")
-        self._lock = threading.RLock()
+        self._lock = threading.RLock()  # the state; never held while writing to the pipe
+        self._send_lock = threading.Lock()  # held while the pipe is written to or closed
         self._wake: threading.Event | None = None  # the supervisor's, set on a worker's EOF
         self._process: Any = None
-        self._conn: Connection | None = None
         self._reader: threading.Thread | None = None
+        self._sender: threading.Thread | None = None
+        self._outbox: queue.SimpleQueue | None = None  # what the sender thread writes, in order
         self._beat: Any = None
         self._beat_seen = (0, 0.0)  # (counter, when it last changed)
         self._deaths: deque[float] = deque()
         self._restart_at = 0.0
         self._up_since = 0.0
+        self._unready_deaths = 0  # deaths in a row before the model was loaded
         self._kill_reason = ""
         self._failure = ""  # the WorkerFailed message: the model cannot load, restarting will not help
 
@@ -176,16 +182,12 @@ class Worker:
             self._spawn()
 
     def send(self, message: object) -> bool:
-        """Send a message to the worker; False when it is not running."""
+        """Queue a message for the worker (never blocks); False when it is not running."""
         with self._lock:
-            conn = self._conn
-            if conn is None or self.state not in ("starting", "loading", "ready"):
+            if self._outbox is None or self.state not in ("starting", "loading", "ready"):
                 return False
-            try:
-                conn.send(message)
-                return True
-            except (OSError, EOFError, ValueError):
-                return False  # it died: the supervisor sees the exit
+            self._outbox.put(message)
+            return True
 
     def respawn(self, spec: WorkerSpec) -> None:
         """Stop the worker and start it again with another spec (a model setting changed)."""
@@ -205,12 +207,9 @@ class Worker:
         """Ask the worker to exit, kill it if it does not; no restart follows."""
         with self._lock:
             self.state = "stopped"
-            process, conn = self._process, self._conn
-            if conn is not None:
-                try:
-                    conn.send(Shutdown())
-                except (OSError, EOFError, ValueError):
-                    pass  # already gone
+            process = self._process
+            if self._outbox is not None:
+                self._outbox.put(Shutdown())  # after what is queued; a worker that does not read is killed
         if process is not None:
             process.join(timeout)
             if process.exitcode is None:
@@ -219,9 +218,10 @@ class Worker:
         with self._lock:
             self._close_pipe()
             self._process = None
-            reader = self._reader
-        if reader is not None and reader is not threading.current_thread():
-            reader.join(timeout)  # the process is gone: EOF has come or comes at once
+            threads = (self._reader, self._sender)
+        for thread in threads:
+            if thread is not None and thread is not threading.current_thread():
+                thread.join(timeout)  # the process is gone: EOF, or a broken pipe, has come or comes at once
 
     # -- the supervisor's part --
 
@@ -230,20 +230,35 @@ class Worker:
         context = multiprocessing.get_context("spawn")
         parent, child = context.Pipe()
         beat = context.RawValue("Q", 0)
-        process = context.Process(target=worker_main, name=f"voicevibe-{self.spec.stage}",
+        # daemon: should the app exit without stopping it, multiprocessing ends it instead of waiting on it
+        process = context.Process(target=worker_main, name=f"voicevibe-{self.spec.stage}", daemon=True,
                                   args=(child, beat, logging.getLogger().getEffectiveLevel(), self.spec.target,
                                         self.spec.args))
-        self.state = "starting"
         self._failure = self._kill_reason = ""
-        process.start()
+        try:
+            process.start()
+        except OSError as e:  # no process could be made (out of memory, too many processes)
+            parent.close()
+            child.close()
+            self.state = "failed"
+            self.failure = (f"{self.spec.label} cannot start a process: {e}. Close other applications, "
+                            "then press Start to try again")
+            log.error("%s", self.failure)
+            self.report(WorkerState(self.spec.stage, "failed", self.failure))
+            return
+        self.state = "starting"
         child.close()  # the worker's end lives in the worker only: its death closes the pipe
-        self._process, self._conn, self._beat = process, parent, beat
+        self._process, self._beat = process, beat
         self._beat_seen = (0, time.monotonic())
         # The reader owns its end of the pipe: it closes it at EOF (the worker gone), so no other thread ever
-        # closes a connection under a recv() in progress.
+        # closes a connection under a recv() in progress; the sender writes what send() queued.
+        self._outbox = queue.SimpleQueue()
         self._reader = threading.Thread(target=self._read, args=(parent,), name=f"{self.spec.stage}-link",
                                         daemon=True)
+        self._sender = threading.Thread(target=self._write, args=(parent, self._outbox),
+                                        name=f"{self.spec.stage}-send", daemon=True)
         self._reader.start()
+        self._sender.start()
         note = f" (restart {self.restarts})" if self.restarts else ""
         self.report(WorkerState(self.spec.stage, "starting", f"{self.spec.label} starting{note}", pid=process.pid))
 
@@ -253,15 +268,29 @@ class Worker:
             try:
                 message = conn.recv()
             except (EOFError, OSError):
-                with self._lock:  # never under a send() in progress
+                with self._send_lock:  # never under a write in progress
                     conn.close()
                 break
-            if isinstance(message, (WorkerLoading, WorkerReady, WorkerFailed)):
-                self._lifecycle(message)
-            else:
-                self.on_message(message)
+            try:
+                if isinstance(message, (WorkerLoading, WorkerReady, WorkerFailed)):
+                    self._lifecycle(message)
+                else:
+                    self.on_message(message)
+            except Exception:  # the reader must outlive a bad message: it is the stage's only ear
+                log.exception("handling the %s's %s failed", self.spec.label, type(message).__name__)
         if self._wake is not None:
             self._wake.set()
+
+    def _write(self, conn: Connection, outbox: queue.SimpleQueue) -> None:
+        """The pipe's sender thread: writes what `send` queued, in order, until the pipe is let go."""
+        while (message := outbox.get()) is not _CLOSE:
+            with self._send_lock:
+                if conn.closed:
+                    return
+                try:
+                    conn.send(message)
+                except (OSError, EOFError, ValueError):
+                    return  # it died: the supervisor sees the exit
 
     def _lifecycle(self, message: WorkerLoading | WorkerReady | WorkerFailed) -> None:
         with self._lock:
@@ -273,6 +302,7 @@ class Worker:
             elif isinstance(message, WorkerReady):
                 self.state = "ready"
                 self._up_since = time.monotonic()
+                self._unready_deaths = 0
                 state = WorkerState(self.spec.stage, "ready", message.detail, 1.0, self.pid)
             else:
                 self._failure = message.message
@@ -289,9 +319,10 @@ class Worker:
                 self.restarts += 1
                 self._spawn()
                 return
-            if self.state not in ("starting", "loading", "ready") or self._process is None:
+            process = self._process
+            if self.state not in ("starting", "loading", "ready") or process is None:
                 return
-            code = self._process.exitcode
+            code = process.exitcode
             if code is None:
                 count = self._beat.value
                 if count != self._beat_seen[0]:
@@ -301,13 +332,15 @@ class Worker:
                 if silent <= limit:
                     return
                 self._kill_reason = f"stopped answering (no heartbeat for {silent:.1f} s)"
-                self._process.kill()
-                self._process.join(STOP_SECONDS)
-                code = self._process.exitcode
-        self._died(code, now)
+                process.kill()
+                process.join(STOP_SECONDS)
+                code = process.exitcode
+        self._died(process, code, now)
 
-    def _died(self, code: int | None, now: float) -> None:
+    def _died(self, process: Any, code: int | None, now: float) -> None:
         with self._lock:
+            if process is not self._process or self.state not in ("starting", "loading", "ready"):
+                return  # stopped or respawned meanwhile (a setting changed): that is not a death
             cause = self._kill_reason or describe_exit(code)
             self.cause = cause
             self._close_pipe()
@@ -321,11 +354,17 @@ class Worker:
                 self._deaths.append(now)
                 while self._deaths and now - self._deaths[0] > self.config.restart_window_seconds:
                     self._deaths.popleft()
+                self._unready_deaths = 0 if self._up_since else self._unready_deaths + 1
+                give_up = ("Check the model and the log (voicevibe doctor), then press Start to try again")
                 if len(self._deaths) >= self.config.max_restarts:
                     self.state = "failed"
                     message = (f"{self.spec.label} stopped {len(self._deaths)} times within "
                                f"{self.config.restart_window_seconds:g} s (last: {cause}): not restarting it. "
-                               "Check the model and the log (voicevibe doctor), then press Start to try again")
+                               + give_up)
+                elif self._unready_deaths >= self.config.max_restarts:  # a slow load that always dies
+                    self.state = "failed"
+                    message = (f"{self.spec.label} stopped {self._unready_deaths} times in a row before its model "
+                               f"was loaded (last: {cause}): not restarting it. " + give_up)
                 else:
                     wait = BACKOFF_SECONDS[min(len(self._deaths), len(BACKOFF_SECONDS)) - 1]
                     self.state = "restarting"
@@ -341,8 +380,10 @@ class Worker:
             self.on_down(note)
 
     def _close_pipe(self) -> None:
-        """Stop sending: the reader thread closes the connection when the worker's end is gone."""
-        self._conn = None
+        """Stop sending (the sender thread ends); the reader closes the connection when the worker's end is gone."""
+        if self._outbox is not None:
+            self._outbox.put(_CLOSE)
+            self._outbox = None
 
 
 class Supervisor:
