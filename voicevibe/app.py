@@ -95,7 +95,7 @@ class Pipeline:
         self._feeders_lock = threading.Lock()
         self._source: Any = None
         self._dropped_before = 0  # blocks dropped by sources already closed
-        self._dropped_warned = 0
+        self._dropped_warned = (0, 0, 0)  # _drops() at the last warning
         self._next_drop_warning = 0.0
         self.error: str | None = None
         self.started = False
@@ -402,22 +402,30 @@ class Pipeline:
 
     def _warn_dropped(self, stats: PipelineStats) -> None:
         """Backpressure made visible: a rate-limited warning when input blocks were dropped."""
-        new = stats.dropped_blocks - self._dropped_warned
+        counts = self._drops()
+        new = [count - warned for count, warned in zip(counts, self._dropped_warned)]
         now = time.monotonic()
-        if new <= 0 or now < self._next_drop_warning:
+        if sum(new) <= 0 or now < self._next_drop_warning:
             return
-        self._dropped_warned = stats.dropped_blocks
+        self._dropped_warned = counts
         self._next_drop_warning = now + DROP_WARNING_SECONDS
-        stt = self.engines.stt
-        why = (f"the speech engine is {stats.stt_rtf:.1f} x slower than real time" if stt.ready
-               else f"the speech engine is {stt.worker.state}")
-        self._post(Status("stt", f"{why}: dropped {new} blocks ({new * FRAME_SECONDS:.1f} s of audio, "
-                          f"{stats.dropped_blocks} in all) to stay within audio.queue_seconds = "
+        behind, down, unread = new
+        why = [f"the speech engine is {stats.stt_rtf:.1f} x slower than real time"] if behind else []
+        why += ["the speech engine was not running (loading or restarting)"] if down else []
+        why += ["the audio thread did not read the input in time"] if unread else []
+        self._post(Status("stt", f"{'; '.join(why)}: dropped {sum(new)} blocks ({sum(new) * FRAME_SECONDS:.1f} s "
+                          f"of audio, {stats.dropped_blocks} in all) to stay within audio.queue_seconds = "
                           f"{self.config.audio.queue_seconds:g} s", "warning"))
+
+    def _drops(self) -> tuple[int, int, int]:
+        """Blocks dropped so far, by cause: the engine behind, the engine down, the input not read in time."""
+        stt = self.engines.stt
+        return (stt.behind, stt.down + stt.lost,
+                self._dropped_before + getattr(self._source, "dropped_blocks", 0))
 
     def stats(self) -> PipelineStats:
         """The current health figures."""
         stt = self.engines.stt
-        dropped = self._dropped_before + getattr(self._source, "dropped_blocks", 0) + stt.dropped + stt.lost
+        dropped = sum(self._drops())
         return PipelineStats(stt.rtf(), dropped, self.dispatcher.last_brain_ms if self.dispatcher else 0.0,
                              str(self.log_path or ""), stt.restarts + stt.counters.step_errors)

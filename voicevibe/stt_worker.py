@@ -128,7 +128,8 @@ class SttStage:
         self._flushed = 0
         self._seconds: deque[float] = deque(maxlen=RTF_BLOCKS)
         self.counters = SttCounters()
-        self.dropped = 0  # blocks not sent: too many in flight, or the engine down
+        self.behind = 0  # blocks not sent: queue_seconds of audio already in flight (the engine too slow)
+        self.down = 0  # blocks not sent: the engine not running (loading, restarting, failed)
         self.lost = 0  # blocks sent to a worker that died before answering
         self.restarts = 0  # worker processes restarted during a stream
 
@@ -164,7 +165,7 @@ class SttStage:
             self._bound = max(1, round(queue_seconds / FRAME_SECONDS))
             self._in_flight.clear()
             self.counters = SttCounters()
-            self.dropped = self.lost = self.restarts = 0
+            self.behind = self.down = self.lost = self.restarts = 0
         self.worker.send(SttBegin(config))  # not ready yet: sent again when it is
 
     def feed(self, block: np.ndarray, *, wait: bool = False, stop: threading.Event | None = None) -> bool:
@@ -174,8 +175,11 @@ class SttStage:
             while wait and not (stop is not None and stop.is_set()) and not self.worker.failure and not (
                     self.worker.ready and len(self._in_flight) < self._bound):
                 self._cond.wait(0.1)
-            if not self.worker.ready or self._stream is None or len(self._in_flight) >= self._bound:
-                self.dropped += 1
+            if not self.worker.ready or self._stream is None:
+                self.down += 1
+                return False
+            if len(self._in_flight) >= self._bound:
+                self.behind += 1
                 return False
             self._seq += 1
             seq = self._seq
@@ -184,7 +188,7 @@ class SttStage:
             with self._cond:
                 if seq in self._in_flight:
                     self._in_flight.remove(seq)
-                    self.dropped += 1
+                    self.down += 1
             return False
         return True
 
