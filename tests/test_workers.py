@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy
 import pytest
 
 from oscpeer import UdpPeer
@@ -142,21 +143,92 @@ def test_a_brain_that_hangs_in_native_code_gets_a_fallback_in_time_and_is_replac
     assert not alive(first_pid)
 
 
+def test_a_brain_reloaded_mid_phrase_answers_that_phrase_with_a_fallback_and_the_new_brain_carries_on(tmp_path,
+                                                                                                       peer):
+    config = show_config(tmp_path, "unused", peer, brain={"model": "bundled", "time_budget_seconds": 5},
+                         supervisor={"hang_seconds": 2})
+    engines = Engines(config, brain_loader=functools.partial(scripted_brain, delay=2))
+    pipeline = Pipeline(config, engines=engines, script=[])
+    seen = Collector(pipeline)
+    try:
+        pipeline.start()
+        until(lambda: engines.brain.worker.ready)
+        first_pid = engines.brain.worker.pid
+        pipeline.apply(SayText("a wolf under the moon"))  # in the worker's hands when the setting changes
+        until(lambda: engines.brain._took[0] == 1)
+        engines.reconfigure(show_config(tmp_path, "unused", peer, brain={"model": "bundled", "n_ctx": 1024,
+                                                                         "time_budget_seconds": 5},
+                                        supervisor={"hang_seconds": 2}))
+        until(lambda: seen.of(ImagePrompt))
+        until(lambda: engines.brain.worker.ready)
+        second_pid = engines.brain.worker.pid
+        time.sleep(5 + 2 + 1)  # past the old phrase's budget plus hang_seconds: nobody kills the new brain
+        pipeline.apply(SayText("a field of sunflowers"))
+        until(lambda: len(seen.of(ImagePrompt)) == 2)
+    finally:
+        pipeline.stop()
+        engines.close()
+    prompts = seen.of(ImagePrompt)
+    assert [p.source for p in prompts] == ["fallback", "model"]
+    assert prompts[0].phrase == "a wolf under the moon"
+    assert prompts[0].reason == "brain reloading (a model setting changed)"
+    assert second_pid != first_pid and engines.brain.worker.restarts == 0
+    assert not seen.of(WorkerState, lambda s: s.state == "restarting")
+
+
+def test_an_unexpected_brain_error_or_a_failing_front_end_still_leaves_a_prompt_for_every_phrase(tmp_path, peer):
+    config = show_config(tmp_path, "unused", peer, brain={"model": "bundled"})
+    engines = Engines(config, brain_loader=functools.partial(scripted_brain, fails_on="wolf"))
+    pipeline = Pipeline(config, engines=engines, script=[])
+    seen = Collector(pipeline)
+    try:
+        pipeline.start()
+        until(lambda: engines.brain.worker.ready)
+        pipeline.apply(SayText("a wolf under the moon"))  # the model wrapper raises a TypeError
+        until(lambda: seen.of(ImagePrompt))
+        deliver = engines.brain.deliver
+
+        def broken_once(item: object) -> None:  # a bug downstream, on the pipe's reader thread
+            engines.brain.deliver = deliver
+            raise RuntimeError("simulated bug in a front end")
+
+        engines.brain.deliver = broken_once
+        pipeline.apply(SayText("a harbour at dawn"))  # its prompt is lost to the bug...
+        until(lambda: engines.brain.deliver is deliver)
+        pipeline.apply(SayText("a field of sunflowers"))  # ...but the reader thread lives on
+        until(lambda: len(seen.of(ImagePrompt)) == 2)
+    finally:
+        pipeline.stop()
+        engines.close()
+    wolf, sunflowers = seen.of(ImagePrompt)
+    assert wolf.source == "fallback" and "wolf" in wolf.text
+    assert wolf.reason == "brain error (TypeError: simulated bug: 'NoneType' object is not subscriptable)"
+    assert sunflowers.source == "model" and sunflowers.phrase == "a field of sunflowers"
+
+
 def test_a_sigstopped_worker_is_seen_as_hung_within_seconds_and_replaced(tmp_path, tiny_checkpoint, peer):
     config = show_config(tmp_path, tiny_checkpoint, peer, supervisor={"hang_seconds": 2})
     engines = Engines(config)
+    blocks = 400  # 3 MB of audio: far more than a pipe's buffer holds (8 KB on macOS, ~200 KB here)
     try:
         engines.start()
         until(lambda: engines.stt.worker.ready)
+        engines.stt.begin(config.stt, lambda events: None, queue_seconds=blocks * 0.08)
         stopped_pid = engines.stt.worker.pid
         os.kill(stopped_pid, signal.SIGSTOP)
         stopped_at = time.monotonic()
+        # The audio thread's sends to the stopped worker must not wait on it: all of them go (queued),
+        # and the supervisor, which a blocked send would hold up, still sees the hang.
+        fed = [engines.stt.feed(numpy.full(1920, 0.01, numpy.float32)) for _ in range(blocks)]
+        fed_while_stopped = engines.stt.worker.pid == stopped_pid and engines.stt.worker.state == "ready"
         until(lambda: engines.stt.worker.state == "restarting")
         noticed = time.monotonic() - stopped_at
         until(lambda: engines.stt.worker.ready)
         replaced_by = engines.stt.worker.pid
     finally:
         engines.close()
+    assert all(fed) and fed_while_stopped
+    assert engines.stt.lost == blocks  # sent to a worker that died with them: counted, not replayed
     states = [e for e in drain(engines.events) if isinstance(e, WorkerState) and e.state == "restarting"]
     assert "stopped answering (no heartbeat for" in states[0].message
     assert noticed < 2 + 5  # the hang threshold, plus the supervisor's look every 0.2 s, on a loaded machine
@@ -187,6 +259,23 @@ def test_a_worker_that_dies_at_every_load_is_not_restarted_forever_and_the_show_
     assert not stage_threads() and seen()[-1] == Stopped(failed.message)
 
 
+def test_a_load_that_dies_slowly_every_time_is_given_up_on_too(tmp_path, tiny_checkpoint, peer):
+    # Deaths spaced wider than the restart window (a big model that loads for minutes, then runs out of
+    # memory, every time) must not mean reloading forever.
+    config = show_config(tmp_path, tiny_checkpoint, peer, supervisor={"max_restarts": 3,
+                                                                      "restart_window_seconds": 5})
+    engines = Engines(config, stt_loader=functools.partial(crash_at_load, after=5.5))  # deaths > 5 s apart
+    try:
+        engines.start()
+        failed = until(lambda: [e for e in drain(engines.events) if isinstance(e, WorkerState)
+                                and e.state == "failed"])
+    finally:
+        engines.close()
+    assert failed[0].message.startswith("speech engine stopped 3 times in a row before its model was loaded "
+                                        "(last: signal 11 (SIGSEGV)): not restarting it")
+    assert engines.stt.worker.failure == failed[0].message
+
+
 def test_a_step_that_always_fails_restarts_the_worker_with_backoff_not_twelve_times_a_second(tmp_path,
                                                                                               tiny_checkpoint,
                                                                                               speech_wav, peer):
@@ -202,6 +291,8 @@ def test_a_step_that_always_fails_restarts_the_worker_with_backoff_not_twelve_ti
     assert len(step_errors) == 2 * 2  # two recovered step errors per process, then it gave up on it
     stats = seen.of(PipelineStats)
     assert stats[-1].dropped_blocks > 0  # audio while it was down: dropped and counted, never queued
+    drops = seen.of(Status, lambda s: "dropped" in s.message)
+    assert drops and "the speech engine was not running (loading or restarting)" in drops[0].message
 
 
 def test_changing_a_model_setting_restarts_only_that_worker(tmp_path, tiny_checkpoint, peer):

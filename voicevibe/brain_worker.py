@@ -185,25 +185,29 @@ class BrainThread(threading.Thread):
             if taken is not None:
                 seq, phrase = taken
                 self.post(BrainTook(seq))
-                prompt = self._guarded(brain.step, phrase, self._interrupted)
+                prompt, error = self._guarded(brain.step, phrase, self._interrupted)
+                if self._stopping:
+                    return  # the main process answers what was in flight (BrainStage.respawn, stop)
                 if prompt is not None:
                     self._next_allowed = time.monotonic() + brain.config.prompt_interval_seconds
-                self.post(BrainAnswer(seq, prompt))  # type: ignore[arg-type]
+                self.post(BrainAnswer(seq, prompt, error))  # type: ignore[arg-type]
             elif summary_due and not commands:
-                summary = self._guarded(brain.summarize, self._summary_interrupted)
+                summary, _ = self._guarded(brain.summarize, self._summary_interrupted)
                 if summary is not None:
                     self.post(BrainSummary(summary))  # type: ignore[arg-type]
                 if summary is not None or not self._summary_interrupted():
                     self._schedule_summary(brain)  # made, or nothing to summarise; an interrupted one is retried
 
-    def _guarded(self, step: Callable[..., ImagePrompt | Summary | None], *args: object) -> ImagePrompt | Summary | None:
-        """Run one brain step; an error is logged and reported, and the show goes on."""
+    def _guarded(self, step: Callable[..., ImagePrompt | Summary | None],
+                 *args: object) -> tuple[ImagePrompt | Summary | None, str]:
+        """Run one brain step: (its result, ""), or (None, what failed): logged and reported, the show goes on."""
         try:
-            return step(*args)
+            return step(*args), ""
         except Exception as e:  # top of the brain's loop: log it, tell the operator, keep going
             log.exception("brain step failed")
-            self.post(Status("brain", f"brain error ({type(e).__name__}: {e}); continuing", "error"))
-            return None
+            error = f"brain error ({type(e).__name__}: {e})"
+            self.post(Status("brain", f"{error}; continuing", "error"))
+            return None, error
 
 
 def run_brain_worker(link: Link, loader: Loader, config: BrainConfig) -> int:
@@ -311,6 +315,16 @@ class BrainStage:
             self.paused = self.fallback.paused = command.on
         self.worker.send(command)
 
+    def respawn(self, spec: WorkerSpec) -> None:
+        """Load the model again with new settings; the phrases the old worker had get the fallback."""
+        self.stop("brain reloading (a model setting changed)")
+        self.worker.respawn(spec)
+
+    def stop(self, reason: str = 'brain switched off (brain.model = "none")') -> None:
+        """Stop the worker; the phrases it had get the fallback, saying `reason`."""
+        self.worker.stop()
+        self._answer_pending(reason)
+
     def configure(self, config: BrainConfig) -> None:
         """New settings that need no reload; the worker gets them too."""
         with self._fallback_lock:
@@ -349,7 +363,7 @@ class BrainStage:
                 OVERDUE_GRACE_SECONDS else []
             for s in late:
                 s.fallback_sent = True
-            hung = now > start + budget + self.hang_seconds
+            hung = now > start + budget + self.hang_seconds and self.worker.ready
             self._cond.notify_all()
         if late:
             self._fall_back([s.phrase for s in late], f"brain did not answer within {budget + OVERDUE_GRACE_SECONDS:g} s")
@@ -372,10 +386,14 @@ class BrainStage:
                 answered = [self._sent.pop(s) for s in sorted(self._sent) if s <= message.seq]
                 self._last_answer = time.monotonic()
                 self._cond.notify_all()
-            if message.prompt is not None and not any(s.fallback_sent for s in answered):
+            if any(s.fallback_sent for s in answered):
+                return  # answered already (overdue)
+            if message.prompt is not None:
                 with self._fallback_lock:
                     self.fallback.previous_prompt = message.prompt.text
                 self.deliver(message.prompt)
+            elif message.error and answered:
+                self._fall_back([s.phrase for s in answered], message.error)
         elif isinstance(message, BrainTook):
             with self._cond:
                 self._took = (message.seq, time.monotonic())
@@ -392,9 +410,13 @@ class BrainStage:
             log.warning("brain sent an unexpected %s", type(message).__name__)
 
     def _on_down(self, cause: str) -> None:
+        self._answer_pending(f"brain restarting (stopped: {cause})")
+
+    def _answer_pending(self, reason: str) -> None:
+        """The worker is gone: every phrase it had and did not answer gets the fallback."""
         with self._cond:
             lost = [s.phrase for s in self._sent.values() if not s.fallback_sent]
             self._sent.clear()
             self._cond.notify_all()
         if lost:
-            self._fall_back(lost, f"brain restarting (stopped: {cause})")
+            self._fall_back(lost, reason)

@@ -85,9 +85,9 @@ class Engines:
         if stt_changed:
             self.stt.worker.respawn(self.stt.spec(config.stt))
         if not self.brain.enabled:
-            self.brain.worker.stop()
+            self.brain.stop()
         elif brain_changed or self.brain.worker.state == "stopped":
-            self.brain.worker.respawn(self.brain.spec(config.brain))
+            self.brain.respawn(self.brain.spec(config.brain))
 
     def reload(self, *, speech: bool = False, brain: bool = False) -> None:
         """Model files arrived (a first-launch download): restart the workers that load them, same settings."""
@@ -96,7 +96,7 @@ class Engines:
         if speech:
             self.stt.worker.respawn(self.stt.worker.spec)
         if brain and self.brain.enabled:
-            self.brain.worker.respawn(self.brain.worker.spec)
+            self.brain.respawn(self.brain.worker.spec)
 
     def close(self) -> None:
         """Stop the workers (each killed if it does not exit in time)."""

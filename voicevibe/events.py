@@ -479,10 +479,12 @@ class BrainTook:
 
 @dataclass(frozen=True)
 class BrainAnswer:
-    """Brain worker -> main: the answer to the phrases up to `seq` (None: paused, stale or blocked)."""
+    """Brain worker -> main: the answer to the phrases up to `seq` (None: paused, stale or blocked,
+    or, with `error`, a step that failed: the main process answers with the fallback)."""
 
     seq: int
     prompt: ImagePrompt | None
+    error: str = ""
 
 
 @dataclass(frozen=True)

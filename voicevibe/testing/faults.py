@@ -19,8 +19,10 @@ from ..fallback import Assets
 from ..stt_worker import load_stt
 
 
-def crash_at_load(config: SttConfig | BrainConfig, *args: Any) -> Any:
-    """A native crash (SIGSEGV) while the model loads, as a broken checkpoint can cause."""
+def crash_at_load(config: SttConfig | BrainConfig, *args: Any, after: float = 0.0) -> Any:
+    """A native crash (SIGSEGV) while the model loads, as a broken checkpoint can cause; `after` seconds
+    of loading first (a big model that runs out of memory late)."""
+    time.sleep(after)
     ctypes.string_at(0)
 
 
@@ -79,17 +81,21 @@ def stt_always_failing(config: SttConfig, progress: Any) -> Any:
 @dataclasses.dataclass
 class ScriptedPrompts:
     """A brain model answering every phrase with `prompt`, after `delay` seconds (obeying stops), or
-    hanging for good (`hang`: it never looks at its stop requests)."""
+    hanging for good (`hang`: it never looks at its stop requests), or failing with an error no model
+    wrapper expects for phrases containing `fails_on` (a TypeError: a bug, not a model error)."""
 
     prompt: str = "a lighthouse in a violet storm"
     delay: float = 0.0
     hang: bool = False
+    fails_on: str = ""
     name: str = "scripted"
 
     def generate(self, request: Any, should_stop: Any) -> str:
         """The JSON answer, like a real model's."""
         if self.hang and request.phrase != "warm up":
             time.sleep(3600)
+        if self.fails_on and self.fails_on in request.phrase:
+            raise TypeError("simulated bug: 'NoneType' object is not subscriptable")
         end = time.monotonic() + self.delay
         while time.monotonic() < end:
             reason = should_stop()
