@@ -3,19 +3,24 @@
 `Engines` starts the speech engine (stt_worker.SttStage) and the brain (brain_worker.BrainStage)
 in their worker processes when the window opens or `run --no-gui` starts, and keeps them
 loaded across Start/Stop and input changes; the supervisor restarts a worker that dies or
-hangs; changing a model setting restarts only that worker.
+hangs; changing a model setting restarts only that worker, on a thread of its own: the old
+worker may take up to supervisor.STOP_SECONDS to end, and the window never waits on it.
 """
 
 from __future__ import annotations
 
+import logging
 import queue
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 
 from .brain import load_prompt_model
 from .brain_worker import BrainStage
 from .config import Config
 from .stt_worker import SttStage, load_stt
 from .supervisor import Supervisor
+
+log = logging.getLogger(__name__)
 
 EVENT_QUEUE_SIZE = 2000  # a front end that stops reading loses the oldest events, never blocks a stage
 STT_LOAD_KEYS = ("model", "dtype")  # changing these reloads the speech model; the rest apply per stream
@@ -49,6 +54,7 @@ class Engines:
         self.brain = BrainStage(config, self.report, brain_loader)
         self.supervisor = Supervisor([self.stt.worker, self.brain.worker])
         self.started = False
+        self._restarter = ThreadPoolExecutor(max_workers=1, thread_name_prefix="engines-restart")  # in order
 
     def report(self, item: object) -> None:
         """Worker states and statuses: to the running show (which logs them), else to the front end."""
@@ -83,21 +89,31 @@ class Engines:
             self.stt.worker.spec, self.brain.worker.spec = self.stt.spec(config.stt), self.brain.spec(config.brain)
             return
         if stt_changed:
-            self.stt.worker.respawn(self.stt.spec(config.stt))
+            self._restart(self.stt.worker.respawn, self.stt.spec(config.stt))
         if not self.brain.enabled:
-            self.brain.stop()
+            self._restart(self.brain.stop)
         elif brain_changed or self.brain.worker.state == "stopped":
-            self.brain.respawn(self.brain.spec(config.brain))
+            self._restart(self.brain.respawn, self.brain.spec(config.brain))
 
     def reload(self, *, speech: bool = False, brain: bool = False) -> None:
         """Model files arrived (a first-launch download): restart the workers that load them, same settings."""
         if not self.started:
             return
         if speech:
-            self.stt.worker.respawn(self.stt.worker.spec)
+            self._restart(self.stt.worker.respawn, self.stt.worker.spec)
         if brain and self.brain.enabled:
-            self.brain.respawn(self.brain.worker.spec)
+            self._restart(self.brain.respawn, self.brain.worker.spec)
+
+    def _restart(self, action: Callable[..., None], *args: object) -> None:
+        """Stop and start a worker off the caller's thread (the window's), after any restart before it."""
+        self._restarter.submit(action, *args).add_done_callback(_log_failure)
 
     def close(self) -> None:
-        """Stop the workers (each killed if it does not exit in time)."""
+        """Finish the restarts under way, then stop the workers (each killed if it does not exit in time)."""
+        self._restarter.shutdown(wait=True)
         self.supervisor.close()
+
+
+def _log_failure(future: Future) -> None:
+    if future.exception() is not None:
+        log.error("restarting a model worker failed", exc_info=future.exception())
