@@ -6,6 +6,7 @@ the heartbeat, is in test_gui_show.py.)
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
@@ -13,15 +14,17 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy
 import pytest
+import soundfile
 
 from oscpeer import UdpPeer
 from test_app import drain, show_config, stage_threads
 from voicevibe.app import Pipeline
+from voicevibe.config import Config
 from voicevibe.engines import Engines
 from voicevibe.events import (ImagePrompt, PipelineStats, SayText, Status, Stopped, WorkerState, Word)
 from voicevibe.supervisor import BACKOFF_SECONDS
@@ -87,14 +90,23 @@ def peer():
         yield p
 
 
-def test_kill_9_of_the_brain_gives_fallback_prompts_saying_so_until_model_prompts_resume(tmp_path, peer):
-    config = show_config(tmp_path, "unused", peer, brain={"model": "bundled", "time_budget_seconds": 10})
-    engines = Engines(config, brain_loader=functools.partial(scripted_brain, delay=1.5))
+@contextlib.contextmanager
+def brain_show(config: Config, **scripted: object) -> Iterator[tuple[Engines, Pipeline, Collector]]:
+    """A running show with no script whose brain worker is `scripted_brain(**scripted)`, loaded."""
+    engines = Engines(config, brain_loader=functools.partial(scripted_brain, **scripted))
     pipeline = Pipeline(config, engines=engines, script=[])
-    seen = Collector(pipeline)
     try:
         pipeline.start()
         until(lambda: engines.brain.worker.ready)
+        yield engines, pipeline, Collector(pipeline)
+    finally:
+        pipeline.stop()
+        engines.close()
+
+
+def test_kill_9_of_the_brain_gives_fallback_prompts_saying_so_until_model_prompts_resume(tmp_path, peer):
+    config = show_config(tmp_path, "unused", peer, brain={"model": "bundled", "time_budget_seconds": 10})
+    with brain_show(config, delay=1.5) as (engines, pipeline, seen):
         first_pid = engines.brain.worker.pid
         pipeline.apply(SayText("a lighthouse in a storm"))
         until(lambda: seen.of(ImagePrompt))
@@ -108,9 +120,6 @@ def test_kill_9_of_the_brain_gives_fallback_prompts_saying_so_until_model_prompt
         until(lambda: engines.brain.worker.ready)
         pipeline.apply(SayText("a field of sunflowers"))
         until(lambda: len(seen.of(ImagePrompt)) == 4)
-    finally:
-        pipeline.stop()
-        engines.close()
     prompts = seen.of(ImagePrompt)
     assert [p.source for p in prompts] == ["model", "fallback", "fallback", "model"]
     assert prompts[1].phrase == "a wolf under the moon" and "wolf" in prompts[1].text
@@ -147,12 +156,7 @@ def test_a_brain_reloaded_mid_phrase_answers_that_phrase_with_a_fallback_and_the
                                                                                                        peer):
     config = show_config(tmp_path, "unused", peer, brain={"model": "bundled", "time_budget_seconds": 5},
                          supervisor={"hang_seconds": 2})
-    engines = Engines(config, brain_loader=functools.partial(scripted_brain, delay=2))
-    pipeline = Pipeline(config, engines=engines, script=[])
-    seen = Collector(pipeline)
-    try:
-        pipeline.start()
-        until(lambda: engines.brain.worker.ready)
+    with brain_show(config, delay=2) as (engines, pipeline, seen):
         first_pid = engines.brain.worker.pid
         pipeline.apply(SayText("a wolf under the moon"))  # in the worker's hands when the setting changes
         until(lambda: engines.brain._took[0] == 1)
@@ -165,9 +169,6 @@ def test_a_brain_reloaded_mid_phrase_answers_that_phrase_with_a_fallback_and_the
         time.sleep(5 + 2 + 1)  # past the old phrase's budget plus hang_seconds: nobody kills the new brain
         pipeline.apply(SayText("a field of sunflowers"))
         until(lambda: len(seen.of(ImagePrompt)) == 2)
-    finally:
-        pipeline.stop()
-        engines.close()
     prompts = seen.of(ImagePrompt)
     assert [p.source for p in prompts] == ["fallback", "model"]
     assert prompts[0].phrase == "a wolf under the moon"
@@ -178,12 +179,7 @@ def test_a_brain_reloaded_mid_phrase_answers_that_phrase_with_a_fallback_and_the
 
 def test_an_unexpected_brain_error_or_a_failing_front_end_still_leaves_a_prompt_for_every_phrase(tmp_path, peer):
     config = show_config(tmp_path, "unused", peer, brain={"model": "bundled"})
-    engines = Engines(config, brain_loader=functools.partial(scripted_brain, fails_on="wolf"))
-    pipeline = Pipeline(config, engines=engines, script=[])
-    seen = Collector(pipeline)
-    try:
-        pipeline.start()
-        until(lambda: engines.brain.worker.ready)
+    with brain_show(config, fails_on="wolf") as (engines, pipeline, seen):
         pipeline.apply(SayText("a wolf under the moon"))  # the model wrapper raises a TypeError
         until(lambda: seen.of(ImagePrompt))
         deliver = engines.brain.deliver
@@ -197,9 +193,6 @@ def test_an_unexpected_brain_error_or_a_failing_front_end_still_leaves_a_prompt_
         until(lambda: engines.brain.deliver is deliver)
         pipeline.apply(SayText("a field of sunflowers"))  # ...but the reader thread lives on
         until(lambda: len(seen.of(ImagePrompt)) == 2)
-    finally:
-        pipeline.stop()
-        engines.close()
     wolf, sunflowers = seen.of(ImagePrompt)
     assert wolf.source == "fallback" and "wolf" in wolf.text
     assert wolf.reason == "brain error (TypeError: simulated bug: 'NoneType' object is not subscriptable)"
@@ -339,7 +332,11 @@ def test_start_stop_start_keeps_the_models_loaded(tmp_path, tiny_checkpoint, spe
 
 
 def headless_show(tmp_path: Path, checkpoint: Path, wav: Path) -> subprocess.Popen:
-    """`voicevibe run --no-gui` on a realtime rehearsal, in its own process group (as in a terminal)."""
+    """`voicevibe run --no-gui` on a realtime rehearsal, in its own process group (as in a terminal); the
+    speech is repeated for two minutes, so the show is still on however long the models take to load."""
+    speech, rate = soundfile.read(wav, dtype="float32")
+    wav = tmp_path / "long.wav"
+    soundfile.write(wav, numpy.tile(speech, -(-120 * rate // len(speech))), rate)
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     return subprocess.Popen([sys.executable, "-m", "voicevibe", "run", "--no-gui", "--input", str(wav), "--model",
                              str(checkpoint), "--osc", "127.0.0.1:9", "--set", "brain.model=bundled",
