@@ -410,7 +410,9 @@ class Pipeline:
         self._dropped_warned = counts
         self._next_drop_warning = now + DROP_WARNING_SECONDS
         behind, down, unread = new
-        why = [f"the speech engine is {stats.stt_rtf:.1f} x slower than real time"] if behind else []
+        slow = (f"the speech engine is {stats.stt_rtf:.1f} x slower than real time" if stats.stt_rtf >= 1.0
+                else "the speech engine fell behind (a slow step or a state reset)")
+        why = [slow] if behind else []
         why += ["the speech engine was not running (loading or restarting)"] if down else []
         why += ["the audio thread did not read the input in time"] if unread else []
         self._post(Status("stt", f"{'; '.join(why)}: dropped {sum(new)} blocks ({sum(new) * FRAME_SECONDS:.1f} s "
