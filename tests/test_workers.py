@@ -337,12 +337,19 @@ def headless_show(tmp_path: Path, checkpoint: Path, wav: Path) -> subprocess.Pop
     speech, rate = soundfile.read(wav, dtype="float32")
     wav = tmp_path / "long.wav"
     soundfile.write(wav, numpy.tile(speech, -(-120 * rate // len(speech))), rate)
-    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    return subprocess.Popen([sys.executable, "-m", "voicevibe", "run", "--no-gui", "--input", str(wav), "--model",
-                             str(checkpoint), "--osc", "127.0.0.1:9", "--set", "brain.model=bundled",
-                             "--set", f"session.log_dir={json.dumps(str(tmp_path))}"],
-                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=env, start_new_session=True)
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONFAULTHANDLER": "1"}  # SIGABRT dumps every thread's stack
+    with open(tmp_path / "out.txt", "w") as out:  # files, not pipes: nothing blocks the app on a full pipe
+        return subprocess.Popen([sys.executable, "-m", "voicevibe", "run", "--no-gui", "--input", str(wav), "--model",
+                                 str(checkpoint), "--osc", "127.0.0.1:9", "--set", "brain.model=bundled",
+                                 "--set", f"session.log_dir={json.dumps(str(tmp_path))}"],
+                                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, env=env,
+                                start_new_session=True, preexec_fn=_ctrl_c_as_in_a_terminal)
+
+
+def _ctrl_c_as_in_a_terminal() -> None:
+    """SIGINT's default disposition, as a terminal gives it: a test suite started in the background by a
+    non-interactive shell (`make test &`) ignores SIGINT, and Python then installs no Ctrl-C handler."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 MODEL_LIBRARIES = ("libmlx", "rustymimi", "libllama")
@@ -369,13 +376,17 @@ def test_ctrl_c_or_kill_9_of_the_main_process_leaves_no_worker(how, tmp_path, ti
             os.killpg(show.pid, signal.SIGINT)  # what a terminal sends: the whole foreground group
         else:
             os.kill(show.pid, signal.SIGKILL)
-        show.wait(WAIT)
+        try:
+            show.wait(WAIT)
+        except subprocess.TimeoutExpired:
+            show.send_signal(signal.SIGABRT)  # where it hangs, for the failure message
+            show.wait(WAIT)
         until(lambda: not any(alive(pid) for pid in workers), timeout=30)
     finally:
         if show.poll() is None:
             show.kill()
             show.wait()
-    stderr = show.stderr.read()
+    stderr = (tmp_path / "out.txt").read_text(errors="replace")
     if how == "ctrl-c":
         assert show.returncode == 130 and "Traceback" not in stderr, stderr
     else:
