@@ -172,7 +172,7 @@ def test_a_brain_reloaded_mid_phrase_answers_that_phrase_with_a_fallback_and_the
     prompts = seen.of(ImagePrompt)
     assert [p.source for p in prompts] == ["fallback", "model"]
     assert prompts[0].phrase == "a wolf under the moon"
-    assert prompts[0].reason == "brain reloading (a model setting changed)"
+    assert prompts[0].reason == "brain restarting (stopped: a model setting changed)"
     assert second_pid != first_pid and engines.brain.worker.restarts == 0
     assert not seen.of(WorkerState, lambda s: s.state == "restarting")
 

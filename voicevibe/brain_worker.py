@@ -187,7 +187,7 @@ class BrainThread(threading.Thread):
                 self.post(BrainTook(seq))
                 prompt, error = self._guarded(brain.step, phrase, self._interrupted)
                 if self._stopping:
-                    return  # the main process answers what was in flight (BrainStage.respawn, stop)
+                    return  # the main process answers what was in flight (BrainStage._on_down)
                 if prompt is not None:
                     self._next_allowed = time.monotonic() + brain.config.prompt_interval_seconds
                 self.post(BrainAnswer(seq, prompt, error))  # type: ignore[arg-type]
@@ -315,16 +315,6 @@ class BrainStage:
             self.paused = self.fallback.paused = command.on
         self.worker.send(command)
 
-    def respawn(self, spec: WorkerSpec) -> None:
-        """Load the model again with new settings; the phrases the old worker had get the fallback."""
-        self.stop("brain reloading (a model setting changed)")
-        self.worker.respawn(spec)
-
-    def stop(self, reason: str = 'brain switched off (brain.model = "none")') -> None:
-        """Stop the worker; the phrases it had get the fallback, saying `reason`."""
-        self.worker.stop()
-        self._answer_pending(reason)
-
     def configure(self, config: BrainConfig) -> None:
         """New settings that need no reload; the worker gets them too."""
         with self._fallback_lock:
@@ -410,13 +400,11 @@ class BrainStage:
             log.warning("brain sent an unexpected %s", type(message).__name__)
 
     def _on_down(self, cause: str) -> None:
-        self._answer_pending(f"brain restarting (stopped: {cause})")
-
-    def _answer_pending(self, reason: str) -> None:
-        """The worker is gone: every phrase it had and did not answer gets the fallback."""
+        """The worker is gone (died, or stopped for a reload): every phrase it had and did not answer gets
+        the fallback."""
         with self._cond:
             lost = [s.phrase for s in self._sent.values() if not s.fallback_sent]
             self._sent.clear()
             self._cond.notify_all()
         if lost:
-            self._fall_back(lost, reason)
+            self._fall_back(lost, f"brain {'restarting' if self.enabled else 'off'} (stopped: {cause})")

@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 
 EVENT_QUEUE_SIZE = 2000  # a front end that stops reading loses the oldest events, never blocks a stage
 STT_LOAD_KEYS = ("model", "dtype")  # changing these reloads the speech model; the rest apply per stream
+RELOAD_CAUSE = "a model setting changed"  # why a worker stopped, for the work it had
 BRAIN_LOAD_KEYS = ("model", "model_file", "download", "mode", "n_threads", "n_ctx", "gpu_layers", "temperature",
                    "max_tokens", "blocklist_file", "server_model", "api_key_env", "server_output")
 
@@ -89,24 +90,24 @@ class Engines:
             self.stt.worker.spec, self.brain.worker.spec = self.stt.spec(config.stt), self.brain.spec(config.brain)
             return
         if stt_changed:
-            self._restart(self.stt.worker.respawn, self.stt.spec(config.stt))
+            self._restart(self.stt.worker.respawn, self.stt.spec(config.stt), RELOAD_CAUSE)
         if not self.brain.enabled:
-            self._restart(self.brain.stop)
+            self._restart(self.brain.worker.stop, cause='brain.model is "none"')
         elif brain_changed or self.brain.worker.state == "stopped":
-            self._restart(self.brain.respawn, self.brain.spec(config.brain))
+            self._restart(self.brain.worker.respawn, self.brain.spec(config.brain), RELOAD_CAUSE)
 
     def reload(self, *, speech: bool = False, brain: bool = False) -> None:
         """Model files arrived (a first-launch download): restart the workers that load them, same settings."""
         if not self.started:
             return
         if speech:
-            self._restart(self.stt.worker.respawn, self.stt.worker.spec)
+            self._restart(self.stt.worker.respawn, self.stt.worker.spec, "its model files arrived")
         if brain and self.brain.enabled:
-            self._restart(self.brain.respawn, self.brain.worker.spec)
+            self._restart(self.brain.worker.respawn, self.brain.worker.spec, "its model files arrived")
 
-    def _restart(self, action: Callable[..., None], *args: object) -> None:
+    def _restart(self, action: Callable[..., None], *args: object, **kwargs: object) -> None:
         """Stop and start a worker off the caller's thread (the window's), after any restart before it."""
-        self._restarter.submit(action, *args).add_done_callback(_log_failure)
+        self._restarter.submit(action, *args, **kwargs).add_done_callback(_log_failure)
 
     def close(self) -> None:
         """Finish the restarts under way, then stop the workers (each killed if it does not exit in time)."""

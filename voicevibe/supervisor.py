@@ -189,9 +189,9 @@ class Worker:
             self._outbox.put(message)
             return True
 
-    def respawn(self, spec: WorkerSpec) -> None:
-        """Stop the worker and start it again with another spec (a model setting changed)."""
-        self.stop()
+    def respawn(self, spec: WorkerSpec, cause: str = "") -> None:
+        """Stop the worker and start it again with another spec (a model setting changed); see `stop`."""
+        self.stop(cause=cause)
         self.spec = spec
         self.restarts = 0
         self.start()
@@ -203,8 +203,9 @@ class Worker:
                 self._kill_reason = reason
                 self._process.kill()
 
-    def stop(self, timeout: float = STOP_SECONDS) -> None:
-        """Ask the worker to exit, kill it if it does not; no restart follows."""
+    def stop(self, timeout: float = STOP_SECONDS, *, cause: str = "") -> None:
+        """Ask the worker to exit, kill it if it does not; no restart follows. With a `cause` (the show goes
+        on: a reload, a switch), the work it had is given up like a death's: `on_down(cause)`."""
         with self._lock:
             self.state = "stopped"
             process = self._process
@@ -222,6 +223,8 @@ class Worker:
         for thread in threads:
             if thread is not None and thread is not threading.current_thread():
                 thread.join(timeout)  # the process is gone: EOF, or a broken pipe, has come or comes at once
+        if cause and process is not None:
+            self.on_down(cause)
 
     # -- the supervisor's part --
 
