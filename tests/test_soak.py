@@ -78,11 +78,14 @@ def peer() -> Iterator[UdpPeer]:
 
 
 def test_a_slow_stt_drops_old_audio_warns_and_keeps_osc_live(tmp_path, tiny_checkpoint, speech_blocks, peer):
-    """STT 3x slower than real time on a paced rehearsal file: lag stays within audio.queue_seconds."""
+    """STT 3x slower than real time on a paced rehearsal file: lag stays within audio.queue_seconds.
+    The stream's codec takes 2.5 s to build, as on a loaded machine (CI): blocks are dropped before
+    the engine has answered any."""
     wav = tmp_path / "six-seconds.wav"
     soundfile.write(wav, np.concatenate(speech_blocks[:75]), 24000)  # 6 s
     config = show_config(tmp_path, tiny_checkpoint, peer, audio={"realtime": True, "queue_seconds": 0.5})
-    pipeline = Pipeline(config, input_spec=str(wav), stt_loader=functools.partial(stt_slow, seconds=0.24))
+    loader = functools.partial(stt_slow, seconds=0.24, build_seconds=2.5)
+    pipeline = Pipeline(config, input_spec=str(wav), stt_loader=loader)
     pipeline.start()
     typed_sent = False
     events: list[object] = []
@@ -107,7 +110,12 @@ def test_a_slow_stt_drops_old_audio_warns_and_keeps_osc_live(tmp_path, tiny_chec
     # The policy: blocks older than queue_seconds are dropped, never queued; counted and shown.
     assert dropped > 20 and frames_in + dropped == 75
     assert [s.dropped_blocks for s in stats] == sorted(s.dropped_blocks for s in stats)  # it only rises
-    drop_warnings = [w for w in warnings if "slower than real time" in w]
-    assert drop_warnings and "dropped" in drop_warnings[0] and "audio.queue_seconds" in drop_warnings[0]
-    assert len(drop_warnings) <= 2  # rate-limited: one per 10 s at most (a 6 s file, plus the final tick)
+    drop_warnings = [w for w in warnings if "dropped" in w]
+    # While the codec is built the engine has answered nothing, so it is not known to be slow yet; once
+    # measured, the new cause is said at once (not 10 s later), then rate-limited: one warning per cause
+    # per 10 s (a 6 s file, plus the final tick).
+    assert drop_warnings and drop_warnings[0].startswith("the speech engine fell behind (a slow step or a state reset)")
+    slow = [w for w in drop_warnings if "x slower than real time" in w]
+    assert slow and "audio.queue_seconds = 0.5 s" in slow[0], drop_warnings
+    assert len(drop_warnings) <= 3 and len(slow) <= 2, drop_warnings
     assert events[-1] == Stopped(None)

@@ -40,7 +40,7 @@ log = logging.getLogger(__name__)
 
 JOIN_SECONDS = 10.0
 MIC_RETRY_SECONDS = 2.0  # an unplugged microphone is looked for again this often
-DROP_WARNING_SECONDS = 10.0  # dropped-audio warnings are shown at most this often
+DROP_WARNING_SECONDS = 10.0  # a dropped-audio warning for the same cause is shown at most this often
 
 
 def script_lines(lines: Iterable[str]) -> Iterator[str]:
@@ -96,7 +96,7 @@ class Pipeline:
         self._source: Any = None
         self._dropped_before = 0  # blocks dropped by sources already closed
         self._dropped_warned = (0, 0, 0)  # _drops() at the last warning
-        self._next_drop_warning = 0.0
+        self._next_drop_warning: dict[str, float] = {}  # by cause: when it may be named again
         self.error: str | None = None
         self.started = False
         self._activity = Activity()  # macOS: no App Nap while the show runs
@@ -401,23 +401,27 @@ class Pipeline:
         self._warn_dropped(stats)
 
     def _warn_dropped(self, stats: PipelineStats) -> None:
-        """Backpressure made visible: a rate-limited warning when input blocks were dropped."""
+        """Backpressure made visible: a warning naming why input blocks were dropped, at most one per
+        cause every DROP_WARNING_SECONDS (a new cause, such as a state reset turning into an engine
+        slower than real time, is news and is said at once)."""
         counts = self._drops()
-        new = [count - warned for count, warned in zip(counts, self._dropped_warned)]
+        behind, down, unread = (count - warned for count, warned in zip(counts, self._dropped_warned))
+        slow = stats.stt_rtf >= 1.0
+        why = {"slow": f"the speech engine is {stats.stt_rtf:.1f} x slower than real time",
+               "behind": "the speech engine fell behind (a slow step or a state reset)",
+               "down": "the speech engine was not running (loading or restarting)",
+               "unread": "the audio thread did not read the input in time"}
+        causes = [cause for cause, new in (("slow" if slow else "behind", behind), ("down", down), ("unread", unread))
+                  if new > 0]
         now = time.monotonic()
-        if sum(new) <= 0 or now < self._next_drop_warning:
-            return
+        if not any(now >= self._next_drop_warning.get(cause, 0.0) for cause in causes):
+            return  # nothing new to say yet: these drops are counted into the next warning
         self._dropped_warned = counts
-        self._next_drop_warning = now + DROP_WARNING_SECONDS
-        behind, down, unread = new
-        slow = (f"the speech engine is {stats.stt_rtf:.1f} x slower than real time" if stats.stt_rtf >= 1.0
-                else "the speech engine fell behind (a slow step or a state reset)")
-        why = [slow] if behind else []
-        why += ["the speech engine was not running (loading or restarting)"] if down else []
-        why += ["the audio thread did not read the input in time"] if unread else []
-        self._post(Status("stt", f"{'; '.join(why)}: dropped {sum(new)} blocks ({sum(new) * FRAME_SECONDS:.1f} s "
-                          f"of audio, {stats.dropped_blocks} in all) to stay within audio.queue_seconds = "
-                          f"{self.config.audio.queue_seconds:g} s", "warning"))
+        self._next_drop_warning.update((cause, now + DROP_WARNING_SECONDS) for cause in causes)
+        new = behind + down + unread
+        self._post(Status("stt", f"{'; '.join(why[cause] for cause in causes)}: dropped {new} blocks "
+                          f"({new * FRAME_SECONDS:.1f} s of audio, {stats.dropped_blocks} in all) to stay within "
+                          f"audio.queue_seconds = {self.config.audio.queue_seconds:g} s", "warning"))
 
     def _drops(self) -> tuple[int, int, int]:
         """Blocks dropped so far, by cause: the engine behind, the engine down, the input not read in time."""

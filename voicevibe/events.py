@@ -452,6 +452,7 @@ class SttStepped:
     seconds: float  # compute time in the worker
     counters: SttCounters = field(default_factory=SttCounters)
     flushed: bool = False
+    stepped: bool = True  # False: a block of a skipped backlog, answered unstepped (its 0 s is no compute time)
     sent_at: float = 0.0  # time.monotonic() in the worker when it sent this (the clock is system-wide)
 
 

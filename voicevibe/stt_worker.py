@@ -76,8 +76,8 @@ def run_stt_worker(link: Link, loader: SttLoader, config: SttConfig, skip: Any) 
             engine = SttEngine(model, message.config)
             step_errors = 0
         elif isinstance(message, (AudioBlock, SttFlush)) and message.seq <= skip.value:
-            link.send(SttStepped(message.seq, (), 0.0, engine.counters(step_errors),
-                                 flushed=isinstance(message, SttFlush), sent_at=time.monotonic()))
+            link.send(SttStepped(message.seq, (), 0.0, engine.counters(step_errors), flushed=isinstance(message, SttFlush),
+                                 stepped=False, sent_at=time.monotonic()))
         elif isinstance(message, AudioBlock):
             start = time.perf_counter()
             try:
@@ -164,6 +164,7 @@ class SttStage:
             self._stream, self._sink = config, sink
             self._bound = max(1, round(queue_seconds / FRAME_SECONDS))
             self._in_flight.clear()
+            self._seconds.clear()  # the real-time factor of this stream only
             self.counters = SttCounters()
             self.behind = self.down = self.lost = self.restarts = 0
         self.worker.send(SttBegin(config))  # not ready yet: sent again when it is
@@ -231,7 +232,7 @@ class SttStage:
                     self._in_flight.popleft()
                 if message.flushed:
                     self._flushed = message.seq
-                else:
+                elif message.stepped:
                     self._seconds.append(message.seconds)
                 self.counters = message.counters
                 self._cond.notify_all()

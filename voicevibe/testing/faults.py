@@ -47,13 +47,15 @@ def stt_failing_at(config: SttConfig, progress: Any, block: int) -> Any:
     return model
 
 
-def stt_slow(config: SttConfig, progress: Any, seconds: float) -> Any:
-    """The real speech model, made slower than real time: each block's encoding takes `seconds` more."""
+def stt_slow(config: SttConfig, progress: Any, seconds: float, build_seconds: float = 0.0) -> Any:
+    """The real speech model, made slower than real time: each block's encoding takes `seconds` more,
+    and each stream's codec (built at its start and at every state reset) `build_seconds` more."""
     model = load_stt(config, progress)
     real_new_mimi = model.new_mimi
 
     class Slow:
         def __init__(self) -> None:
+            time.sleep(build_seconds)
             self.inner = real_new_mimi()
 
         def encode_step(self, pcm: Any) -> Any:
