@@ -178,6 +178,7 @@ class Worker:
             if self.state in ("starting", "loading", "ready"):
                 return
             self._deaths.clear()
+            self._unready_deaths = 0
             self.failure = ""
             self._spawn()
 
@@ -357,8 +358,9 @@ class Worker:
                 self._deaths.append(now)
                 while self._deaths and now - self._deaths[0] > self.config.restart_window_seconds:
                     self._deaths.popleft()
-                self._unready_deaths = 0 if self._up_since else self._unready_deaths + 1
-                give_up = ("Check the model and the log (voicevibe doctor), then press Start to try again")
+                if not self._up_since:  # reset to 0 when a model loads (_lifecycle) and at Start
+                    self._unready_deaths += 1
+                give_up = "Check the model and the log (voicevibe doctor), then press Start to try again"
                 if len(self._deaths) >= self.config.max_restarts:
                     self.state = "failed"
                     message = (f"{self.spec.label} stopped {len(self._deaths)} times within "
