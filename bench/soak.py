@@ -36,12 +36,12 @@ CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "voicev
 RSS_GROWTH_LIMIT_MB = 50.0
 
 
-def tiny_checkpoint() -> Path:
-    """The tiny VAD checkpoint, generated once into the bench cache."""
-    folder = CACHE / "stt-tiny-vad"
+def tiny_checkpoint(codec: str) -> Path:
+    """The tiny VAD checkpoint with the real Mimi or the fast stand-in codec, generated once into the bench cache."""
+    folder = CACHE / ("stt-tiny-vad" if codec == "real" else "stt-tiny-vad-fast-codec")
     if not (folder / "config.json").is_file():
         folder.mkdir(parents=True, exist_ok=True)
-        write_checkpoint(folder, "tiny", vad=True, seed=0)
+        write_checkpoint(folder, "tiny", vad=True, seed=0, codec=codec)
     return folder
 
 
@@ -157,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     warmup = args.warmup_minutes if args.warmup_minutes is not None else min(20.0, minutes / 6)
     load = Path("/proc/loadavg").read_text().strip()
     suffix = "" if args.codec == "fast" else "-real"
-    checkpoint = tiny_checkpoint()
+    checkpoint = tiny_checkpoint(args.codec)
     with tempfile.TemporaryDirectory(prefix="voicevibe-soak-") as tmp:
         blocks = list(FileSource(write_speech(Path(tmp) / "speech.wav"), realtime=False).blocks())
 
@@ -166,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"  {s.wall_seconds / 60:6.1f} min wall, {s.audio_minutes:6.1f} min audio, RSS {s.rss_mb:.0f} MB,"
                       f" queues {s.events_qsize}/{s.brain_qsize}/{s.recorder_qsize}", flush=True)
 
-        result = run_soak(checkpoint, blocks, Path(tmp), minutes=minutes, codec=args.codec,
+        result = run_soak(checkpoint, blocks, Path(tmp), minutes=minutes,
                           nonstop_from=nonstop_from, nonstop_minutes=min(10.0, minutes / 3), progress=progress)
     args.out.mkdir(parents=True, exist_ok=True)
     png = args.out / f"soak-memory{suffix}.png"

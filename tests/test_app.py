@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 
 from oscpeer import UdpPeer, dump_lines, oscdump  # noqa: F401  (oscdump: a fixture)
+from stagethreads import stage_threads
 from voicevibe import app as app_module
 from voicevibe.app import Pipeline
 from voicevibe.audio import AudioError
@@ -27,7 +28,6 @@ from voicevibe.events import (ImagePrompt, Levels, Panic, PipelineStats, SayText
                               SetGain, SetGate, SetStyle, Status, Stopped, Word)
 from voicevibe.testing.faults import stt_failing_at
 
-STAGE_THREADS = {"audio", "script", "dispatch", "stt-link", "brain-link", "supervisor"}
 
 
 def show_config(tmp_path: Path, checkpoint: Path | str, peer: UdpPeer, **sections: dict) -> Config:
@@ -58,18 +58,14 @@ def drain(events: queue.Queue) -> list[object]:
             return out
 
 
-def stage_threads() -> set[str]:
-    return {t.name for t in threading.enumerate()} & STAGE_THREADS
-
-
 @pytest.fixture
 def peer() -> Iterator[UdpPeer]:
     with UdpPeer() as p:
         yield p
 
 
-def test_rehearsal_file_reaches_osc_and_the_log(tmp_path, tiny_checkpoint, speech_wav, peer):
-    pipeline = Pipeline(show_config(tmp_path, tiny_checkpoint, peer), input_spec=str(speech_wav))
+def test_rehearsal_file_reaches_osc_and_the_log(tmp_path, fast_checkpoint, speech_wav, peer):
+    pipeline = Pipeline(show_config(tmp_path, fast_checkpoint, peer), input_spec=str(speech_wav))
     events = run_to_end(pipeline)
     words = [e for e in events if isinstance(e, Word)]
     prompts = [e for e in events if isinstance(e, ImagePrompt)]
@@ -115,8 +111,8 @@ def test_a_missing_speech_model_is_reported_and_typed_text_still_works(tmp_path,
     assert "no-model-here" in events[-1].error
 
 
-def test_an_stt_failure_restarts_the_stage_and_the_show_goes_on(tmp_path, tiny_checkpoint, speech_wav, peer):
-    pipeline = Pipeline(show_config(tmp_path, tiny_checkpoint, peer), input_spec=str(speech_wav),
+def test_an_stt_failure_restarts_the_stage_and_the_show_goes_on(tmp_path, fast_checkpoint, speech_wav, peer):
+    pipeline = Pipeline(show_config(tmp_path, fast_checkpoint, peer), input_spec=str(speech_wav),
                         stt_loader=functools.partial(stt_failing_at, block=20))
     events = run_to_end(pipeline)
     assert pipeline.stats().stt_restarts == 1
@@ -156,12 +152,12 @@ class FlakyMic:
             pass  # a live input never ends by itself
 
 
-def test_an_unplugged_mic_is_retried_until_it_comes_back(tmp_path, tiny_checkpoint, peer, monkeypatch):
+def test_an_unplugged_mic_is_retried_until_it_comes_back(tmp_path, fast_checkpoint, peer, monkeypatch):
     FlakyMic.opens = 0
     monkeypatch.setattr(app_module, "open_source", lambda spec, config: FlakyMic())
     monkeypatch.setattr(app_module, "MIC_RETRY_SECONDS", 0.1)
     monkeypatch.setattr(app_module, "describe", lambda source: "fake mic")
-    pipeline = Pipeline(show_config(tmp_path, tiny_checkpoint, peer), input_spec="USB Mic")
+    pipeline = Pipeline(show_config(tmp_path, fast_checkpoint, peer), input_spec="USB Mic")
     pipeline.start()
     levels = 0
     while levels < 30:
@@ -228,8 +224,8 @@ def test_a_busy_control_port_leaves_the_show_running_and_a_failed_start_leaves_n
     assert not stage_threads()
 
 
-def test_stats_report_the_log_and_the_stt_speed(tmp_path, tiny_checkpoint, speech_wav, peer):
-    pipeline = Pipeline(show_config(tmp_path, tiny_checkpoint, peer, audio={"realtime": True}),
+def test_stats_report_the_log_and_the_stt_speed(tmp_path, fast_checkpoint, speech_wav, peer, engines):
+    pipeline = Pipeline(show_config(tmp_path, fast_checkpoint, peer, audio={"realtime": True}), engines=engines,
                         input_spec=str(speech_wav))
     pipeline.start()
     stats = None
@@ -259,13 +255,13 @@ def dumped(lines: list[str], address: str) -> list[str]:
     return [re.fullmatch(r'\S+ (\S+) s "(.*)"', line).group(2) for line in lines if line.split(" ")[1] == address]
 
 
-def test_headless_rehearsal_prompts_reach_oscdump(tmp_path, tiny_checkpoint, speech_wav, oscdump):
+def test_headless_rehearsal_prompts_reach_oscdump(tmp_path, fast_checkpoint, speech_wav, oscdump):
     port, lines = oscdump
     result = None
 
     def run() -> None:
         nonlocal result
-        result = voicevibe("run", "--no-gui", "--input", str(speech_wav), "--fast", "--model", str(tiny_checkpoint),
+        result = voicevibe("run", "--no-gui", "--input", str(speech_wav), "--fast", "--model", str(fast_checkpoint),
                            "--osc", f"127.0.0.1:{port}", "--preset", "vocevibe", "--set", "brain.model=none",
                            "--set", f"session.log_dir={json.dumps(str(tmp_path))}")
 

@@ -217,6 +217,7 @@ def test_long_file_is_streamed_not_loaded_whole(tmp_path: Path) -> None:
 
 # ---------------------------------------------------------------- FileSource: pacing
 
+@pytest.mark.timing
 def test_realtime_pacing_takes_real_time_and_fast_mode_does_not(tmp_path: Path) -> None:
     path = tmp_path / "one_second.wav"
     sf.write(path, tone(440, 16000, 1.0), 16000)
@@ -237,6 +238,7 @@ def test_realtime_pacing_takes_real_time_and_fast_mode_does_not(tmp_path: Path) 
     assert min(lateness) > -0.005 and lateness[-1] < 0.2
 
 
+@pytest.mark.timing
 def test_realtime_catches_up_after_a_slow_consumer_instead_of_drifting(tmp_path: Path) -> None:
     path = tmp_path / "one_second.wav"
     sf.write(path, tone(440, 24000, 1.0), 24000)
@@ -247,6 +249,7 @@ def test_realtime_catches_up_after_a_slow_consumer_instead_of_drifting(tmp_path:
     assert time.monotonic() - start < 1.3  # 1.04 s of audio: the stall was absorbed, not added
 
 
+@pytest.mark.timing
 def test_a_consumer_slower_than_real_time_loses_blocks_not_time(tmp_path: Path) -> None:
     """Backpressure, as a microphone's bounded queue: blocks later than max_lag_seconds are dropped."""
     path = tmp_path / "two_seconds.wav"
@@ -266,6 +269,7 @@ def test_a_consumer_slower_than_real_time_loses_blocks_not_time(tmp_path: Path) 
     assert sum(1 for _ in unbounded.blocks()) == total and unbounded.dropped_blocks == 0
 
 
+@pytest.mark.timing
 def test_stop_from_another_thread_ends_a_realtime_file(tmp_path: Path) -> None:
     path = tmp_path / "ten_seconds.wav"
     sf.write(path, tone(440, 16000, 10.0), 16000)
@@ -587,6 +591,7 @@ def test_stream_open_failure_names_the_device(fake_mic: Any, monkeypatch: pytest
         next(mic.blocks())
 
 
+@pytest.mark.timing
 def test_silent_stream_raises_no_audio_naming_the_device(fake_mic: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     fake_mic(tone(440, 24000, 0.4)[:, None], rate=24000)  # 5 blocks, then the "cable is pulled"
     monkeypatch.setattr(audio, "NO_AUDIO_SECONDS", 0.3)
@@ -599,6 +604,7 @@ def test_silent_stream_raises_no_audio_naming_the_device(fake_mic: Any, monkeypa
     assert time.monotonic() - start < 2.0
 
 
+@pytest.mark.timing
 def test_stop_from_another_thread_ends_blocks_and_is_idempotent(fake_mic: Any) -> None:
     fake_mic(tone(440, 24000, 30.0)[:, None], rate=24000, pace=0.08)
     with MicSource(None) as mic:

@@ -23,8 +23,8 @@ def run(capsys, *argv: str) -> tuple[int, str, str]:
     return code, out, err
 
 
-def test_transcribe_prints_text_and_exits_0(capsys, tiny_checkpoint, speech_wav):
-    code, out, err = run(capsys, "transcribe", str(speech_wav), "--model", str(tiny_checkpoint))
+def test_transcribe_prints_text_and_exits_0(capsys, fast_checkpoint, speech_wav):
+    code, out, err = run(capsys, "transcribe", str(speech_wav), "--model", str(fast_checkpoint))
     assert code == 0, err
     assert len(out.split()) > 3  # random weights: noise, but words
 
@@ -45,12 +45,12 @@ def test_transcribe_json_no_dsp_matches_the_reference_loop(capsys, tiny_checkpoi
     assert [e["step"] for e in words] == sorted(e["step"] for e in words)
 
 
-def test_bad_inputs_exit_2_with_a_message_naming_them(capsys, tmp_path, tiny_checkpoint):
+def test_bad_inputs_exit_2_with_a_message_naming_them(capsys, tmp_path, fast_checkpoint):
     junk = tmp_path / "notes.wav"
     junk.write_text("this is not audio")
-    code, out, err = run(capsys, "transcribe", str(junk), "--model", str(tiny_checkpoint))
+    code, out, err = run(capsys, "transcribe", str(junk), "--model", str(fast_checkpoint))
     assert code == 2 and "notes.wav" in err and "Traceback" not in err
-    code, _, err = run(capsys, "transcribe", str(tmp_path / "missing.flac"), "--model", str(tiny_checkpoint))
+    code, _, err = run(capsys, "transcribe", str(tmp_path / "missing.flac"), "--model", str(fast_checkpoint))
     assert code == 2 and "missing.flac" in err
     ok_wav = tmp_path / "ok.wav"
     soundfile.write(ok_wav, np.zeros(24000, np.float32), 24000)
@@ -82,9 +82,9 @@ def test_console_script_usage_error_exits_2():
     assert result.returncode == 0 and result.stdout.startswith("voicevibe ")
 
 
-def test_run_rehearses_a_file_through_the_live_path(capsys, tiny_checkpoint, speech_wav):
+def test_run_rehearses_a_file_through_the_live_path(capsys, fast_checkpoint, speech_wav):
     """`voicevibe --no-gui --input FILE --fast`: the pipeline loads the model, runs DSP + STT + brain, exits 0."""
-    code, out, err = run(capsys, "--no-gui", "--input", str(speech_wav), "--fast", "--model", str(tiny_checkpoint),
+    code, out, err = run(capsys, "--no-gui", "--input", str(speech_wav), "--fast", "--model", str(fast_checkpoint),
                          "--set", "brain.model=none", "--osc", "127.0.0.1:9")
     assert code == 0, err
     assert "speech model ready" in err and "listening to file" in err and "with pause detection" in err

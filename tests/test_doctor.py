@@ -90,8 +90,8 @@ def line(out: str, mark: str, name: str) -> str:
     raise AssertionError(f"no {mark} {name!r} row in:\n{out}")
 
 
-def test_a_good_mac_setup_is_ready(tmp_path: Path, tiny_checkpoint: Path, capsys: pytest.CaptureFixture) -> None:
-    code, out = run(mac_probe(config_for(tmp_path, tiny_checkpoint)), capsys)
+def test_a_good_mac_setup_is_ready(tmp_path: Path, fast_checkpoint: Path, capsys: pytest.CaptureFixture) -> None:
+    code, out = run(mac_probe(config_for(tmp_path, fast_checkpoint)), capsys)
     assert code == 0, out
     assert "FAIL" not in out and "The show can start." in out
     for name in ("Python", "Tk", "Apple Silicon", "macOS", "MLX Metal", "llama.cpp Metal", "microphone",
@@ -121,10 +121,10 @@ CASES = {
 
 
 @pytest.mark.parametrize("case", CASES)
-def test_each_missing_thing_fails_with_its_fix(case: str, tmp_path: Path, tiny_checkpoint: Path,
+def test_each_missing_thing_fails_with_its_fix(case: str, tmp_path: Path, fast_checkpoint: Path,
                                                capsys: pytest.CaptureFixture) -> None:
     changes, name, fix = CASES[case]
-    code, out = run(mac_probe(config_for(tmp_path, tiny_checkpoint), **changes), capsys)
+    code, out = run(mac_probe(config_for(tmp_path, fast_checkpoint), **changes), capsys)
     assert code == 1, out
     row = line(out, "FAIL", name)
     assert "fix: " in row and fix in row, row
@@ -132,7 +132,7 @@ def test_each_missing_thing_fails_with_its_fix(case: str, tmp_path: Path, tiny_c
 
 
 def test_missing_or_damaged_models_unresolvable_targets_and_an_unwritable_log_folder(
-        tmp_path: Path, tiny_checkpoint: Path, hub_cache: Path, capsys: pytest.CaptureFixture) -> None:
+        tmp_path: Path, fast_checkpoint: Path, hub_cache: Path, capsys: pytest.CaptureFixture) -> None:
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
     config = config_for(tmp_path, "someone/stt-not-downloaded", osc={"targets": "no-such-host.invalid:9000"},
@@ -157,10 +157,10 @@ def test_missing_or_damaged_models_unresolvable_targets_and_an_unwritable_log_fo
     assert "lm.safetensors (checksum mismatch)" in row and "delete the damaged file" in row
 
 
-def test_warnings_do_not_stop_the_show(tmp_path: Path, tiny_checkpoint: Path, hub_cache: Path,
+def test_warnings_do_not_stop_the_show(tmp_path: Path, fast_checkpoint: Path, hub_cache: Path,
                                        capsys: pytest.CaptureFixture) -> None:
     """A brain GGUF not downloaded (the bundled one stands in), little free memory, Tk 9: warnings, exit 0."""
-    config = config_for(tmp_path, tiny_checkpoint, brain={"model": "unsloth/gemma-3-1b-it-GGUF"})
+    config = config_for(tmp_path, fast_checkpoint, brain={"model": "unsloth/gemma-3-1b-it-GGUF"})
     code, out = run(mac_probe(config, memory=lambda: (500_000_000, 16_000_000_000),
                               facts=Facts((3, 12, 4), "darwin", "arm64", "9.0", "14.5")), capsys)
     assert code == 0, out
@@ -170,19 +170,19 @@ def test_warnings_do_not_stop_the_show(tmp_path: Path, tiny_checkpoint: Path, hu
     assert "The show can start." in out
 
 
-def test_a_broken_check_is_a_failed_row_and_the_others_still_answer(tmp_path: Path, tiny_checkpoint: Path) -> None:
+def test_a_broken_check_is_a_failed_row_and_the_others_still_answer(tmp_path: Path, fast_checkpoint: Path) -> None:
     def check_server(probe: doctor.Probe) -> list[doctor.Row]:
         raise RuntimeError("no route")
 
-    rows = doctor.run_checks(mac_probe(config_for(tmp_path, tiny_checkpoint)), [*doctor.CHECKS, check_server])
+    rows = doctor.run_checks(mac_probe(config_for(tmp_path, fast_checkpoint)), [*doctor.CHECKS, check_server])
     assert rows[-1].name == "server" and not rows[-1].ok and "RuntimeError: no route" in rows[-1].detail
     assert all(row.ok for row in rows[:-1]) and not doctor.ready(rows)
 
 
-def test_the_command_on_this_machine(tmp_path: Path, tiny_checkpoint: Path, speech_wav: Path,
+def test_the_command_on_this_machine(tmp_path: Path, fast_checkpoint: Path, speech_wav: Path,
                                      capsys: pytest.CaptureFixture) -> None:
     """`voicevibe doctor` for real: Linux answers (MLX and llama.cpp on the CPU), a rehearsal file as input."""
-    args = ["doctor", "--model", str(tiny_checkpoint), "--input", str(speech_wav), "--set", "brain.model=none",
+    args = ["doctor", "--model", str(fast_checkpoint), "--input", str(speech_wav), "--set", "brain.model=none",
             "--osc", "127.0.0.1:9000", "--set", f'session.log_dir="{tmp_path}"']
     assert cli.main(args) == 0
     out = capsys.readouterr().out
@@ -195,9 +195,9 @@ def test_the_command_on_this_machine(tmp_path: Path, tiny_checkpoint: Path, spee
 
 
 def test_the_microphone_check_listens_to_a_real_input(virtual_mic: pulse.VirtualMic, tmp_path: Path,
-                                                      tiny_checkpoint: Path, capsys: pytest.CaptureFixture) -> None:
+                                                      fast_checkpoint: Path, capsys: pytest.CaptureFixture) -> None:
     """Nothing playing into the virtual mic: exact zeros, the row fails with the fix; it names the device."""
-    code = cli.main(["doctor", "--model", str(tiny_checkpoint), "--input", pulse.ALSA_DEVICE,
+    code = cli.main(["doctor", "--model", str(fast_checkpoint), "--input", pulse.ALSA_DEVICE,
                      "--set", "brain.model=none", "--set", f'session.log_dir="{tmp_path}"'])
     out = capsys.readouterr().out
     assert code == 1

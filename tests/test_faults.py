@@ -19,8 +19,9 @@ import numpy as np
 import pytest
 
 from brains import crash_then_hang, crashes_always
+from stagethreads import stage_threads
 from oscpeer import UdpPeer
-from test_app import drain, run_to_end, show_config, stage_threads
+from test_app import drain, run_to_end, show_config
 from voicevibe import app as app_module
 from voicevibe import osc
 from voicevibe.app import Pipeline
@@ -66,11 +67,11 @@ class VanishingMic:
             raise AudioError("microphone 'USB Mic' stopped delivering audio (unplugged?)")
 
 
-def test_a_mic_that_vanishes_mid_show_is_reopened_and_the_show_goes_on(tmp_path, tiny_checkpoint, peer,
+def test_a_mic_that_vanishes_mid_show_is_reopened_and_the_show_goes_on(tmp_path, fast_checkpoint, peer,
                                                                          monkeypatch):
     monkeypatch.setattr(app_module, "MIC_RETRY_SECONDS", 0.1)
     opened: list[VanishingMic] = []
-    pipeline = Pipeline(show_config(tmp_path, tiny_checkpoint, peer), input_spec="USB Mic",
+    pipeline = Pipeline(show_config(tmp_path, fast_checkpoint, peer), input_spec="USB Mic",
                         source_opener=lambda spec, config: VanishingMic(opened))
     pipeline.start()
     pipeline.apply(SayText("a red lighthouse"))  # typed text works through it all

@@ -71,7 +71,7 @@ def events_until_done(download: ModelDownload) -> list[object]:
     return seen
 
 
-def test_missing_models_name_their_files_and_sizes_without_the_network(hub_cache: Path, tiny_checkpoint: Path,
+def test_missing_models_name_their_files_and_sizes_without_the_network(hub_cache: Path, fast_checkpoint: Path,
                                                                        tmp_path: Path) -> None:
     speech, brain = missing_models(load_config(include_defaults_files=False))
     assert speech.role == "speech" and speech.downloadable
@@ -81,7 +81,7 @@ def test_missing_models_name_their_files_and_sizes_without_the_network(hub_cache
     assert "about 2.36 GB" in speech.describe()
     assert brain.files == ("gemma-3-1b-it-Q4_K_M.gguf",) and "806 MB" in brain.describe()
     assert "bundled Gemma 3 270M" in brain.problem
-    here = load_config(overrides=[{"stt": {"model": str(tiny_checkpoint)}, "brain": {"model": "bundled"}}],
+    here = load_config(overrides=[{"stt": {"model": str(fast_checkpoint)}, "brain": {"model": "bundled"}}],
                        include_defaults_files=False)
     assert missing_models(here) == []
     [gone] = missing_models(load_config(overrides=[{"stt": {"model": str(tmp_path / "nowhere")},
@@ -156,7 +156,7 @@ def test_a_download_that_cannot_reach_the_hub_says_so_and_can_be_retried(hub_cac
 
 
 def test_first_launch_window_offers_the_download_and_script_mode_works_meanwhile(
-        hub_cache: Path, tiny_checkpoint: Path, tmp_path: Path, peer: UdpPeer, display: str, guard: list[str],
+        hub_cache: Path, fast_checkpoint: Path, tmp_path: Path, peer: UdpPeer, display: str, guard: list[str],
         monkeypatch: pytest.MonkeyPatch) -> None:
     """No speech model: the window opens with the strip (which model, Download); a script show makes prompts;
     Download fetches the files with progress in the window; the speech worker starts again and is ready."""
@@ -178,7 +178,7 @@ def test_first_launch_window_offers_the_download_and_script_mode_works_meanwhile
         pump(window.root, lambda: window.ui.start_button.cget("text") == "▶ Start")
 
         shown: list[str] = []
-        with hub_server({REPO: tiny_checkpoint}, chunk=1 << 20, pause=0.002) as hub:
+        with hub_server({REPO: fast_checkpoint}, chunk=1 << 20, pause=0.002) as hub:
             monkeypatch.setenv("HF_ENDPOINT", hub.url)
             strip.button.invoke()
             assert strip.button.cget("state") == "disabled"

@@ -58,9 +58,9 @@ def server(tmp_path: Path) -> Iterator[LlamaServer]:
 
 
 def test_switching_from_a_server_to_the_local_model_mid_show_restarts_only_the_brain(
-        display, guard, tmp_path: Path, tiny_checkpoint: Path, server: LlamaServer, receiver: OscPeer) -> None:
+        display, guard, tmp_path: Path, fast_checkpoint: Path, server: LlamaServer, receiver: OscPeer) -> None:
     config = load_config(overrides=[{
-        "stt": {"model": str(tiny_checkpoint)}, "osc": {"targets": f"127.0.0.1:{receiver.port}", "preset": "vocevibe"},
+        "stt": {"model": str(fast_checkpoint)}, "osc": {"targets": f"127.0.0.1:{receiver.port}", "preset": "vocevibe"},
         "session": {"log_dir": str(tmp_path / "logs"), "record_audio": "off"},
         "brain": {"model": server.url, "switch_model": "bundled", "time_budget_seconds": 60.0, "summary": False}}],
         include_defaults_files=False)

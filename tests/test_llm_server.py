@@ -157,6 +157,7 @@ def test_a_newer_phrase_cancels_the_request_in_flight(server):
     assert disconnects(server) == before + 1, server.log()[-3000:]  # the client closed the first request
 
 
+@pytest.mark.timing
 def test_a_server_slower_than_the_budget_is_abandoned_in_time(server):
     stage, delivered = start_stage(server.url, time_budget_seconds=0.5)
     before = disconnects(server)
@@ -292,6 +293,7 @@ def test_a_french_answer_garbage_and_a_whole_completion(standin):
     assert whole.source == "model" and "a grey sea under a low sky" in whole.text
 
 
+@pytest.mark.timing
 def test_an_unreachable_server_is_not_asked_again_for_every_phrase():
     """A server that drops every connection: phrases in quick succession cost one try, then wait RETRY_SECONDS."""
     import socket

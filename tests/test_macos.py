@@ -233,11 +233,11 @@ def test_the_virtual_mic_with_nothing_playing_gives_exact_zeros_and_a_tone_does_
 
 
 def test_a_live_input_of_exact_zeros_becomes_a_status_naming_the_privacy_setting(
-        virtual_mic: pulse.VirtualMic, tiny_checkpoint: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        virtual_mic: pulse.VirtualMic, fast_checkpoint: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The whole show on the virtual mic with nothing playing (what a denied permission gives on a Mac)."""
     monkeypatch.setattr(macos, "PLATFORM", "darwin")  # the message a Mac shows
     with UdpPeer() as peer:
-        config = show_config(tmp_path, peer, stt={"model": str(tiny_checkpoint)}, audio={"realtime": True})
+        config = show_config(tmp_path, peer, stt={"model": str(fast_checkpoint)}, audio={"realtime": True})
         pipeline = Pipeline(config, input_spec=pulse.ALSA_DEVICE)
         pipeline.start()
         try:

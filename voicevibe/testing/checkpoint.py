@@ -29,6 +29,8 @@ from mlx.utils import tree_flatten
 from moshi_mlx import models
 from safetensors.numpy import save_file
 
+from .fastcodec import write_fast_codec
+
 log = logging.getLogger(__name__)
 
 CONFIG_NAME = "config.json"
@@ -290,8 +292,14 @@ def tokenizer_model(vocab_size: int, seed: int, corpus_sentences: int) -> bytes:
 
 
 def write_checkpoint(out_dir: Path, size: str = "tiny", *, vad: bool = False, seed: int = 0,
-                     quantize: int | None = None) -> Path:
-    """Write a random-weight STT checkpoint directory (config, LM, Mimi, tokenizer); return it."""
+                     quantize: int | None = None, codec: str = "real") -> Path:
+    """Write a random-weight STT checkpoint directory (config, LM, Mimi, tokenizer); return it.
+
+    `codec="fast"` writes the tests' stand-in codec (testing/fastcodec.py) under Mimi's file name
+    instead of the 384 MB random Mimi: every loader picks the stand-in from the file itself.
+    """
+    if codec not in ("real", "fast"):
+        raise ValueError(f"codec must be 'real' or 'fast', got {codec!r}")
     if size not in SIZES:
         raise ValueError(f"size must be one of {sorted(SIZES)}, got {size!r}")
     if not 0 <= seed < 2**32:
@@ -318,8 +326,11 @@ def write_checkpoint(out_dir: Path, size: str = "tiny", *, vad: bool = False, se
     del weights
 
     t0 = time.perf_counter()
-    save_file(mimi_weights(seed), str(out_dir / MIMI_NAME))
-    log.info("Mimi weights written in %.1f s", time.perf_counter() - t0)
+    if codec == "fast":
+        write_fast_codec(out_dir / MIMI_NAME)
+    else:
+        save_file(mimi_weights(seed), str(out_dir / MIMI_NAME))
+    log.info("Mimi (%s) written in %.1f s", codec, time.perf_counter() - t0)
 
     t0 = time.perf_counter()
     model = tokenizer_model(cfg["text_card"], seed, CORPUS_SENTENCES[size])
@@ -338,11 +349,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--quantize", type=int, choices=sorted(QUANT_GROUP_SIZE),
                         help="also write model.q{4,8}.safetensors (MLX names)")
+    parser.add_argument("--codec", choices=("real", "fast"), default="real",
+                        help="fast: the tests' stand-in codec instead of a random Mimi (flow tests, soaks)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     t0 = time.perf_counter()
     out = write_checkpoint(args.out_dir, args.size, vad=args.vad, seed=args.seed,
-                           quantize=args.quantize)
+                           quantize=args.quantize, codec=args.codec)
     for path in sorted(out.iterdir()):
         print(f"{path.stat().st_size:>14,}  {path}")
     print(f"done in {time.perf_counter() - t0:.1f} s")

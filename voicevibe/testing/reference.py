@@ -19,7 +19,7 @@ from moshi_mlx import models, utils
 
 from ..config import BLOCK
 from ..hub import SttFiles
-from ..stt import DTYPES, QUANTIZED, safetensors_names
+from ..stt import DTYPES, QUANTIZED, MimiEncoder, safetensors_names
 
 
 def load_reference(files: SttFiles, dtype: str = "f32") -> tuple[models.Lm, models.LmConfig]:
@@ -39,13 +39,19 @@ def load_reference(files: SttFiles, dtype: str = "f32") -> tuple[models.Lm, mode
 
 
 class ReferenceLoop:
-    """One stream through the reference loop: `step(block)` returns the text token (padding included)."""
+    """One stream through the reference loop: `step(block)` returns the text token (padding included).
 
-    def __init__(self, files: SttFiles, loaded: tuple[models.Lm, models.LmConfig], max_steps: int = 4096):
+    `codec`: the stream's Mimi encoder; by default rustymimi's, built from the checkpoint as Kyutai's
+    script builds it. A test passes the fast stand-in (testing/fastcodec.py) to compare the engine and
+    this loop on the same cheap codes.
+    """
+
+    def __init__(self, files: SttFiles, loaded: tuple[models.Lm, models.LmConfig], max_steps: int = 4096,
+                 codec: MimiEncoder | None = None):
         lm, self.config = loaded
         for cache in lm.transformer_cache:
             cache.reset()
-        self.mimi = rustymimi.Tokenizer(str(files.mimi), num_codebooks=max(
+        self.mimi = codec or rustymimi.Tokenizer(str(files.mimi), num_codebooks=max(
             self.config.generated_codebooks, self.config.other_codebooks))
         self.gen = models.LmGen(model=lm, max_steps=max_steps,
                                 text_sampler=utils.Sampler(top_k=25, temp=0),
@@ -63,8 +69,9 @@ class ReferenceLoop:
 
 def reference_tokens(files: SttFiles, blocks: Iterable[np.ndarray], *, flush_frames: int,
                      dtype: str = "f32", max_steps: int = 4096,
-                     loaded: tuple[models.Lm, models.LmConfig] | None = None) -> list[int]:
+                     loaded: tuple[models.Lm, models.LmConfig] | None = None,
+                     codec: MimiEncoder | None = None) -> list[int]:
     """Every text token (padding included) the reference loop emits for `blocks` + silence."""
-    loop = ReferenceLoop(files, loaded or load_reference(files, dtype), max_steps)
+    loop = ReferenceLoop(files, loaded or load_reference(files, dtype), max_steps, codec)
     silence = [np.zeros(BLOCK, np.float32)] * flush_frames
     return [loop.step(block) for block in [*blocks, *silence]]

@@ -3,22 +3,19 @@
 Used by `bench/soak.py` (three hours, memory curve) and `tests/test_soak.py` (minutes,
 functional checks). Everything is real except three seams: the input is generated block by
 block (speech with pauses, one long stretch of non-stop sound), the brain is a scripted
-PromptModel, and with `codec="fast"` the Mimi encoder is a cheap deterministic stand-in
-(rustymimi costs ~62 ms per 80 ms block on this CPU, so it alone would make a 3 h soak
-take 2.5 h). The stand-in exercises everything but rustymimi: the LM, its caches and
-resets, DSP, brain, OSC, the session log and its recorder.
+PromptModel, and a checkpoint written with `codec="fast"` carries a cheap deterministic
+stand-in for the Mimi encoder (testing/fastcodec.py; rustymimi costs ~62 ms per 80 ms block on
+this CPU, so it alone would make a 3 h soak take 2.5 h). The stand-in exercises everything but
+rustymimi: the LM, its caches and resets, DSP, brain, OSC, the session log and its recorder.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import functools
 import json
 import multiprocessing
 import os
 import threading
 import time
-import zlib
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -29,45 +26,17 @@ import numpy as np
 
 from ..app import Pipeline
 from ..brain import LoadedModel
-from ..config import BLOCK, FRAME_SECONDS, Config, SttConfig
+from ..config import BLOCK, FRAME_SECONDS, Config
 from ..config_files import load_config
 from ..events import ImagePrompt, Phrase, PipelineStats, SegmentReset, Status, Stopped, Word
 from ..hub import locate_stt
 from ..llm import PromptRequest
+from .fastcodec import is_fast_codec
 from .peer import OscPeer
 
 BLOCKS_PER_MINUTE = round(60 / FRAME_SECONDS)
 SOAK_PROMPTS = ("a lighthouse in a violet storm", "a fox made of paper in the snow",
                 "neon rain over an empty harbour", "a whale swimming through a forest of lanterns")
-
-
-class FastMimi:
-    """Stand-in for rustymimi's encoder: one frame of codes per block, derived from its samples."""
-
-    def __init__(self, codebooks: int, card: int) -> None:
-        self.codebooks, self.card = codebooks, card
-
-    def encode_step(self, pcm: np.ndarray) -> np.ndarray:
-        """Codes (1, codebooks, 1) that depend only on the block's content, like a real codec's."""
-        quantized = np.clip(pcm * 127, -127, 127).astype(np.int8).tobytes()
-        rng = np.random.default_rng(zlib.crc32(quantized))
-        return rng.integers(0, self.card, (1, self.codebooks, 1), dtype=np.uint32)
-
-
-def load_soak_stt(config: SttConfig, progress: Any, codec: str = "fast") -> Any:
-    """The speech worker's loader for a soak: the real model, its Mimi encoder swapped for FastMimi
-    unless `codec` is "real" (runs in the worker process)."""
-    from ..stt import SttModel, load_model
-
-    @dataclass
-    class FastCodecModel(SttModel):
-        def new_mimi(self) -> FastMimi:  # type: ignore[override]
-            return FastMimi(self.config.audio_codebooks, self.config.audio_vocab_size - 1)
-
-    model = load_model(locate_stt(config.model, allow_download=False), config.dtype, progress=progress)
-    if codec == "real":
-        return model
-    return FastCodecModel(**{f.name: getattr(model, f.name) for f in dataclasses.fields(model)})
 
 
 def scripted_brain(config: Any, assets: Any) -> LoadedModel:
@@ -242,18 +211,17 @@ def soak_config(checkpoint: Path, log_dir: Path, osc_port: int, *, reset_after: 
 
 
 def run_soak(checkpoint: Path, speech_blocks: list[np.ndarray], workdir: Path, *, minutes: float,
-             codec: str = "fast", nonstop_from: float, nonstop_minutes: float = 10.0,
+             nonstop_from: float, nonstop_minutes: float = 10.0,
              reset_after: float | None = None, max_segment: float | None = None,
              sample_seconds: float = 5.0, record_audio: bool = True, progress: Any = None) -> SoakResult:
-    """Run the whole show; return its counters, queue sizes and memory samples."""
-    if codec not in ("fast", "real"):
-        raise ValueError(f"codec must be 'fast' or 'real', not {codec!r}")
+    """Run the whole show; return its counters, queue sizes and memory samples. The checkpoint's Mimi file
+    says which codec runs (write_checkpoint's `codec`)."""
     peer = OscPeer(keep=False).start()
-    result = SoakResult(minutes, codec)
+    result = SoakResult(minutes, "fast" if is_fast_codec(locate_stt(str(checkpoint)).mimi) else "real")
     config = soak_config(checkpoint, workdir / "log", peer.port, reset_after=reset_after, max_segment=max_segment)
     source = ShowSource(speech_blocks, minutes, nonstop_from=nonstop_from, nonstop_minutes=nonstop_minutes)
     pipeline = Pipeline(config, input_spec="soak", record_audio=record_audio,
-                        stt_loader=functools.partial(load_soak_stt, codec=codec), brain_loader=scripted_brain,
+                        brain_loader=scripted_brain,
                         source_opener=lambda spec, cfg: source)
 
     def consume() -> None:
