@@ -30,11 +30,11 @@ import time
 from importlib import resources
 from pathlib import Path
 
-from voicevibe.brain import Brain
+from voicevibe.brain.core import Brain
 from voicevibe.config import BrainConfig
 from voicevibe.events import Phrase
-from voicevibe.fallback import load_assets
-from voicevibe.llm import (MOOD_CHAR, REPEAT_PENALTY, TEXT_CHAR, LlamaPromptModel, PromptRequest, bundled_gguf,
+from voicevibe.brain.fallback import load_assets
+from voicevibe.brain.llama import (MOOD_CHAR, REPEAT_PENALTY, TEXT_CHAR, LlamaPromptModel, PromptRequest, bundled_gguf,
                            completion_text, load_llama, parse_answer)
 
 OUT = Path(__file__).resolve().parent / "RESULTS-brain.md"

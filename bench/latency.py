@@ -31,8 +31,8 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from speech import write_speech  # noqa: E402
 
-from voicevibe.app import Pipeline  # noqa: E402
-from voicevibe.engines import Engines  # noqa: E402
+from voicevibe.runtime.pipeline import Pipeline  # noqa: E402
+from voicevibe.runtime.engines import Engines  # noqa: E402
 from voicevibe.config_files import load_config  # noqa: E402
 from voicevibe.events import ImagePrompt, SayText, SttStepped  # noqa: E402
 from voicevibe.testing.peer import OscPeer  # noqa: E402

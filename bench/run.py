@@ -40,7 +40,7 @@ from voicevibe.audio import FileSource, MicSource  # noqa: E402
 from voicevibe.config import BLOCK, DspConfig, SttConfig  # noqa: E402
 from voicevibe.dsp import Dsp  # noqa: E402
 from voicevibe.hub import locate_stt  # noqa: E402
-from voicevibe.stt import SttEngine, load_model  # noqa: E402
+from voicevibe.speech.engine import SttEngine, load_model  # noqa: E402
 from voicevibe.testing.checkpoint import quantized_lm_weights, write_checkpoint  # noqa: E402
 from voicevibe.testing.reference import ReferenceLoop, load_reference  # noqa: E402
 

@@ -38,14 +38,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 from llamaserver import LlamaServer  # noqa: E402  (the tests' server helper)
 
-from voicevibe.brain import Brain  # noqa: E402
+from voicevibe.brain.core import Brain  # noqa: E402
 from voicevibe.config import BrainConfig  # noqa: E402
 from voicevibe.events import Phrase  # noqa: E402
-from voicevibe.fallback import load_assets  # noqa: E402
-from voicevibe.llm import (REPEAT_PENALTY, BackendUnavailable, LlamaPromptModel, PromptRequest,  # noqa: E402
+from voicevibe.brain.fallback import load_assets  # noqa: E402
+from voicevibe.brain.llama import (REPEAT_PENALTY, BackendUnavailable, LlamaPromptModel, PromptRequest,  # noqa: E402
                            bundled_gguf, chat_messages)
-from voicevibe.llm_server import ServerPromptModel  # noqa: E402
-from voicevibe.server_answer import prompt_schema  # noqa: E402
+from voicevibe.brain.server import ServerPromptModel  # noqa: E402
+from voicevibe.brain.server_answer import prompt_schema  # noqa: E402
 
 OUT = Path(__file__).resolve().parent / "RESULTS-server-brain.md"
 MAX_TOKENS = 80
@@ -168,7 +168,7 @@ def main() -> None:
 
 def brain_level(config: BrainConfig, assets, phrases: list[str], url: str) -> list[tuple[str, float, float, str]]:  # noqa: ANN001
     """Brain.step through the server and with the local brain: (phrase, server ms, local ms, sources)."""
-    from voicevibe.llm import load_llama
+    from voicevibe.brain.llama import load_llama
 
     local_config = BrainConfig(model="bundled", n_threads=2, time_budget_seconds=60.0)
     local = Brain(LlamaPromptModel(load_llama(bundled_gguf(), local_config), "local", local_config, assets.examples),

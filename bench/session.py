@@ -26,7 +26,7 @@ import soundfile as sf
 from voicevibe.config import BLOCK, SAMPLE_RATE, SessionConfig
 from voicevibe.dsp import Levels
 from voicevibe.events import ImagePrompt, Word
-from voicevibe.session import SessionLog
+from voicevibe.runtime.session import SessionLog
 
 OUT = Path(__file__).resolve().parent / "RESULTS-session.md"
 

@@ -21,8 +21,8 @@ import soundfile
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from voicevibe.app import Pipeline  # noqa: E402
-from voicevibe.engines import Engines  # noqa: E402
+from voicevibe.runtime.pipeline import Pipeline  # noqa: E402
+from voicevibe.runtime.engines import Engines  # noqa: E402
 from voicevibe.config import BLOCK, BrainConfig  # noqa: E402
 from voicevibe.config_files import load_config  # noqa: E402
 from voicevibe.events import Status  # noqa: E402
@@ -88,8 +88,8 @@ def reference_load(folder: Path, dtype: str = "bf16") -> dict:
 def peak_memory_probe(folder: Path) -> dict:
     """In this process: the full STT model (bf16, a few steps) and the bundled brain (one answer)."""
     from voicevibe.config import SttConfig
-    from voicevibe.llm import bundled_gguf, load_llama
-    from voicevibe.stt import SttEngine, load_model
+    from voicevibe.brain.llama import bundled_gguf, load_llama
+    from voicevibe.speech.engine import SttEngine, load_model
 
     start = status_mb("VmRSS")
     engine = SttEngine(load_model(locate_stt(str(folder)), "bf16"), SttConfig())

@@ -62,7 +62,7 @@ def run_design(design: str, checkpoint: str, out: str, max_seconds: float, trace
     import customtkinter as ctk
 
     from voicevibe.config_files import load_config
-    from voicevibe.gui import PerformanceWindow
+    from voicevibe.gui.window import PerformanceWindow
 
     layers = {"stt": {"model": checkpoint, "reset_after_seconds": 2.0, "max_segment_seconds": 4.0},
               "audio": {"input": "pulse"}, "osc": {"targets": "127.0.0.1:9"},
@@ -71,8 +71,8 @@ def run_design(design: str, checkpoint: str, out: str, max_seconds: float, trace
     if design == "after":
         layers["brain"] = {"model": "none"}
     else:
-        from voicevibe.app import Pipeline
-        from voicevibe.brain import LoadedModel
+        from voicevibe.runtime.pipeline import Pipeline
+        from voicevibe.brain.core import LoadedModel
 
         def factory(config: object, **kw: object) -> object:
             return Pipeline(config, brain_loader=lambda c, a: LoadedModel(None), **kw)
@@ -180,7 +180,7 @@ def resets_in_window(checkpoint: Path, before_code: Path, quick: bool, designs: 
 
 def run_startup(design: str, checkpoint: str, wav: str, out: str) -> None:
     """In a child process: time from Pipeline.start() to "listening to ..." (twice for "after")."""
-    from voicevibe.app import Pipeline
+    from voicevibe.runtime.pipeline import Pipeline
     from voicevibe.config_files import load_config
 
     config = load_config(overrides=[{"stt": {"model": checkpoint}, "osc": {"targets": "127.0.0.1:9"},
@@ -198,13 +198,13 @@ def run_startup(design: str, checkpoint: str, wav: str, out: str) -> None:
                 return took
 
     if design == "before":
-        from voicevibe.brain import LoadedModel
+        from voicevibe.brain.core import LoadedModel
 
         times = [listening(Pipeline(config, input_spec=wav, brain_loader=lambda c, a: LoadedModel(None)))
                  for _ in range(2)]
         opened = 0.0
     else:
-        from voicevibe.engines import Engines
+        from voicevibe.runtime.engines import Engines
 
         t0 = time.monotonic()
         engines = Engines(config)
@@ -313,7 +313,7 @@ def through_the_worker(checkpoint: Path, n: int) -> list[float]:
     """Block -> events through the real speech worker, minus the worker's own compute, in ms."""
     from speech import write_speech
 
-    from voicevibe.engines import Engines
+    from voicevibe.runtime.engines import Engines
     from voicevibe.audio import FileSource
     from voicevibe.config_files import load_config
     from voicevibe.events import SttStepped

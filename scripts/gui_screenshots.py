@@ -27,7 +27,7 @@ import customtkinter as ctk  # noqa: E402
 from xvfb import xvfb  # noqa: E402
 
 from voicevibe.config_files import load_config  # noqa: E402
-from voicevibe.gui import PerformanceWindow  # noqa: E402
+from voicevibe.gui.window import PerformanceWindow  # noqa: E402
 
 ASSETS = ROOT / "assets"
 SHOW = {"show": {"file": str(ROOT / "examples" / "night-swim.toml")}}

@@ -6,8 +6,8 @@ import json
 import time
 from typing import Any
 
-from voicevibe.brain import LoadedModel
-from voicevibe.llm import Abandoned
+from voicevibe.brain.core import LoadedModel
+from voicevibe.brain.llama import Abandoned
 
 
 class CrashThenHang:

@@ -191,7 +191,7 @@ def module_engines(fast_checkpoint: Path) -> Iterator:
     """One `Engines` for a module's tests that are not about the workers' lifecycle: the speech worker
     (fast checkpoint) loads once, no brain worker (the fallback builder answers). Use `engines`."""
     from voicevibe.config_files import load_config
-    from voicevibe.engines import Engines
+    from voicevibe.runtime.engines import Engines
 
     config = load_config(overrides=[{"stt": {"model": str(fast_checkpoint)}, "brain": {"model": "none"}}],
                          include_defaults_files=False)

@@ -15,7 +15,7 @@ from platforms import XVFB, skip_on_mac
 from xvfb import xvfb
 
 from voicevibe.config import Config
-from voicevibe.gui import PerformanceWindow
+from voicevibe.gui.window import PerformanceWindow
 
 PUMP_TIMEOUT_S = 120.0  # a deadline for something that must happen, not a speed check
 

@@ -19,8 +19,8 @@ import pytest
 
 from oscpeer import UdpPeer, dump_lines, oscdump  # noqa: F401  (oscdump: a fixture)
 from stagethreads import stage_threads
-from voicevibe import app as app_module
-from voicevibe.app import Pipeline
+from voicevibe.runtime import pipeline as app_module
+from voicevibe.runtime.pipeline import Pipeline
 from voicevibe.audio import AudioError
 from voicevibe.config import BLOCK, Config
 from voicevibe.config_files import load_config

@@ -14,18 +14,18 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from voicevibe.brain import Brain, LoadedModel, PhraseAssembler
-from voicevibe.brain_worker import BrainThread
+from voicevibe.brain.core import Brain, LoadedModel, PhraseAssembler
+from voicevibe.brain.worker import BrainThread
 from voicevibe.cli import main
 from voicevibe.config import BrainConfig, ConfigError
 from voicevibe.events import (BrainAnswer, BrainSummary, BrainTook, ImagePrompt, MakeSummary, PauseBrain, Phrase,
                               PhraseEnd, SetStyle, Status, WorkerFailed, WorkerReady, Word, to_json_dict)
-from voicevibe.fallback import (CLIP_USABLE_TOKENS, AssetError, clip_token_estimate, fallback_prompt,
+from voicevibe.brain.fallback import (CLIP_USABLE_TOKENS, AssetError, clip_token_estimate, fallback_prompt,
                                 finish_prompt, load_assets, repair_french)
 from voicevibe.hub import ModelError
 from voicevibe.events import Summary
-from voicevibe.llm import Abandoned, PromptRequest, SummaryRequest, download_brain_model
-from voicevibe.summary import KEYWORDS_KEPT, NEW_SPEECH_CHARS, SessionDigest
+from voicevibe.brain.llama import Abandoned, PromptRequest, SummaryRequest, download_brain_model
+from voicevibe.brain.summary import KEYWORDS_KEPT, NEW_SPEECH_CHARS, SessionDigest
 
 ASSETS = load_assets()
 CINEMATIC = ASSETS.style("cinematic")

@@ -12,15 +12,15 @@ from pathlib import Path
 
 import pytest
 
-from voicevibe.brain import Brain
-from voicevibe.brain_worker import BrainStage
+from voicevibe.brain.core import Brain
+from voicevibe.brain.worker import BrainStage
 from voicevibe.config import BrainConfig
 from voicevibe.config_files import load_config
 from voicevibe.events import ImagePrompt, Phrase, Summary
-from voicevibe.fallback import CLIP_USABLE_TOKENS, clip_token_estimate, english_words, load_assets
+from voicevibe.brain.fallback import CLIP_USABLE_TOKENS, clip_token_estimate, english_words, load_assets
 from voicevibe.hub import ModelError
-from voicevibe.decoding import GrammarDecoder, field_grammar
-from voicevibe.llm import (REPEAT_PENALTY, SCENE_FIELD, Abandoned, LlamaPromptModel, ModelChoice, PromptRequest,
+from voicevibe.brain.decoding import GrammarDecoder, field_grammar
+from voicevibe.brain.llama import (REPEAT_PENALTY, SCENE_FIELD, Abandoned, LlamaPromptModel, ModelChoice, PromptRequest,
                            SummaryRequest, choose_model, completion_text, load_llama, parse_answer, parse_summary)
 
 ASSETS = load_assets()

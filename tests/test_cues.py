@@ -22,13 +22,13 @@ from stagethreads import stage_threads
 from oscpeer import UdpPeer, dump_lines, oscdump  # noqa: F401  (oscdump: a fixture)
 from test_app import drain
 from test_workers import until
-from voicevibe.app import Pipeline
+from voicevibe.runtime.pipeline import Pipeline
 from voicevibe.config import Config
 from voicevibe.config_files import load_config
-from voicevibe.engines import Engines
+from voicevibe.runtime.engines import Engines
 from voicevibe.events import (CueFired, FireCue, ImagePrompt, NewSeed, NextCue, Panic, PhraseDropped, PhraseEnd,
                               PreviousCue, SendPrompt, SetTransition, Status, Word)
-from voicevibe.session import read_log, replay
+from voicevibe.runtime.session import read_log, replay
 
 SHOW = """
 [show]

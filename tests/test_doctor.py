@@ -19,7 +19,8 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 import pulse  # noqa: E402
 
-from voicevibe import cli, doctor  # noqa: E402
+from voicevibe import cli  # noqa: E402
+from voicevibe.doctor import checks as doctor
 from voicevibe.audio import AudioError, InputDevice  # noqa: E402
 from voicevibe.config import Config  # noqa: E402
 from voicevibe.config_files import load_config  # noqa: E402

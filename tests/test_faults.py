@@ -22,14 +22,14 @@ from brains import crash_then_hang, crashes_always
 from stagethreads import stage_threads
 from oscpeer import UdpPeer
 from test_app import drain, run_to_end, show_config
-from voicevibe import app as app_module
+from voicevibe.runtime import pipeline as app_module
 from voicevibe import osc
-from voicevibe.app import Pipeline
+from voicevibe.runtime.pipeline import Pipeline
 from voicevibe.audio import AudioError
 from voicevibe.config import BLOCK, OscConfig
 from voicevibe.events import ImagePrompt, SayText, Status, Stopped
 from voicevibe.hub import ModelError, locate_stt
-from voicevibe.stt import load_model
+from voicevibe.speech.engine import load_model
 from voicevibe.testing.checkpoint import MIMI_NAME
 
 

@@ -18,11 +18,11 @@ from oscpeer import UdpPeer
 from voicevibe import cli
 from voicevibe.config import BrainConfig
 from voicevibe.config_files import load_config
-from voicevibe.doctor import verify
+from voicevibe.doctor.checks import verify
 from voicevibe.events import DownloadDone, DownloadProgress
 from voicevibe.firstrun import KNOWN_SIZES, ModelDownload, human_size, missing_models
 from voicevibe.hub import ModelError, fetch_file, gguf_help, locate_stt
-from voicevibe.llm import choose_model
+from voicevibe.brain.llama import choose_model
 
 REPO = "local-test/stt-tiny"  # not a real hub repo: served by tests/hubserver.py
 WAIT_S = 120.0

@@ -19,8 +19,8 @@ from voicevibe.config import Config
 from voicevibe.config_files import load_config, settings_path
 from voicevibe.events import (Freeze, ImagePrompt, Levels, Panic, PauseBrain, PhraseEnd, SayText, SendPrompt, SetAgc,
                               SetGain, SetGate, SetHistory, SetStyle, Stopped, Word, WorkerState)
-from voicevibe.gui import POLL_BATCH, PerformanceWindow
-from voicevibe.gui_panels import PHRASE_MARK
+from voicevibe.gui.window import POLL_BATCH, PerformanceWindow
+from voicevibe.gui.panels import PHRASE_MARK
 
 
 class RecordingPipeline:

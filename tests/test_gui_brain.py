@@ -12,10 +12,10 @@ from guitk import display, guard, pump, window_for  # noqa: F401 (fixtures)
 from llamaserver import ALIAS, LlamaServer
 from test_gui import RecordingEngines, RecordingPipeline
 
-from voicevibe.engines import Engines
+from voicevibe.runtime.engines import Engines
 from voicevibe.config import Config
 from voicevibe.config_files import load_config
-from voicevibe.gui_brain import NO_SWITCH
+from voicevibe.gui.brain import NO_SWITCH
 from voicevibe.testing.peer import OscPeer
 
 WAIT = 180.0  # a deadline for something that must happen, not a speed check

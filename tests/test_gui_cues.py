@@ -15,7 +15,7 @@ from oscpeer import UdpPeer
 from test_gui import RecordingEngines, RecordingPipeline, started
 from voicevibe.config_files import load_config
 from voicevibe.events import FireCue, NextCue
-from voicevibe.gui_cues import CUE_COLOUR, LAST_COLOUR, NEXT_COLOUR
+from voicevibe.gui.cues import CUE_COLOUR, LAST_COLOUR, NEXT_COLOUR
 
 SHOW = """
 [show]

@@ -14,8 +14,8 @@ from test_gui import RecordingEngines, RecordingPipeline
 from voicevibe.config import Config
 from voicevibe.config_files import load_config
 from voicevibe.events import SetGain
-from voicevibe.gui import PerformanceWindow
-from voicevibe.gui_platform import PREFERRED, TouchpadScroller, fit_window, touchpad_deltas
+from voicevibe.gui.window import PerformanceWindow
+from voicevibe.gui.platform import PREFERRED, TouchpadScroller, fit_window, touchpad_deltas
 
 # "Looks like" sizes of the 13-inch MacBook Airs (M1 default 1440x900, M2 default 1470x956, a smaller
 # scaled choice 1280x800), and a big screen.

@@ -20,17 +20,17 @@ import pytest
 from llamaserver import ALIAS, LlamaServer
 from standin import standin  # noqa: F401 (a fixture)
 
-from voicevibe.brain import Brain, load_prompt_model
-from voicevibe.brain_worker import BrainStage
+from voicevibe.brain.core import Brain, load_prompt_model
+from voicevibe.brain.worker import BrainStage
 from voicevibe.config import BrainConfig, ConfigError
 from voicevibe.config_files import load_config
 from voicevibe.events import ImagePrompt, MakeSummary, Phrase, Status, Summary
-from voicevibe.fallback import load_assets
-from voicevibe.llm import PromptRequest
-from voicevibe.llm_server import ServerPromptModel, api_base
-from voicevibe.server_answer import checked_json, gbnf_literal, prompt_grammar, summary_grammar
-from voicevibe import doctor
-from voicevibe.server_check import server_checks
+from voicevibe.brain.fallback import load_assets
+from voicevibe.brain.llama import PromptRequest
+from voicevibe.brain.server import ServerPromptModel, api_base
+from voicevibe.brain.server_answer import checked_json, gbnf_literal, prompt_grammar, summary_grammar
+from voicevibe.doctor import checks as doctor
+from voicevibe.doctor.server import server_checks
 
 ASSETS = load_assets()
 WAIT = 180.0  # a deadline for something that must happen, not a speed check

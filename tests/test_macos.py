@@ -22,7 +22,7 @@ import pulse  # noqa: E402
 from oscpeer import UdpPeer  # noqa: E402
 
 from voicevibe import cli, macos  # noqa: E402
-from voicevibe.app import Pipeline  # noqa: E402
+from voicevibe.runtime.pipeline import Pipeline  # noqa: E402
 from voicevibe.config import BLOCK, SAMPLE_RATE  # noqa: E402
 from voicevibe.config_files import load_config  # noqa: E402
 from voicevibe.events import Status  # noqa: E402
@@ -262,7 +262,7 @@ def test_a_live_input_of_exact_zeros_becomes_a_status_naming_the_privacy_setting
 def test_tests_keep_the_user_folders_in_a_temporary_home(user_state: Path) -> None:
     """platformdirs ignores XDG_* on macOS (~/Library/Logs, ~/Library/Application Support): HOME is temporary."""
     from voicevibe.config_files import settings_path, user_config_path
-    from voicevibe.session import default_log_dir
+    from voicevibe.runtime.session import default_log_dir
 
     assert Path.home() == user_state
     for path in (default_log_dir(), settings_path(), user_config_path()):

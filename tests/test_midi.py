@@ -27,12 +27,12 @@ from guitk import display, guard, pump, window_for  # noqa: F401 (fixtures)
 from oscpeer import UdpPeer
 from test_gui import RecordingEngines, RecordingPipeline
 from test_workers import until
-from voicevibe.app import Pipeline
+from voicevibe.runtime.pipeline import Pipeline
 from voicevibe.config import Config
 from voicevibe.config_files import load_config
 from voicevibe.events import Panic, Status
-from voicevibe.midi import MidiError, MidiInput, list_ports
-from voicevibe.session import read_log
+from voicevibe.midi.input import MidiError, MidiInput, list_ports
+from voicevibe.runtime.session import read_log
 
 os.environ.setdefault("JACK_NO_START_SERVER", "1")  # libjack must never start a server of its own
 JACK = "mido.backends.rtmidi/UNIX_JACK"

@@ -17,7 +17,7 @@ import soundfile
 from stagethreads import stage_threads
 from oscpeer import UdpPeer
 from test_app import drain, show_config
-from voicevibe.app import Pipeline
+from voicevibe.runtime.pipeline import Pipeline
 from voicevibe.events import ImagePrompt, PipelineStats, SayText, Status, Stopped
 from voicevibe.testing.faults import stt_slow
 from voicevibe.testing.soak import ShowSource, run_soak

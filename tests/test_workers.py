@@ -24,11 +24,11 @@ import soundfile
 from stagethreads import stage_threads
 from oscpeer import UdpPeer
 from test_app import drain, show_config
-from voicevibe.app import Pipeline
+from voicevibe.runtime.pipeline import Pipeline
 from voicevibe.config import Config
-from voicevibe.engines import Engines
+from voicevibe.runtime.engines import Engines
 from voicevibe.events import (ImagePrompt, PipelineStats, SayText, Status, Stopped, WorkerState, Word)
-from voicevibe.supervisor import BACKOFF_SECONDS
+from voicevibe.workers.supervisor import BACKOFF_SECONDS
 from voicevibe.testing.faults import crash_at_load, scripted_brain, stt_always_failing
 
 WAIT = 120.0  # a deadline for something that must happen, not a speed check

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .midi_map import MappingError, parse_mapping
+from voicevibe.midi.mapping import MappingError, parse_mapping
 
 APP_NAME = "voicevibe"
 SAMPLE_RATE = 24_000  # Mimi's rate

@@ -24,8 +24,8 @@ from functools import lru_cache
 
 import numpy as np
 
-from .config import SAMPLE_RATE, ConfigError, DspConfig
-from .events import Levels  # noqa: F401 - the meters this stage makes
+from voicevibe.config import SAMPLE_RATE, ConfigError, DspConfig
+from voicevibe.events import Levels  # noqa: F401 - the meters this stage makes
 
 HOP_SECONDS = 0.002  # control step: 48 samples at 24 kHz, 40 per 1920-sample block
 DETECTOR_RELEASE_SECONDS = 0.030  # AGC level detector decay: bridges a 50 Hz voice's troughs (10 ms)

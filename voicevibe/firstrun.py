@@ -25,10 +25,10 @@ from huggingface_hub.file_download import repo_folder_name
 from huggingface_hub.utils import HfHubHTTPError
 from requests.exceptions import RequestException
 
-from .config import Config
-from .events import DownloadDone, DownloadProgress
-from .hub import DEFAULT_LM_NAME, KNOWN_FILES, ModelError, fetch_file, gguf_help, is_repo_id, locate_stt
-from .llm import BUNDLED, NO_MODEL
+from voicevibe.config import Config
+from voicevibe.events import DownloadDone, DownloadProgress
+from voicevibe.hub import DEFAULT_LM_NAME, KNOWN_FILES, ModelError, fetch_file, gguf_help, is_repo_id, locate_stt
+from voicevibe.brain.llama import BUNDLED, NO_MODEL
 
 log = logging.getLogger(__name__)
 

@@ -14,8 +14,8 @@ import time
 from collections.abc import Iterator
 from typing import IO, TextIO
 
-from .app import Pipeline
-from .events import (CueFired, ImagePrompt, Levels, Phrase, PhraseDropped, PhraseEnd, SayText, Status, Stopped, Summary,
+from voicevibe.runtime.pipeline import Pipeline
+from voicevibe.events import (CueFired, ImagePrompt, Levels, Phrase, PhraseDropped, PhraseEnd, SayText, Status, Stopped, Summary,
                      Word, WorkerState)
 
 EXIT_OK, EXIT_ERROR = 0, 2

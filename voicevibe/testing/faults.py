@@ -13,10 +13,10 @@ import json
 import time
 from typing import Any
 
-from ..brain import LoadedModel
-from ..config import BrainConfig, SttConfig
-from ..fallback import Assets
-from ..stt_worker import load_stt
+from voicevibe.brain.core import LoadedModel
+from voicevibe.config import BrainConfig, SttConfig
+from voicevibe.brain.fallback import Assets
+from voicevibe.speech.worker import load_stt
 
 
 def crash_at_load(config: SttConfig | BrainConfig, *args: Any, after: float = 0.0) -> Any:
@@ -102,7 +102,7 @@ class ScriptedPrompts:
         while time.monotonic() < end:
             reason = should_stop()
             if reason:
-                from ..llm import Abandoned
+                from voicevibe.brain.llama import Abandoned
 
                 raise Abandoned(reason)
             time.sleep(0.01)

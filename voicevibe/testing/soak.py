@@ -24,15 +24,15 @@ from typing import Any
 
 import numpy as np
 
-from ..app import Pipeline
-from ..brain import LoadedModel
-from ..config import BLOCK, FRAME_SECONDS, Config
-from ..config_files import load_config
-from ..events import ImagePrompt, Phrase, PipelineStats, SegmentReset, Status, Stopped, Word
-from ..hub import locate_stt
-from ..llm import PromptRequest
-from .fastcodec import is_fast_codec
-from .peer import OscPeer
+from voicevibe.runtime.pipeline import Pipeline
+from voicevibe.brain.core import LoadedModel
+from voicevibe.config import BLOCK, FRAME_SECONDS, Config
+from voicevibe.config_files import load_config
+from voicevibe.events import ImagePrompt, Phrase, PipelineStats, SegmentReset, Status, Stopped, Word
+from voicevibe.hub import locate_stt
+from voicevibe.brain.llama import PromptRequest
+from voicevibe.testing.fastcodec import is_fast_codec
+from voicevibe.testing.peer import OscPeer
 
 BLOCKS_PER_MINUTE = round(60 / FRAME_SECONDS)
 SOAK_PROMPTS = ("a lighthouse in a violet storm", "a fox made of paper in the snow",
