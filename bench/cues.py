@@ -36,10 +36,10 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from pythonosc.osc_message_builder import OscMessageBuilder  # noqa: E402
 
-from voicevibe.runtime.pipeline import Pipeline  # noqa: E402
 from voicevibe.config import Config  # noqa: E402
 from voicevibe.config_files import load_config  # noqa: E402
 from voicevibe.events import FireCue  # noqa: E402
+from voicevibe.runtime.pipeline import Pipeline  # noqa: E402
 
 JACK = "mido.backends.rtmidi/UNIX_JACK"
 SHOW = """
@@ -111,8 +111,8 @@ def config_for(tmp: Path, receiver: Receiver, **sections: dict) -> Config:
 
 def bench_window(count: int, tmp: Path) -> list[float]:
     import customtkinter as ctk
-    from xvfb import xvfb
 
+    from support.xvfb import xvfb
     from voicevibe.gui.window import PerformanceWindow
 
     receiver = Receiver()

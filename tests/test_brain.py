@@ -14,18 +14,36 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from voicevibe.brain.core import Brain, LoadedModel, PhraseAssembler
+from voicevibe.brain.assets import AssetError, load_assets
+from voicevibe.brain.core import Brain
+from voicevibe.brain.fallback import (
+    CLIP_USABLE_TOKENS,
+    clip_token_estimate,
+    fallback_prompt,
+    finish_prompt,
+    repair_french,
+)
+from voicevibe.brain.loading import download_brain_model
+from voicevibe.brain.prompting import Abandoned, LoadedModel, PromptRequest, SummaryRequest
+from voicevibe.brain.summary import KEYWORDS_KEPT, NEW_SPEECH_CHARS, SessionDigest
 from voicevibe.brain.worker import BrainThread
 from voicevibe.cli import main
 from voicevibe.config import BrainConfig, ConfigError
-from voicevibe.events import (BrainAnswer, BrainSummary, BrainTook, ImagePrompt, MakeSummary, PauseBrain, Phrase,
-                              PhraseEnd, SetStyle, Status, WorkerFailed, WorkerReady, Word, to_json_dict)
-from voicevibe.brain.fallback import (CLIP_USABLE_TOKENS, AssetError, clip_token_estimate, fallback_prompt,
-                                finish_prompt, load_assets, repair_french)
+from voicevibe.events import (
+    ImagePrompt,
+    MakeSummary,
+    PauseBrain,
+    Phrase,
+    PhraseEnd,
+    SetStyle,
+    Status,
+    Summary,
+    Word,
+    to_json_dict,
+)
 from voicevibe.hub import ModelError
-from voicevibe.events import Summary
-from voicevibe.brain.llama import Abandoned, PromptRequest, SummaryRequest, download_brain_model
-from voicevibe.brain.summary import KEYWORDS_KEPT, NEW_SPEECH_CHARS, SessionDigest
+from voicevibe.speech.phrases import PhraseAssembler
+from voicevibe.workers.messages import BrainAnswer, BrainSummary, BrainTook, WorkerFailed, WorkerReady
 
 ASSETS = load_assets()
 CINEMATIC = ASSETS.style("cinematic")

@@ -12,16 +12,19 @@ from pathlib import Path
 
 import pytest
 
+from voicevibe.brain.assets import load_assets
 from voicevibe.brain.core import Brain
+from voicevibe.brain.decoding import GrammarDecoder, field_grammar
+from voicevibe.brain.fallback import CLIP_USABLE_TOKENS, clip_token_estimate, english_words
+from voicevibe.brain.llama import LlamaPromptModel, load_llama
+from voicevibe.brain.loading import ModelChoice, choose_model
+from voicevibe.brain.prompting import REPEAT_PENALTY, Abandoned, PromptRequest, SummaryRequest, completion_text
+from voicevibe.brain.schema import SCENE_FIELD, parse_answer, parse_summary
 from voicevibe.brain.worker import BrainStage
 from voicevibe.config import BrainConfig
 from voicevibe.config_files import load_config
 from voicevibe.events import ImagePrompt, Phrase, Summary
-from voicevibe.brain.fallback import CLIP_USABLE_TOKENS, clip_token_estimate, english_words, load_assets
 from voicevibe.hub import ModelError
-from voicevibe.brain.decoding import GrammarDecoder, field_grammar
-from voicevibe.brain.llama import (REPEAT_PENALTY, SCENE_FIELD, Abandoned, LlamaPromptModel, ModelChoice, PromptRequest,
-                           SummaryRequest, choose_model, completion_text, load_llama, parse_answer, parse_summary)
 
 ASSETS = load_assets()
 CINEMATIC = ASSETS.style("cinematic")

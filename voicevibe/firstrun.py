@@ -25,10 +25,9 @@ from huggingface_hub.file_download import repo_folder_name
 from huggingface_hub.utils import HfHubHTTPError
 from requests.exceptions import RequestException
 
-from voicevibe.config import Config
+from voicevibe.config import BUNDLED, NO_MODEL, Config
 from voicevibe.events import DownloadDone, DownloadProgress
 from voicevibe.hub import DEFAULT_LM_NAME, KNOWN_FILES, ModelError, fetch_file, gguf_help, is_repo_id, locate_stt
-from voicevibe.brain.llama import BUNDLED, NO_MODEL
 
 log = logging.getLogger(__name__)
 

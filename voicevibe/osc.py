@@ -24,7 +24,7 @@ inside a UTF-8 character) with a warning.
 | transition     | -                | -                      | /scope/transition_steps | i steps |
 
 Scope sets a pipeline parameter for every `/scope/<key>` it receives, so its preset sends the
-prompt and its transition steps only. Seeds, blends and transitions are look.py's (`ShowSender`).
+prompt and its transition steps only. Seeds, blends and transitions are look.py's (`TransitionSender`).
 `osc.addresses` overrides any address ("name=/address", empty: off).
 """
 

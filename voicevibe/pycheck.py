@@ -87,8 +87,8 @@ def tk_problem(facts: Facts) -> Finding | None:
     """No tkinter: no window."""
     if facts.tk_version is not None:
         return None
-    return (f"Python {_dotted(facts.version)} has no Tk (tkinter), which the window needs",
-            INSTALL_HINT if facts.platform == "darwin" else "apt install python3-tk (or your distribution's Tk package)")
+    fix = INSTALL_HINT if facts.platform == "darwin" else "apt install python3-tk (or your distribution's Tk package)"
+    return f"Python {_dotted(facts.version)} has no Tk (tkinter), which the window needs", fix
 
 
 def problems(facts: Facts) -> list[str]:

@@ -1,13 +1,15 @@
-"""The prompt brain: transcript words -> phrases -> English image prompts for SDXL-Turbo.
+"""The prompt brain: one phrase in, one English image prompt for SDXL-Turbo out.
 
-`PhraseAssembler` turns Word/PhraseEnd events into phrases (pure, no model). `Brain` is the
-stage: one phrase in, one `ImagePrompt` out, from the language model when it answers well
-and in time, else from the fallback builder (the event says which, and why); `summarize` is
-the slow brain. The thread and process around it are in brain_worker.py.
+`Brain` answers from the language model when it answers well and in time, else from the
+fallback builder (the event says which, and why); `summarize` is the slow brain. Its settings
+(style, vibe, history, rate...) change in one place, `configure`, with `configured` giving the
+settings after an operator's command. The brain's worker thread and process are in
+brain/worker.py, its main-process side (and the fallback that always answers) in brain/stage.py.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections import deque
@@ -15,17 +17,43 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-from voicevibe.config import BrainConfig, is_server_url
-from voicevibe.events import ImagePrompt, Phrase, PhraseEnd, Summary, Word, join_words
-from voicevibe.brain.fallback import (CLIP_USABLE_TOKENS, Assets, clip_token_estimate, english_words, fallback_prompt,
-                       finish_prompt, fit_clip, repair_french, words_of)
-from voicevibe.brain.llama import (NO_MODEL, SUMMARY_EXAMPLES, Abandoned, BackendUnavailable, LlamaPromptModel, PromptModel,
-                  PromptRequest, SummaryRequest, choose_model, load_llama, parse_answer, parse_summary)
+from voicevibe.brain.assets import Assets, words_of
+from voicevibe.brain.fallback import (
+    CLIP_USABLE_TOKENS,
+    clip_token_estimate,
+    english_words,
+    fallback_prompt,
+    finish_prompt,
+    fit_clip,
+    repair_french,
+)
+from voicevibe.brain.prompting import (
+    SUMMARY_EXAMPLES,
+    Abandoned,
+    BackendUnavailable,
+    PromptModel,
+    PromptRequest,
+    SummaryRequest,
+)
+from voicevibe.brain.schema import parse_answer, parse_summary
 from voicevibe.brain.summary import SessionDigest, fallback_summary
+from voicevibe.config import BrainConfig
+from voicevibe.events import (
+    BrainCommand,
+    ImagePrompt,
+    Phrase,
+    ResetMemory,
+    SetHistory,
+    SetRate,
+    SetStyle,
+    SetVibe,
+    Summary,
+)
 
 log = logging.getLogger(__name__)
 
-SENTENCE_END = (".", "!", "?", "…")
+MERGED_CHARS = 400  # phrases merged while the brain was busy keep their last 400 characters
+
 COPIED_SHARE = 0.6  # a summary sharing this share of its words with a few-shot example copied it
 FRENCH_SHARE = 4  # a prompt with more than 1 French word in 4 echoes the phrase rather than translating it
 DISTINCT_SHARE = 0.5  # fewer distinct words than this share: a small model stuck in a loop
@@ -37,32 +65,25 @@ MODEL_ERRORS = (RuntimeError, OSError, MemoryError)
 TIMEOUT = "timeout"
 
 
-class PhraseAssembler:
-    """Collects words until a pause, a full stop or the longest window closes a phrase."""
+def merge(older: Phrase, newer: Phrase) -> Phrase:
+    """Two phrases as one: the newer one's end and close time, the last MERGED_CHARS characters."""
+    return Phrase(f"{older.text} {newer.text}"[-MERGED_CHARS:], older.t_start, newer.t_end, newer.reason,
+                  newer.closed_at)
 
-    def __init__(self, config: BrainConfig) -> None:
-        self.config = config
-        self.words: list[Word] = []
 
-    def step(self, event: Word | PhraseEnd) -> Phrase | None:
-        """Take one transcript event; return a phrase when one closes."""
-        if isinstance(event, Word):
-            self.words.append(event)
-            long_enough = len(join_words(self.words)) >= self.config.phrase_min_chars
-            if long_enough and event.text.rstrip().endswith(SENTENCE_END):
-                return self._close("punctuation")
-            if event.t - self.words[0].t >= self.config.phrase_max_seconds:
-                return self._close("length")
-            return None
-        text = join_words(self.words)
-        if len(text) >= self.config.phrase_min_chars or (event.reason == "end" and text):
-            return self._close(event.reason)
-        return None  # too short: it opens the next phrase
-
-    def _close(self, reason: str) -> Phrase:
-        words, self.words = self.words, []
-        return Phrase(join_words(words), words[0].t, words[-1].t, reason,  # type: ignore[arg-type]
-                      closed_at=time.monotonic())
+def configured(config: BrainConfig, command: BrainCommand) -> BrainConfig:
+    """The brain's settings after an operator's command (ConfigError for a value out of range)."""
+    if isinstance(command, SetStyle):
+        return dataclasses.replace(config, style=command.name)
+    if isinstance(command, SetVibe):
+        return dataclasses.replace(config, vibe=command.text)
+    if isinstance(command, SetHistory):
+        return dataclasses.replace(config, history_seconds=float(command.seconds))
+    if isinstance(command, SetRate):
+        return dataclasses.replace(config, prompt_interval_seconds=float(command.seconds))
+    if isinstance(command, ResetMemory):
+        return dataclasses.replace(config, vibe="")
+    return config
 
 
 class Brain:
@@ -95,9 +116,11 @@ class Brain:
             except MODEL_ERRORS as e:  # the phrases will get fallback prompts if it keeps failing
                 log.warning("brain model failed its warm-up (%s: %s)", type(e).__name__, e)
 
-    def set_style(self, name: str) -> None:
-        """Switch the style preset (AssetError for an unknown one)."""
-        self.style = self.assets.style(name)
+    def configure(self, config: BrainConfig) -> None:
+        """Take new settings, the one place they are applied: the style preset (AssetError for an unknown
+        one, and nothing changes), the vibe, and the rest of the config (history, rate, budget...)."""
+        self.style = self.assets.style(config.style)
+        self.config, self.vibe = config, config.vibe
 
     def step(self, phrase: Phrase, newer_waiting: Callable[[], bool] = lambda: False) -> ImagePrompt | None:
         """The prompt for `phrase`; None when paused, stale, or made only of blocked words."""
@@ -257,27 +280,5 @@ def _stopper(interrupted: Callable[[], bool], deadline: float) -> Callable[[], s
         return TIMEOUT if time.perf_counter() > deadline else ""
 
     return should_stop
-
-
-@dataclass(frozen=True)
-class LoadedModel:
-    """What a loader gives the worker: a model (or None) and a note for the operator."""
-
-    model: PromptModel | None
-    note: str = ""
-
-
-def load_prompt_model(config: BrainConfig, assets: Assets) -> LoadedModel:
-    """Choose (local file, hub cache or download, else the bundled 270M) and load the brain's model, or
-    connect to the OpenAI-compatible server that brain.model names."""
-    if config.model == NO_MODEL:
-        return LoadedModel(None, 'brain.model is "none": fallback prompts only, no language model')
-    if is_server_url(config.model):
-        from voicevibe.brain.server import connect_server
-
-        return connect_server(config, assets)
-    choice = choose_model(config)
-    return LoadedModel(LlamaPromptModel(load_llama(choice.path, config), choice.name, config, assets.examples),
-                       choice.note)
 
 

@@ -26,15 +26,13 @@ from typing import Any
 
 import numpy as np
 
+from voicevibe.brain.prompting import Abandoned
+
 log = logging.getLogger(__name__)
 
 TOKEN_DATA = np.dtype([("id", np.int32), ("logit", np.float32), ("p", np.float32)])  # llama_token_data
 CANDIDATES = 40  # the model's best tokens asked about when its favourite is refused (llama.cpp's top_k default)
 PENALTY_WINDOW = 64  # generated tokens the repeat penalty looks back on (llama-cpp-python's last_n_tokens_size)
-
-
-class Abandoned(RuntimeError):
-    """Generation was stopped: over the time budget, or a newer phrase is waiting."""
 
 
 def field_grammar(body: str, closing: str) -> str:

@@ -29,13 +29,21 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from voicevibe.brain.assets import Example
+from voicevibe.brain.prompting import (
+    REPEAT_PENALTY,
+    SUMMARY_MAX_TOKENS,
+    Abandoned,
+    BackendUnavailable,
+    PromptRequest,
+    SummaryRequest,
+    chat_messages,
+    summary_text,
+)
+from voicevibe.brain.server_answer import SUMMARY_SCHEMA, checked_json, prompt_grammar, prompt_schema, summary_grammar
 from voicevibe.config import BrainConfig
 from voicevibe.events import Status
-from voicevibe.brain.fallback import Example
-from voicevibe.brain.llama import (REPEAT_PENALTY, SUMMARY_MAX_TOKENS, Abandoned, BackendUnavailable, PromptRequest, SummaryRequest,
-                  chat_messages, summary_text)
 from voicevibe.ratelimit import RateLimiter
-from voicevibe.brain.server_answer import SUMMARY_SCHEMA, checked_json, prompt_grammar, prompt_schema, summary_grammar
 
 log = logging.getLogger(__name__)
 logging.getLogger("httpx").setLevel(logging.WARNING)  # httpx logs each request at INFO: a line per phrase
@@ -368,7 +376,7 @@ def connect_server(config: BrainConfig, assets: Any) -> Any:
     A server that is down is not a failure: the show starts on fallback prompts and the model
     answers once the server does.
     """
-    from voicevibe.brain.core import LoadedModel
+    from voicevibe.brain.prompting import LoadedModel
 
     key, note = api_key(config)
     model = ServerPromptModel(config, assets.examples, api_key=key)

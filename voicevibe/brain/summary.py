@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from collections import Counter
 
-from voicevibe.brain.fallback import Assets, Style, english_words, fallback_prompt
+from voicevibe.brain.assets import Assets, Style
+from voicevibe.brain.fallback import english_words, fallback_prompt
 
 NEW_SPEECH_CHARS = 1200  # transcript since the last summary the model sees (about 200 words, 300 tokens)
 KEYWORDS_KEPT = 400  # distinct words counted; past this the rarest half is forgotten

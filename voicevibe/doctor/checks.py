@@ -27,6 +27,7 @@ from typing import Any
 from voicevibe import macos
 from voicevibe.audio import AudioError, list_input_devices
 from voicevibe.config import Config, ConfigError, is_server_url, parse_targets
+from voicevibe.doctor.rows import Row
 from voicevibe.firstrun import KNOWN_SIZES, human_size
 from voicevibe.hub import ModelError, is_repo_id, locate_stt
 from voicevibe.miccheck import LevelCheck, level_check
@@ -41,17 +42,6 @@ DOWNLOAD_FIX = "press Download in the window (`voicevibe`), or run `voicevibe mo
 REBUILD_LLAMA = ("rebuild it with Metal: `.venv/bin/pip uninstall -y llama-cpp-python`, "
                  "`rm -rf ~/.cache/voicevibe/wheels`, then `make run`")
 HEX = re.compile(r"^[0-9a-f]{40}$|^[0-9a-f]{64}$")
-
-
-@dataclass(frozen=True)
-class Row:
-    """One line of the table: what, ok or not, what was found, and what to do."""
-
-    name: str
-    ok: bool
-    detail: str
-    fix: str = ""
-    needed: bool = True  # False: a warning, the show can start anyway
 
 
 def _mlx_metal() -> bool:
@@ -195,7 +185,8 @@ def _speech_row(config: Config) -> Row:
 
 
 def _brain_row(config: Config) -> Row:
-    from voicevibe.brain.llama import BUNDLED, NO_MODEL, bundled_gguf
+    from voicevibe.brain.loading import bundled_gguf
+    from voicevibe.config import BUNDLED, NO_MODEL
 
     brain = config.brain
     if brain.model == NO_MODEL:
@@ -301,8 +292,9 @@ def model_bytes(config: Config) -> int:
         total += sum(p.stat().st_size for p in (files.lm, files.mimi))
     except (ModelError, OSError):
         total += sum(size for (repo, _), size in KNOWN_SIZES.items() if repo == config.stt.model)
+    from voicevibe.brain.loading import bundled_gguf
+    from voicevibe.config import BUNDLED, NO_MODEL
     from voicevibe.firstrun import cached
-    from voicevibe.brain.llama import BUNDLED, NO_MODEL, bundled_gguf
 
     brain = config.brain
     if brain.model == NO_MODEL:

@@ -8,20 +8,20 @@ from __future__ import annotations
 
 import time
 
+from voicevibe.brain.assets import load_assets
 from voicevibe.brain.core import Brain
-from voicevibe.config import BrainConfig, is_server_url
-from voicevibe.doctor.checks import Row as Check  # one row type for every check: doctor's table, `prompt --model URL`
-from voicevibe.events import Phrase
-from voicevibe.brain.fallback import load_assets
-from voicevibe.brain.llama import BackendUnavailable
+from voicevibe.brain.prompting import BackendUnavailable
 from voicevibe.brain.server import ServerError, ServerPromptModel, Unreachable, api_key
+from voicevibe.config import BrainConfig, is_server_url
+from voicevibe.doctor.rows import Row
+from voicevibe.events import Phrase
 
 TEST_PHRASE = "a red boat on a calm sea at dawn"
 START_SERVER = ("start the server (Ollama: `ollama serve`; llama.cpp: `llama-server -m MODEL.gguf --port 8080`; "
                 "LM Studio: Developer tab, Start Server), or correct brain.model")
 
 
-def server_checks(config: BrainConfig) -> list[Check]:
+def server_checks(config: BrainConfig) -> list[Row]:
     """Check the server brain.model names; no rows when brain.model is not a server URL.
 
     Stops at the first failing check that the later ones depend on (an unreachable server
@@ -32,7 +32,7 @@ def server_checks(config: BrainConfig) -> list[Check]:
     key, key_note = api_key(config)
     rows = []
     if config.api_key_env:
-        rows.append(Check("API key", not key_note, key_note or f"from ${config.api_key_env}",
+        rows.append(Row("API key", not key_note, key_note or f"from ${config.api_key_env}",
                           f"export {config.api_key_env}=<the server's key> before starting VoiceVibe" if key_note
                           else ""))
     model = ServerPromptModel(config, load_assets(config.blocklist_file).examples, api_key=key)
@@ -43,23 +43,23 @@ def server_checks(config: BrainConfig) -> list[Check]:
     return rows
 
 
-def _check_model(model: ServerPromptModel, config: BrainConfig) -> list[Check]:
+def _check_model(model: ServerPromptModel, config: BrainConfig) -> list[Row]:
     start = time.perf_counter()
     try:
         listed = model.list_models()
     except Unreachable as e:
-        return [Check("server reachable", False, str(e), START_SERVER)]
+        return [Row("server reachable", False, str(e), START_SERVER)]
     except ServerError as e:
-        return [Check("server reachable", False, *_split(str(e)))]
-    rows = [Check("server reachable", True, f"{model.base_url} listed {len(listed)} model(s) in "
+        return [Row("server reachable", False, *_split(str(e)))]
+    rows = [Row("server reachable", True, f"{model.base_url} listed {len(listed)} model(s) in "
                   f"{(time.perf_counter() - start) * 1000:.0f} ms")]
     try:
         model.prepare()
     except BackendUnavailable as e:
         failed = "model listed" if not model.served else "structured output"
-        return rows + [Check(failed, False, *_split(str(e)))]
-    rows += [Check("model listed", True, model.served),
-             Check("structured output", True, f"{model.output} (brain.server_output = {config.server_output})")]
+        return rows + [Row(failed, False, *_split(str(e)))]
+    rows += [Row("model listed", True, model.served),
+             Row("structured output", True, f"{model.output} (brain.server_output = {config.server_output})")]
     assets = load_assets(config.blocklist_file)
     brain = Brain(model, config, assets)
     start = time.perf_counter()
@@ -67,15 +67,15 @@ def _check_model(model: ServerPromptModel, config: BrainConfig) -> list[Check]:
     warm_ms = (time.perf_counter() - start) * 1000.0
     prompt = brain.step(Phrase(TEST_PHRASE, 0.0, 1.0))
     if prompt is not None and prompt.source == "model":
-        return rows + [Check("test answer", True, f"{prompt.latency_ms:.0f} ms after a {warm_ms:.0f} ms warm-up "
+        return rows + [Row("test answer", True, f"{prompt.latency_ms:.0f} ms after a {warm_ms:.0f} ms warm-up "
                              f"(budget {config.time_budget_seconds:g} s): {prompt.text}")]
     why = prompt.reason if prompt is not None else "no prompt"
     if "time budget" in why:
-        return rows + [Check("test answer", False, f"the fallback answered: {why}",
+        return rows + [Row("test answer", False, f"the fallback answered: {why}",
                              f"raise brain.time_budget_seconds (now {config.time_budget_seconds:g} s), or use a "
                              "smaller model or a faster machine")]
     detail, fix = _split(why)
-    return rows + [Check("test answer", False, f"the fallback answered: {detail}", fix)]
+    return rows + [Row("test answer", False, f"the fallback answered: {detail}", fix)]
 
 
 def _split(message: str) -> tuple[str, str]:

@@ -1,8 +1,8 @@
 """The window's show panel: load a show, its cues as a grid of buttons (the next one highlighted),
 next/previous, seed lock, new seed, transition time; the cue keys.
 
-The panel owns the window's `ShowControl` (beside its OSC sender), so cues, seeds and transitions
-work with the engine stopped. Keys (not while typing in a text box): 1-9 and the letters a show
+The panel shows the app's `ShowControl` (runtime/controls.py makes it beside the OSC sender), so cues,
+seeds and transitions work with no show running. Keys (not while typing in a text box): 1-9 and the letters a show
 assigns fire cues, Page Down / Page Up (what presentation clickers send) fire the next / previous
 cue. Everything here runs on the Tk thread; the show control's changes from other threads (OSC,
 MIDI, the voice) show at the next poll through its `version`.
@@ -13,17 +13,15 @@ from __future__ import annotations
 import logging
 import tkinter as tk
 from tkinter import filedialog
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import customtkinter as ctk
 
-from voicevibe.show.control import ShowControl, ShowHooks
 from voicevibe.events import FireCue, NewSeed, NextCue, PreviousCue, SeedLock, SetTransition
+from voicevibe.gui.host import WindowHost
 from voicevibe.gui.widgets import AMBER, BLUE, FONT, FONT_SMALL, GREY, SliderRow, title
-from voicevibe.show.file import ShowError
-
-if TYPE_CHECKING:
-    from voicevibe.gui.window import PerformanceWindow
+from voicevibe.show.control import ShowControl
+from voicevibe.show.file import ShowError, ShowFile
 
 log = logging.getLogger(__name__)
 
@@ -35,11 +33,9 @@ CLICKER_KEYS = {"Next": NextCue, "Prior": PreviousCue}  # Page Down / Page Up
 class CuePanel:
     """The show panel in the window's right column."""
 
-    def __init__(self, w: PerformanceWindow, parent: Any) -> None:
+    def __init__(self, w: WindowHost, parent: Any) -> None:
         self.w = w
-        w.show = ShowControl(w.config, w.osc, hooks=ShowHooks(post=w._osc_report, brain=w.engines.brain.command),
-                             styles=w.styles)
-        self.show: ShowControl = w.show
+        self.show: ShowControl = w.controls.cues
         self.buttons: list[ctk.CTkButton] = []
         self._version = -1
         frame = ctk.CTkFrame(parent, fg_color="transparent")
@@ -65,13 +61,14 @@ class CuePanel:
                       command=lambda: w.command(NewSeed())).pack(side="left")
         self.seed = ctk.CTkLabel(row, text="", font=FONT_SMALL, anchor="w")
         self.seed.pack(side="left", padx=8)
-        self.transition = SliderRow(frame, "Transition", 0.0, 10.0, w.osc.transition_seconds, steps=100,
-                                    on_change=self._transition_changed,
-                                    describe=lambda s: "cut" if s == 0 else f"{s:.1f} s blend")
+        self.transition = w.ui.transition = SliderRow(frame, "Transition", 0.0, 10.0,
+                                                      w.controls.osc.transition_seconds, steps=100,
+                                                      on_change=self._transition_changed,
+                                                      describe=lambda s: "cut" if s == 0 else f"{s:.1f} s blend")
         self.transition.pack(fill="x", padx=10, pady=3)
         w.root.bind("<Key>", self.on_key)
-        if w.config.show.file:
-            self.load(w.config.show.file, remember=False)
+        if self.show.file is not None:
+            self._show_cues(self.show.file)  # loaded at start (show.file)
         self.refresh()
 
     # ---------- the show ----------
@@ -83,15 +80,20 @@ class CuePanel:
         if path:
             self.load(path)
 
-    def load(self, path: str, *, remember: bool = True) -> bool:
+    def load(self, path: str) -> bool:
         """Load a show file; a bad one is reported (file, cue, key) and the current show stays."""
         try:
             show = self.show.load(path)
         except ShowError as e:
             self.w.show_message(str(e), "error")
             return False
-        if remember:
-            self.w._remember("show", "file", str(path))
+        self.w.remember("show", "file", str(path))
+        self._show_cues(show)
+        self.w.show_message(f"show loaded: {show.path}", "info")
+        return True
+
+    def _show_cues(self, show: ShowFile) -> None:
+        """The grid of the show's cue buttons."""
         for button in self.buttons:
             button.destroy()
         self.buttons = []
@@ -104,10 +106,8 @@ class CuePanel:
                         sticky="ew")
             self.buttons.append(button)
         self.name.configure(text=f"{show.name} · {len(show.cues)} cues")
-        self.w.show_message(f"show loaded: {show.path}", "info")
         self._version = -1
         self.refresh()
-        return True
 
     def refresh(self) -> None:
         """Redraw the highlights, the seed and the transition when the show control changed (each poll)."""
@@ -118,11 +118,11 @@ class CuePanel:
             colour = NEXT_COLOUR if number == self.show.next_number else \
                 LAST_COLOUR if number == self.show.last_number else CUE_COLOUR
             button.configure(fg_color=colour, border_color="#f7dc6f" if number == self.show.next_number else colour)
-        seeds = self.w.osc.seeds
+        seeds = self.w.controls.osc.seeds
         if bool(self.lock.get()) != seeds.locked:
             self.lock.select() if seeds.locked else self.lock.deselect()
         self.seed.configure(text=f"seed {seeds.current}" + ("" if seeds.locked else " (new each prompt)"))
-        seconds = self.w.osc.transition_seconds
+        seconds = self.w.controls.osc.transition_seconds
         if abs(self.transition.value - seconds) > 1e-9:
             self.transition.slider.set(seconds)
             self.transition.value = seconds
@@ -139,12 +139,12 @@ class CuePanel:
 
     def _lock_changed(self) -> None:
         on = bool(self.lock.get())
-        self.w._remember("show", "seed_lock", on)
+        self.w.remember("show", "seed_lock", on)
         self.w.command(SeedLock(on))
 
     def _transition_changed(self, seconds: float) -> None:
         seconds = round(seconds, 1)
-        self.w._remember("show", "transition_seconds", seconds)
+        self.w.remember("show", "transition_seconds", seconds)
         self.w.command(SetTransition(seconds))
 
     def on_key(self, event: tk.Event) -> str | None:
@@ -155,7 +155,7 @@ class CuePanel:
             self.w.command(CLICKER_KEYS[event.keysym](via="key"))
             return "break"
         key = event.keysym.lower() if len(event.keysym) == 1 else ""
-        cue = self.show.show.by_key(key) if key and self.show.show is not None else None
+        cue = self.show.file.by_key(key) if key and self.show.file is not None else None
         if cue is not None:
             self.w.command(FireCue(cue.number, via="key"))
         elif key in "123456789" and key:

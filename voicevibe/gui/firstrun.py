@@ -11,17 +11,15 @@ from __future__ import annotations
 
 import logging
 import queue
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import customtkinter as ctk
 
 from voicevibe.events import DownloadDone, DownloadProgress
 from voicevibe.firstrun import MissingModel, ModelDownload, human_size, missing_models
+from voicevibe.gui.host import WindowHost
 from voicevibe.gui.widgets import AMBER, BLUE, FONT, FONT_SMALL, RED
 from voicevibe.macos import on_mac
-
-if TYPE_CHECKING:
-    from voicevibe.gui.window import PerformanceWindow
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +41,7 @@ def missing_text(missing: list[MissingModel]) -> str:
 class ModelsStrip:
     """The first-launch strip at the top of the window (absent when every model is on disk)."""
 
-    def __init__(self, window: PerformanceWindow, root: ctk.CTk, *, row: int = 0) -> None:
+    def __init__(self, window: WindowHost, root: ctk.CTk, *, row: int = 0) -> None:
         self.window = window
         self.missing = missing_models(window.config)
         self.download: ModelDownload | None = None
@@ -106,7 +104,7 @@ class ModelsStrip:
     def finish(self, done: DownloadDone) -> None:
         """Reload the workers whose files arrived; say what failed, or take the strip away."""
         if done.speech or done.brain:
-            self.window.engines.reload(speech=done.speech, brain=done.brain)
+            self.window.controls.engines.reload(speech=done.speech, brain=done.brain)
         self.missing = missing_models(self.window.config)
         if done.error is None and not self.missing:
             self.window.show_message("models downloaded: the speech model is loading (status bar below)", "info")

@@ -3,9 +3,9 @@
 MIDI learn, as in Daydream Scope: press a control's "Learn", then move a knob or hit a pad; the
 binding shows at once and goes into the settings (`midi.mapping`), so it is back at the next
 launch. Buttons (panic, cues...) act at once on the MIDI reading thread through the window's thread-safe
-`command`; knobs move their slider on the Tk thread (at the next poll, as the meters do), which
-applies and remembers the value like a mouse drag. Learned bindings and the window's own state
-(panic, freeze, pause buttons) are brought up to date on the Tk thread.
+`command` (the panic, freeze and pause buttons follow the app's state at the next poll); knobs move
+their slider on the Tk thread (at the next poll, as the meters do), which applies and remembers the
+value like a mouse drag. Learned bindings are brought up to date on the Tk thread.
 """
 
 from __future__ import annotations
@@ -13,18 +13,28 @@ from __future__ import annotations
 import logging
 import queue
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import customtkinter as ctk
 
-from voicevibe.events import (Command, Freeze, Panic, PauseBrain, SeedLock, SetGain, SetGate, SetHistory, SetRate,
-                     SetTransition, Status)
+from voicevibe.events import (
+    Command,
+    Freeze,
+    Panic,
+    PauseBrain,
+    SeedLock,
+    SetGain,
+    SetGate,
+    SetHistory,
+    SetRate,
+    SetTransition,
+    Status,
+)
+from voicevibe.gui.host import WindowHost
 from voicevibe.gui.widgets import AMBER, FONT, FONT_SMALL, GREY, RED, title
 from voicevibe.midi.input import MidiError, MidiInput, match_port
-from voicevibe.midi.mapping import CONTINUOUS, CONTROLS, Learned, MappingError
-
-if TYPE_CHECKING:
-    from voicevibe.gui.window import PerformanceWindow
+from voicevibe.midi.mapping import CONTINUOUS_CONTROLS, CONTROLS, MappingError
+from voicevibe.midi.router import Learned
 
 log = logging.getLogger(__name__)
 
@@ -38,8 +48,9 @@ SLIDERS = {SetGain: ("gain", "db"), SetGate: ("gate", "threshold"), SetHistory: 
 class MidiPanel:
     """The MIDI section of the window's left column."""
 
-    def __init__(self, w: PerformanceWindow, parent: Any) -> None:
+    def __init__(self, w: WindowHost, parent: Any) -> None:
         self.w = w
+        self._polls = 0
         self._queue: queue.Queue = queue.Queue(QUEUE_SIZE)
         self.armed: str | None = None
         self._armed_until = 0.0
@@ -101,8 +112,8 @@ class MidiPanel:
 
     def _state(self, kind: type) -> bool:
         """The truth of a toggle, from the sender and the brain (not the buttons: they follow at the poll)."""
-        osc = self.w.osc
-        return {Panic: osc.panicked, Freeze: osc.frozen, PauseBrain: self.w.engines.brain.paused,
+        osc = self.w.controls.osc
+        return {Panic: osc.panicked, Freeze: osc.frozen, PauseBrain: self.w.controls.engines.brain.paused,
                 SeedLock: osc.seeds.locked}.get(kind, False)
 
     # ---------- Tk thread ----------
@@ -118,7 +129,8 @@ class MidiPanel:
         if self.armed is not None and time.monotonic() > self._armed_until:
             self.arm(None)
             self.w.show_message("MIDI learn: no MIDI input detected — move a knob or press a pad", "warning")
-        if self.input is not None and self.w._ticks % 25 == 0:
+        self._polls += 1
+        if self.input is not None and self._polls % 25 == 0:
             counts = self.input.counts
             self.counts.configure(text=f"MIDI messages: {counts['handled']} acted on, {counts['unmapped']} unmapped, "
                                        f"{counts['malformed']} malformed (ignored)")
@@ -127,7 +139,7 @@ class MidiPanel:
         w = self.w
         if isinstance(item, Learned):
             self.armed = None
-            w._remember("midi", "mapping", item.mapping)
+            w.remember("midi", "mapping", item.mapping)
             self._show_mapping(item.mapping)
             w.show_message(f"MIDI learn: {item.binding.control} = {item.binding.source}", "info")
         elif isinstance(item, Status):
@@ -138,13 +150,7 @@ class MidiPanel:
             name, field = SLIDERS[type(item)]
             getattr(w.ui, name).set(getattr(item, field))  # applies and remembers, like a drag
         elif isinstance(item, SetTransition):
-            w.cues.transition.set(item.seconds)
-        elif isinstance(item, Panic):
-            w.toggle_panic(item.on, apply=False)
-        elif isinstance(item, Freeze):
-            w.toggle_freeze(item.on, apply=False)
-        elif isinstance(item, PauseBrain):
-            w.toggle_pause(item.on, apply=False)
+            w.ui.transition.set(item.seconds)
 
     def arm(self, control: str | None) -> None:
         """MIDI learn: the next knob or pad binds `control` (None: disarm)."""
@@ -155,7 +161,7 @@ class MidiPanel:
         self.armed = control
         self._armed_until = time.monotonic() + LEARN_SECONDS
         if control is not None:
-            kind = "move a knob or fader" if control in CONTINUOUS else "hit a pad or button"
+            kind = "move a knob or fader" if control in CONTINUOUS_CONTROLS else "hit a pad or button"
             self.w.show_message(f"MIDI learn: listening for {control} — {kind}", "info")
 
     def apply_mapping(self) -> None:
@@ -171,7 +177,7 @@ class MidiPanel:
         except MappingError as e:
             self.w.show_message(f"MIDI mapping not changed: {e}", "error")
             return
-        self.w._remember("midi", "mapping", text)
+        self.w.remember("midi", "mapping", text)
         self._show_mapping(text)
 
     def _show_mapping(self, text: str) -> None:
@@ -204,7 +210,7 @@ class MidiPanel:
         name = "" if choice.startswith("(") else choice
         if self.input is not None:
             self.input.set_port(name)
-        self.w._remember("midi", "port", name)
+        self.w.remember("midi", "port", name)
 
     def close(self) -> None:
         """Close the port (before the MIDI system goes)."""

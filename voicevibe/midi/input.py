@@ -25,7 +25,8 @@ from typing import Any
 
 from voicevibe.config import ConfigError, MidiConfig
 from voicevibe.events import Command, Status
-from voicevibe.midi.mapping import Learned, MidiRouter, parse_mapping
+from voicevibe.midi.mapping import parse_mapping
+from voicevibe.midi.router import Learned, MidiRouter
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """The models' worker processes for the app's whole life: loaded once, kept across shows.
 
-`Engines` starts the speech engine (stt_worker.SttStage) and the brain (brain_worker.BrainStage)
+`Engines` starts the speech engine (speech/stage.py) and the brain (brain/stage.py)
 in their worker processes when the window opens or `run --no-gui` starts, and keeps them
 loaded across Start/Stop and input changes; the supervisor restarts a worker that dies or
 hangs; changing a model setting restarts only that worker, on a thread of its own: the old
@@ -13,57 +13,43 @@ import logging
 import queue
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
 
-from voicevibe.brain.core import load_prompt_model
-from voicevibe.brain.worker import BrainStage
+from voicevibe.brain.stage import DEFAULT_LOADER as BRAIN_LOADER
+from voicevibe.brain.stage import BrainStage
 from voicevibe.config import Config
-from voicevibe.speech.worker import SttStage, load_stt
+from voicevibe.runtime.feed import EventFeed
+from voicevibe.speech.stage import DEFAULT_LOADER as STT_LOADER
+from voicevibe.speech.stage import SttStage
+from voicevibe.workers.stage import Loader
 from voicevibe.workers.supervisor import Supervisor
 
 log = logging.getLogger(__name__)
 
-EVENT_QUEUE_SIZE = 2000  # a front end that stops reading loses the oldest events, never blocks a stage
 STT_LOAD_KEYS = ("model", "dtype")  # changing these reloads the speech model; the rest apply per stream
 RELOAD_CAUSE = "a model setting changed"  # why a worker stopped, for the work it had
 BRAIN_LOAD_KEYS = ("model", "model_file", "download", "mode", "n_threads", "n_ctx", "gpu_layers", "temperature",
                    "max_tokens", "blocklist_file", "server_model", "api_key_env", "server_output")
 
 
-def post_latest(events: queue.Queue, item: object) -> None:
-    """Queue an item for the front end, dropping the oldest if it is not keeping up."""
-    while True:
-        try:
-            events.put_nowait(item)
-            return
-        except queue.Full:
-            try:
-                events.get_nowait()
-            except queue.Empty:
-                pass
-
-
-
 class Engines:
     """The speech engine and the brain in their worker processes, loaded once for the app's life."""
 
-    def __init__(self, config: Config, *, events: queue.Queue | None = None, stt_loader: Callable = load_stt,
-                 brain_loader: Callable = load_prompt_model) -> None:
+    def __init__(self, config: Config, *, feed: EventFeed | None = None, stt_loader: Loader = STT_LOADER,
+                 brain_loader: Loader = BRAIN_LOADER) -> None:
         self.config = config
-        self.events: queue.Queue = events if events is not None else queue.Queue(EVENT_QUEUE_SIZE)
-        self._reporter: Callable[[object], None] | None = None
-        self.stt = SttStage(config, self.report, stt_loader)
-        self.brain = BrainStage(config, self.report, brain_loader)
-        self.supervisor = Supervisor([self.stt.worker, self.brain.worker])
+        self.feed = feed or EventFeed()  # worker states and statuses: the front end, and a running show's log
+        self.stt = SttStage(config, self.feed.post, stt_loader)
+        self.brain = BrainStage(config, self.feed.post, brain_loader)
+        # The brain's overdue answers and hangs are checked on the supervisor's thread, beside the processes.
+        self.supervisor = Supervisor([self.stt.worker, self.brain.worker], checks=[self.brain.check])
         self.started = False
         self._restarter = ThreadPoolExecutor(max_workers=1, thread_name_prefix="engines-restart")  # in order
 
-    def report(self, item: object) -> None:
-        """Worker states and statuses: to the running show (which logs them), else to the front end."""
-        (self._reporter or (lambda i: post_latest(self.events, i)))(item)
-
-    def attach(self, reporter: Callable[[object], None] | None) -> None:
-        """A show starts (its reporter) or ends (None)."""
-        self._reporter = reporter
+    @property
+    def events(self) -> queue.Queue[Any]:
+        """The front end's event queue."""
+        return self.feed.events
 
     def start(self) -> None:
         """Start both workers (they load their models) and the supervisor; idempotent."""
@@ -115,6 +101,6 @@ class Engines:
         self.supervisor.close()
 
 
-def _log_failure(future: Future) -> None:
+def _log_failure(future: Future[None]) -> None:
     if future.exception() is not None:
         log.error("restarting a model worker failed", exc_info=future.exception())

@@ -1,9 +1,10 @@
-"""The dispatcher: finished prompts and summaries to OSC, the session log and the front end.
+"""The outbox: the brain's answers to OSC, the session log and the front end, in order, on its own thread.
 
-Its own thread takes what the brain (or the fallback) made from a bounded queue, sends it,
-stamps when it left, logs it and shows it. About ten times a second it also does the
-periodic work: the OSC heartbeat, overdue brain answers, and once a second the health
-figures and the OSC targets' status.
+It lives as long as the engines: a prompt the brain makes (or the fallback, or a typed phrase's)
+goes out whether or not a show runs. Each prompt is sent, stamped with when it left, counted
+in the show's latency figures, logged and shown. `put` never blocks; a full queue drops the
+item with a warning. Nothing periodic runs here (the supervisor checks overdue answers; a show's
+`Health` sends the heartbeat and the figures), so nothing it does loops back into its queue.
 """
 
 from __future__ import annotations
@@ -11,53 +12,50 @@ from __future__ import annotations
 import logging
 import queue
 import threading
-import time
-from collections.abc import Callable
 
-from voicevibe.config import Config
+from voicevibe.config import OscConfig
 from voicevibe.events import ImagePrompt, Status, Summary
-from voicevibe.osc import OscSender
-from voicevibe.runtime.session import LatencyStats, SessionLog
+from voicevibe.runtime.feed import EventFeed
+from voicevibe.runtime.latency import LatencyStats
+from voicevibe.show.transitions import TransitionSender
 
 log = logging.getLogger(__name__)
 
 QUEUE_SIZE = 100
-TICK_SECONDS = 0.1  # periodic work runs at least this often
-STATS_SECONDS = 1.0
 JOIN_SECONDS = 10.0
+Outgoing = ImagePrompt | Summary | Status
 _STOP = object()
 
 
-class Dispatcher:
-    """Takes prompts, summaries and brain statuses from any thread and sends them out in order.
+class Outbox:
+    """Takes prompts, summaries and brain statuses from any thread and sends them out in order."""
 
-    `tick(now)` runs on the dispatcher's thread every TICK_SECONDS; `post` shows (and logs) an
-    item; `stats_tick()` once a second.
-    """
-
-    def __init__(self, config: Config, osc: OscSender | None, log_: SessionLog | None, post: Callable[[object], None],
-                 *, tick: Callable[[float], None], stats_tick: Callable[[], None]) -> None:
-        self.config, self.osc, self.log, self.post = config, osc, log_, post
-        self.latency = LatencyStats()
+    def __init__(self, osc: TransitionSender, feed: EventFeed, config: OscConfig) -> None:
+        self.osc, self.feed, self.config = osc, feed, config
+        self.latency = LatencyStats()  # the running show's (new_show starts afresh)
         self.last_brain_ms = 0.0
-        self._tick, self._stats_tick = tick, stats_tick
-        self._queue: queue.Queue = queue.Queue(QUEUE_SIZE)
+        self._queue: queue.Queue[Outgoing | object] = queue.Queue(QUEUE_SIZE)
         self._cond = threading.Condition()
-        self._unsent = 0  # items put and not yet dispatched
-        self._thread = threading.Thread(target=self._run, name="dispatch")
+        self._unsent = 0  # items put and not yet sent
+        self._thread = threading.Thread(target=self._run, name="outbox")
 
     def start(self) -> None:
         """Start the thread."""
         self._thread.start()
 
-    def put(self, item: object) -> None:
+    def new_show(self) -> LatencyStats:
+        """A show starts: its own latency figures."""
+        self.latency = LatencyStats()
+        return self.latency
+
+    def put(self, item: Outgoing) -> None:
         """Hand over an ImagePrompt, Summary or Status (any thread); never blocks: a full queue drops it."""
         with self._cond:
             self._unsent += 1
         try:
             self._queue.put_nowait(item)
         except queue.Full:
-            log.warning("dispatcher queue full: %s dropped", type(item).__name__)
+            log.warning("outbox full: %s dropped", type(item).__name__)
             self._done()
 
     def wait_empty(self, timeout: float | None) -> bool:
@@ -65,10 +63,15 @@ class Dispatcher:
         with self._cond:
             return self._cond.wait_for(lambda: self._unsent == 0, timeout)
 
+    def qsize(self) -> int:
+        """Items waiting to go out (for the soak's queue watch)."""
+        return self._queue.qsize()
+
     def stop(self) -> None:
         """Send what is queued, then end the thread."""
-        self._queue.put(_STOP)
-        self._thread.join(JOIN_SECONDS)
+        if self._thread.is_alive():
+            self._queue.put(_STOP)
+            self._thread.join(JOIN_SECONDS)
 
     def _done(self) -> None:
         with self._cond:
@@ -76,45 +79,25 @@ class Dispatcher:
             self._cond.notify_all()
 
     def _run(self) -> None:
-        next_stats = time.monotonic() + STATS_SECONDS
-        next_tick = time.monotonic() + TICK_SECONDS
-        while True:
+        while (item := self._queue.get()) is not _STOP:
             try:
-                item = self._queue.get(timeout=max(0.0, min(next_tick, next_stats) - time.monotonic()))
-            except queue.Empty:
-                item = None
-            if item is _STOP:
-                return
-            if item is not None:
-                try:
-                    self._dispatch(item)
-                except Exception:  # top of the dispatcher's loop: the show goes on
-                    log.exception("dispatching %s failed", type(item).__name__)
-                finally:
-                    self._done()
-            now = time.monotonic()
-            if now >= next_tick:
-                next_tick = now + TICK_SECONDS
-                self._tick(now)
-            if now >= next_stats:
-                next_stats = now + STATS_SECONDS
-                self._stats_tick()
+                self._send(item)  # type: ignore[arg-type]
+            except Exception:  # top of the outbox's loop: the show goes on
+                log.exception("sending %s failed", type(item).__name__)
+            finally:
+                self._done()
 
-    def _dispatch(self, item: object) -> None:
+    def _send(self, item: Outgoing) -> None:
         if isinstance(item, ImagePrompt):
-            sent = self.osc.send_prompt(item) if self.osc is not None else None
+            sent = self.osc.send_prompt(item)
             self.latency.add(item, sent)
             self.last_brain_ms = item.latency_ms
-            self.post(item)
-            if self.log is not None:
-                self.log.write(item, sent_at=sent)
+            self.feed.post(item)
+            self.feed.log(item, sent_at=sent)
         elif isinstance(item, Summary):
-            if self.osc is not None and self.config.osc.send_summary:
+            if self.config.send_summary:
                 self.osc.send_summary(item)
-            self.post(item)
-            if self.log is not None:
-                self.log.write(item)
-        elif isinstance(item, Status):
-            self.post(item)  # the front end shows it and the pipeline logs it
+            self.feed.post(item)
+            self.feed.log(item)
         else:
-            log.warning("dispatcher ignores %s", type(item).__name__)
+            self.feed.post(item)  # a Status: shown, and logged by the feed

@@ -78,7 +78,7 @@ class Cue:
 
 
 @dataclass(frozen=True)
-class Show:
+class ShowFile:
     """A loaded show file: its defaults and its cues in order."""
 
     path: str
@@ -161,7 +161,7 @@ def _cue(where: str, number: int, table: Any, styles: Collection[str] | None) ->
                _triggers(where, values.get("triggers", [])), key.lower())
 
 
-def parse_show(data: Mapping[str, Any], path: str, *, styles: Collection[str] | None = None) -> Show:
+def parse_show(data: Mapping[str, Any], path: str, *, styles: Collection[str] | None = None) -> ShowFile:
     """A Show from a parsed TOML document; ShowError names the file, the cue and the key."""
     for table in data:
         if table not in ("show", "cue"):
@@ -182,7 +182,7 @@ def parse_show(data: Mapping[str, Any], path: str, *, styles: Collection[str] | 
     cues = _assign_keys(path, cues)
     _check_unique(path, cues)
     transition = defaults.get("transition_seconds")
-    return Show(path, defaults.get("name", Path(path).stem), tuple(cues),
+    return ShowFile(path, defaults.get("name", Path(path).stem), tuple(cues),
                 float(transition) if transition is not None else None, defaults.get("seed_lock"),
                 defaults.get("seed"))
 
@@ -215,7 +215,7 @@ def _check_unique(path: str, cues: list[Cue]) -> None:
                                 f"\"{other.name}\" (each cue needs its own)")
 
 
-def load_show(path: str | Path, *, styles: Collection[str] | None = None) -> Show:
+def load_show(path: str | Path, *, styles: Collection[str] | None = None) -> ShowFile:
     """Read and check a show file; ShowError names the file and the fix."""
     path = Path(path).expanduser()
     try:

@@ -1,12 +1,11 @@
 """How the picture changes: seeds with each prompt and transitions instead of cuts, per OSC preset.
 
-| preset     | before the prompt                   | after the prompt                                         |
-|------------|-------------------------------------|----------------------------------------------------------|
-| `generic`  | `/seed i`                           | `/prompt_list s`: JSON `[["old", w], ["new", 1 - w]]` ramping to the new prompt over `transition_seconds` at `blend_rate_hz` (one `[["new", 1.0]]` for a cut) |
-| `scope`    | `/scope/transition_steps i`         | - (Scope blends itself over that many generation steps)   |
-| `vocevibe` | -                                   | -                                                        |
+- `generic`: `/seed i` before the prompt; after it, `/prompt_list s`: JSON `[["old", w], ["new", 1 - w]]`
+  ramping to the new prompt over `transition_seconds` at `blend_rate_hz` (one `[["new", 1.0]]` for a cut);
+- `scope`: `/scope/transition_steps i` before the prompt (Scope blends itself over that many steps);
+- `vocevibe`: nothing around the prompt.
 
-The builders are pure functions returning bytes; `ShowSender` is an `OscSender` that adds
+The builders are pure functions returning bytes; `TransitionSender` is an `OscSender` that adds
 these messages to every prompt, typed prompt and cue, and steps the blend ramp in a small
 thread of its own (it runs only during a transition). A ramp is skipped while frozen or in
 panic; a new prompt restarts it from the prompt that was fading in; a prompt held by freeze
@@ -27,8 +26,17 @@ from dataclasses import dataclass
 
 from voicevibe.config import OscConfig, ShowConfig
 from voicevibe.events import ImagePrompt
-from voicevibe.osc import (OscSender, Report, addresses_for, fit_text, message_cap, osc_message, prompt_datagrams,
-                  text_budget, text_datagrams)
+from voicevibe.osc import (
+    OscSender,
+    Report,
+    addresses_for,
+    fit_text,
+    message_cap,
+    osc_message,
+    prompt_datagrams,
+    text_budget,
+    text_datagrams,
+)
 
 log = logging.getLogger(__name__)
 
@@ -187,7 +195,7 @@ class Ramp:
                 log.exception("blend step failed")
 
 
-class ShowSender(OscSender):
+class TransitionSender(OscSender):
     """An OscSender that sends the seed and the transition with every prompt (the preset says which)."""
 
     def __init__(self, config: OscConfig, report: Report | None = None, *, show: ShowConfig | None = None,

@@ -30,9 +30,10 @@ from moshi_mlx import models, utils
 from moshi_mlx.modules.transformer import LayerCache
 
 from voicevibe.config import BLOCK, FRAME_SECONDS, SttConfig
-from voicevibe.events import Event, PhraseEnd, SegmentReset, SttCounters, Word
+from voicevibe.events import Event, PhraseEnd, SegmentReset, Word
 from voicevibe.hub import ModelError, SttFiles
 from voicevibe.testing.fastcodec import FastMimi, is_fast_codec
+from voicevibe.workers.messages import SttCounters
 
 log = logging.getLogger(__name__)
 
@@ -399,7 +400,8 @@ class SttEngine:
         return events
 
 
-def lm_sample(lm: models.Lm, text: mx.array, audio: list[mx.array], sampler: utils.Sampler) -> tuple[mx.array, mx.array]:
+def lm_sample(lm: models.Lm, text: mx.array, audio: list[mx.array],
+              sampler: utils.Sampler) -> tuple[mx.array, mx.array]:
     """The LM's next text token and transformer output for one step (lazy arrays).
 
     `Lm._sample` is what moshi_mlx's own `LmGen.step` calls; it is private, so this is the one

@@ -1,12 +1,10 @@
-"""Model workers in processes of their own, and the supervisor that keeps them running.
+"""Model workers seen from the main process, and the supervisor that keeps them running.
 
 Each model lives in a worker process (the spawn start method, so it behaves the same on macOS
-and Linux) that owns every object of that model; the main process never loads one. The two
-talk over one pipe, in frozen dataclasses from events.py. A worker:
-- ignores Ctrl-C (the main process decides when it ends) and exits as soon as its pipe
-  closes, so a main process that dies, even by `kill -9`, leaves no worker holding 2 GB;
-- bumps a shared heartbeat counter from a thread of its own, so a worker that is SIGSTOPped,
-  or wedged with Python's lock held, is seen as hung.
+and Linux) that owns every object of that model; the main process never loads one, and never
+imports the modules that do: a `WorkerSpec` names the worker's function as "module:function",
+imported in the worker only (workers/process.py is the worker's side). The two talk over one
+pipe, in frozen dataclasses from workers/messages.py.
 
 The supervisor thread notices a worker that exits, is killed or stops beating, says so in
 plain words ("speech engine stopped (signal 9): restarting in 0.5 s"), restarts it with
@@ -18,7 +16,6 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
-import os
 import queue
 import signal
 import threading
@@ -30,88 +27,29 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from voicevibe.config import SupervisorConfig
-from voicevibe.events import Shutdown, WorkerFailed, WorkerLoading, WorkerReady, WorkerState, WorkerStateName
-from voicevibe.macos import Activity
+from voicevibe.events import WorkerState, WorkerStateName
+from voicevibe.workers.messages import Shutdown, WorkerFailed, WorkerLoading, WorkerReady
+from voicevibe.workers.process import EXIT_STEP_ERRORS, worker_main
 
 log = logging.getLogger(__name__)
 
-HEARTBEAT_SECONDS = 0.25  # how often a worker's heartbeat thread bumps the counter
 LOAD_HANG_SECONDS = 120.0  # while a worker starts and loads its model, silence is allowed this long
-CHECK_SECONDS = 0.2  # the supervisor looks at every worker this often
+CHECK_SECONDS = 0.1  # the supervisor looks at every worker (and runs the stages' checks) this often
 BACKOFF_SECONDS = (0.5, 1.0, 2.0, 4.0, 8.0)  # waits before restarts 1, 2, 3...; the last repeats
 STABLE_SECONDS = 60.0  # a worker up this long starts again from the shortest backoff
 STOP_SECONDS = 5.0  # a worker asked to shut down gets this long before it is killed
-EXIT_SHUTDOWN, EXIT_FAILED, EXIT_STEP_ERRORS = 0, 3, 4  # worker exit codes with a meaning
 _CLOSE = object()  # ends a pipe's sender thread
-
-
-# ---- the worker's side --------------------------------------------------------------------------
-
-
-class Link:
-    """A worker's end of the pipe: `recv` from the reader thread's queue, `send` from any thread."""
-
-    def __init__(self, conn: Connection) -> None:
-        self._conn = conn
-        self._send_lock = threading.Lock()
-        self._inbox: queue.Queue = queue.Queue()
-        threading.Thread(target=self._read, name="link-reader", daemon=True).start()
-
-    def _read(self) -> None:
-        while True:
-            try:
-                message = self._conn.recv()
-            except (EOFError, OSError):
-                os._exit(EXIT_SHUTDOWN)  # the main process is gone: never outlive it, whatever is running
-            self._inbox.put(message)
-
-    def recv(self, timeout: float | None = None) -> Any:
-        """The next message from the main process; queue.Empty after `timeout`."""
-        return self._inbox.get(timeout=timeout)
-
-    def send(self, message: object) -> None:
-        """Send one message to the main process (thread-safe)."""
-        try:
-            with self._send_lock:
-                self._conn.send(message)
-        except (OSError, EOFError):
-            os._exit(EXIT_SHUTDOWN)
-
-
-def _beat(counter: Any) -> None:
-    while True:
-        counter.value += 1
-        time.sleep(HEARTBEAT_SECONDS)
-
-
-def worker_main(conn: Connection, heartbeat: Any, log_level: int, target: Callable[..., int | None],
-                args: tuple) -> None:
-    """The first function a worker process runs: heartbeat, pipe, then `target(link, *args)`."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    logging.basicConfig(level=log_level, format="%(levelname)s %(name)s [worker %(process)d]: %(message)s")
-    threading.Thread(target=_beat, args=(heartbeat,), name="heartbeat", daemon=True).start()
-    activity = Activity("VoiceVibe model worker: steps must run on time")  # macOS: no App Nap; held until exit
-    activity.begin()
-    link = Link(conn)
-    try:
-        code = target(link, *args) or EXIT_SHUTDOWN
-    except Exception:  # top of the worker: say what broke; the supervisor restarts it
-        log.exception("worker failed")
-        code = 1
-    os._exit(code)  # no interpreter teardown: native libraries' threads must not delay the exit
-
-
-# ---- the main process's side --------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class WorkerSpec:
-    """What to run in a worker process: `target(link, *args)`, a module-level function."""
+    """What to run in a worker process: `target(link, *args)`, target a "module:function" that only the worker
+    imports (so that the main process never imports a model's code)."""
 
     stage: str  # "stt" or "brain": the stage name in status events
     label: str  # how the operator calls it: "speech engine", "brain"
-    target: Callable[..., int | None]
-    args: tuple = ()
+    target: str
+    args: tuple[Any, ...] = ()
 
 
 def describe_exit(code: int | None) -> str:
@@ -392,10 +330,12 @@ class Worker:
 
 
 class Supervisor:
-    """One thread that watches every worker: exits, hangs, restarts with backoff."""
+    """One thread that watches every worker (exits, hangs, restarts with backoff) and runs the stages' own
+    periodic `checks(now)` (a brain answer overdue) beside it: never on a thread they deliver to."""
 
-    def __init__(self, workers: list[Worker]) -> None:
+    def __init__(self, workers: list[Worker], checks: list[Callable[[float], None]] | None = None) -> None:
         self.workers = workers
+        self.checks = checks or []
         self._wake = threading.Event()
         self._stop = threading.Event()
         for worker in workers:
@@ -416,6 +356,11 @@ class Supervisor:
                     worker.check(now)
                 except Exception:  # top of the supervisor: it must keep watching the others
                     log.exception("supervising the %s failed", worker.spec.label)
+            for check in self.checks:
+                try:
+                    check(now)
+                except Exception:  # the same: one stage's check never stops the watching
+                    log.exception("a periodic stage check failed")
 
     def close(self) -> None:
         """Stop watching, then stop every worker (each killed if it does not exit in time)."""

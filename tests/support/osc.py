@@ -11,17 +11,12 @@ from collections.abc import Iterator
 import pytest
 from pythonosc.osc_message_builder import OscMessageBuilder
 
-from voicevibe.testing.peer import OscPeer
-
 
 def free_port() -> int:
     """A UDP port nobody listens on right now."""
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-UdpPeer = OscPeer  # the tests' own receiver (the independent one is oscdump, below)
 
 
 @pytest.fixture

@@ -6,8 +6,7 @@ import json
 import time
 from typing import Any
 
-from voicevibe.brain.core import LoadedModel
-from voicevibe.brain.llama import Abandoned
+from voicevibe.brain.prompting import Abandoned, LoadedModel
 
 
 class CrashThenHang:

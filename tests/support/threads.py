@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 
-STAGE_THREADS = {"audio", "script", "dispatch", "stt-link", "brain-link", "supervisor"}
+STAGE_THREADS = {"audio", "script", "phrases", "health", "outbox", "stt-link", "brain-link", "supervisor"}
 _at_start: set[threading.Thread] = set()
 
 

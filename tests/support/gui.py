@@ -11,9 +11,9 @@ from typing import Any
 
 import customtkinter as ctk
 import pytest
-from platforms import XVFB, skip_on_mac
-from xvfb import xvfb
 
+from support.platforms import XVFB, skip_on_mac
+from support.xvfb import xvfb
 from voicevibe.config import Config
 from voicevibe.gui.window import PerformanceWindow
 

@@ -20,6 +20,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
+
+from support.platforms import PULSE, skip_on_mac
+
 SINK = "vmic"
 SINK_RATE = 48_000  # the null sink's clock; the monitor is resampled to what the client asks
 ALSA_DEVICE = "pulse"  # the PortAudio (ALSA) device name libasound2-plugins provides
@@ -97,7 +101,7 @@ def _stop(daemon: subprocess.Popen[bytes]) -> None:
 
 
 @contextmanager
-def virtual_mic(root: Path) -> Iterator[VirtualMic]:
+def start_virtual_mic(root: Path) -> Iterator[VirtualMic]:
     """Start a private PulseAudio with the `vmic` null sink under `root`; stop it on exit.
 
     While it runs, os.environ points libpulse (in this process: PortAudio -> ALSA `pulse`
@@ -152,3 +156,17 @@ def _rescan_portaudio() -> None:
     from voicevibe.audio import rescan_devices
 
     rescan_devices()
+
+
+@pytest.fixture(scope="module")
+def virtual_mic(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VirtualMic]:
+    """A private PulseAudio null sink as the microphone: nothing played = exact zeros.
+
+    Fails, never skips, when it cannot start (but on macOS, where PulseAudio is not the sound system).
+    """
+    skip_on_mac(PULSE)
+    try:
+        with start_virtual_mic(tmp_path_factory.mktemp("pulse")) as mic:
+            yield mic
+    except PulseError as e:
+        pytest.fail(f"PulseAudio virtual microphone unavailable: {e}", pytrace=False)

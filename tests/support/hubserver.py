@@ -22,6 +22,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import unquote
 
+import huggingface_hub
+import pytest
+
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 LFS_FROM = 10_000  # bytes: larger files get a sha256 ETag, as LFS files do on the hub
 PATH = re.compile(r"^/(?P<repo>[^/]+/[^/]+)/resolve/(?P<revision>[^/]+)/(?P<file>.+)$")
@@ -124,3 +127,13 @@ def hub_server(repos: dict[str, Path], *, chunk: int = 256 * 1024, pause: float 
         httpd.shutdown()
         httpd.server_close()
         thread.join(10)
+
+
+@pytest.fixture
+def hub_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty Hugging Face cache for this test, in this process and in the workers it spawns."""
+    cache = tmp_path / "hf-cache"
+    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(cache))
+    return cache
