@@ -1,13 +1,18 @@
 """Double-click launchers (`voicevibe install-launcher`) and keeping a Mac awake during a show.
 
 macOS: `~/Desktop/VoiceVibe.app`. Its executable is a tiny C program (assets/mac_launcher.c,
-compiled with `cc` at install time) that sends its output to ~/Library/Logs/voicevibe/launcher.log
-and execv()s this venv's Python (absolute path) with `-m voicevibe` (the window) in its own
-process, so that macOS asks for the microphone on behalf of VoiceVibe (a shell-script executable
-gets no prompt, or one naming /bin/bash). When the app fails, `run_from_bundle` shows the end of
-the log in a dialog (osascript). Without a compiler the executable is a bash script, with a
-warning. The bundle is signed ad hoc when `codesign` exists; its Info.plist carries the
-microphone-usage text and the oldest macOS the pinned mlx runs on.
+compiled with `cc` at install time) that runs this venv's Python (absolute path) with
+`-m voicevibe` (the window) as its child and stays alive meanwhile: macOS asks for the microphone
+on behalf of that launcher, the bundle's own process, so the prompt names VoiceVibe. (Had it
+exec'd Python, python.org's pythonw stub would turn the bundle's process into Python.app, which
+has no microphone text; a shell-script executable gets no prompt, or one naming /bin/bash.) It
+passes stop signals on to Python, exits with Python's status and logs to
+~/Library/Logs/voicevibe/launcher.log.
+When the app fails, `run_from_bundle` shows the end of the log in a dialog (osascript); the C
+program shows one only when Python cannot start or dies by a crash or SIGKILL. Without a compiler
+the executable is a bash script, with a warning. The bundle is signed ad hoc when `codesign`
+exists; its Info.plist carries the microphone-usage text and the oldest macOS the
+pinned mlx runs on.
 Linux: a `.desktop` entry in ~/.local/share/applications (and on ~/Desktop when it exists).
 """
 
@@ -86,6 +91,7 @@ def info_plist(version: str = __version__) -> dict[str, object]:
         "CFBundleInfoDictionaryVersion": "6.0",
         "LSMinimumSystemVersion": ".".join(map(str, MIN_MACOS)),  # what mlx 0.26 (moshi-mlx's pin) needs
         "NSHighResolutionCapable": True,
+        # Asked for on behalf of the responsible process, the launcher (assets/mac_launcher.c): this bundle.
         "NSMicrophoneUsageDescription": MIC_USAGE,
     }
 
@@ -101,7 +107,8 @@ def launcher_source(python: str, dialog: str = OSASCRIPT) -> str:
     """The C launcher's source for this venv's Python."""
     template = resources.files("voicevibe").joinpath("assets/mac_launcher.c").read_text(encoding="utf-8")
     return (f"#define VOICEVIBE_PYTHON {c_string(python)}\n"
-            f"#define VOICEVIBE_DIALOG {c_string(dialog)}\n" + template)
+            f"#define VOICEVIBE_DIALOG {c_string(dialog)}\n"
+            f"#define VOICEVIBE_DIALOG_LINES {DIALOG_LOG_LINES}\n" + template)
 
 
 def compile_launcher(python: str, out: Path, *, dialog: str = OSASCRIPT, compiler: str = "cc") -> str | None:
@@ -127,6 +134,8 @@ def sign_ad_hoc(bundle: Path) -> str | None:
     codesign = shutil.which("codesign")
     if codesign is None:
         return "no codesign"
+    # macOS: cc's output is unsigned, or on Apple Silicon linker-signed for the executable alone; signing the
+    # bundle seals its Info.plist (the usage texts) in. TCC keys a grant to the signature: a re-sign asks again.
     try:
         done = subprocess.run([codesign, "--force", "--deep", "--sign", "-", str(bundle)], capture_output=True,
                               text=True, timeout=SIGN_SECONDS)
