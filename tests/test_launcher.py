@@ -16,7 +16,7 @@ from platforms import DESKTOP, XVFB, linux_only
 from xvfb import xvfb
 
 from voicevibe import cli, launcher, macos
-from voicevibe.launcher import MIC_USAGE, exec_command, install_launcher, keep_awake
+from voicevibe.launcher import LOG_CAP_BYTES, MIC_USAGE, exec_command, install_launcher, keep_awake
 
 WINDOW_TIMEOUT_S = 60
 
@@ -156,6 +156,36 @@ def test_compiled_launcher_without_python_says_so_in_one_dialog(rig: Rig, tmp_pa
     [text] = dialogs(tmp_path)
     assert "VoiceVibe cannot start" in text and "No such file or directory" in text and "make run" in text
     assert launcher_log(tmp_path).read_text().splitlines()[-1].endswith("VoiceVibe exited with code 127")
+
+
+@pytest.mark.parametrize("kind", ["compiled", "script"])
+def test_the_launcher_log_keeps_one_previous_file_past_its_cap(rig: Rig, tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch, kind: str) -> None:
+    """At launch, a launcher.log over LOG_CAP_BYTES becomes launcher.log.1 (replacing the older one); one at the
+    cap is appended to. The same rule in the compiled launcher and in the script used without a compiler."""
+    if kind == "compiled":
+        command = [str(rig.launcher)]
+    else:
+        monkeypatch.setattr(launcher, "compile_launcher", lambda *a, **k: "no C compiler `cc`")
+        [bundle] = install_launcher(platform="darwin", home=tmp_path / "installed", python=str(rig.python))
+        command = ["bash", str(bundle / "Contents" / "MacOS" / "VoiceVibe")]
+    log = launcher_log(tmp_path)
+    previous = log.with_name("launcher.log.1")
+    log.parent.mkdir(parents=True)
+    previous.write_text("the show before last\n")
+    at_cap = "the last show\n" + "x" * (LOG_CAP_BYTES - len("the last show\n") - 1) + "\n"
+    log.write_text(at_cap)
+    env = {**os.environ, "HOME": str(tmp_path), "STANDIN_DO": "exit 0"}
+
+    assert subprocess.run(command, env=env, timeout=DEADLINE_S).returncode == 0
+    grown = log.read_text()
+    assert grown.startswith(at_cap) and "starting VoiceVibe" in grown[len(at_cap):]
+    assert previous.read_text() == "the show before last\n"
+
+    assert subprocess.run(command, env=env, timeout=DEADLINE_S).returncode == 0
+    assert previous.read_text() == grown
+    fresh = log.read_text()
+    assert "the last show" not in fresh and fresh.count("starting VoiceVibe") == 1 and "from the app" in fresh
 
 
 @linux_only("the app fails for want of a display only where there can be none (a Mac opens the window)")

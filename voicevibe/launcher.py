@@ -7,7 +7,7 @@ on behalf of that launcher, the bundle's own process, so the prompt names VoiceV
 exec'd Python, python.org's pythonw stub would turn the bundle's process into Python.app, which
 has no microphone text; a shell-script executable gets no prompt, or one naming /bin/bash.) It
 passes stop signals on to Python, exits with Python's status and logs to
-~/Library/Logs/voicevibe/launcher.log.
+~/Library/Logs/voicevibe/launcher.log (moved to launcher.log.1 at launch once over LOG_CAP_BYTES).
 When the app fails, `run_from_bundle` shows the end of the log in a dialog (osascript); the C
 program shows one only when Python cannot start or dies by a crash or SIGKILL. Without a compiler
 the executable is a bash script, with a warning. The bundle is signed ad hoc when `codesign`
@@ -45,6 +45,7 @@ DESKTOP_FILE = "voicevibe.desktop"
 OSASCRIPT = "/usr/bin/osascript"
 LOG_ENV, DIALOG_ENV = "VOICEVIBE_LAUNCHER_LOG", "VOICEVIBE_DIALOG"  # set by the compiled launcher
 DIALOG_LOG_LINES = 6
+LOG_CAP_BYTES = 1024 * 1024  # past this at launch, launcher.log becomes launcher.log.1 (one previous file kept)
 COMPILE_SECONDS = 120
 SIGN_SECONDS = 120
 NO_COMPILER = ("VoiceVibe.app runs a shell script ({why}): macOS may not ask for the microphone for it, and "
@@ -57,6 +58,9 @@ MAC_SCRIPT = """#!/bin/bash
 LOG_DIR="$HOME/Library/Logs/voicevibe"
 mkdir -p "$LOG_DIR"
 LOG="$LOG_DIR/launcher.log"
+if [ -f "$LOG" ] && [ "$(wc -c < "$LOG")" -gt {log_cap} ]; then
+  mv -f "$LOG" "$LOG.1"
+fi
 echo "=== $(date '+%Y-%m-%d %H:%M:%S') starting VoiceVibe" >> "$LOG"
 {command} >> "$LOG" 2>&1
 rc=$?
@@ -108,6 +112,7 @@ def launcher_source(python: str, dialog: str = OSASCRIPT) -> str:
     template = resources.files("voicevibe").joinpath("assets/mac_launcher.c").read_text(encoding="utf-8")
     return (f"#define VOICEVIBE_PYTHON {c_string(python)}\n"
             f"#define VOICEVIBE_DIALOG {c_string(dialog)}\n"
+            f"#define VOICEVIBE_LOG_CAP {LOG_CAP_BYTES}\n"
             f"#define VOICEVIBE_DIALOG_LINES {DIALOG_LOG_LINES}\n" + template)
 
 
@@ -157,7 +162,8 @@ def write_mac_app(folder: Path, command: list[str]) -> Path:
     why = compile_launcher(command[0], executable)
     if why is not None:
         log.warning(NO_COMPILER.format(why=why))
-        executable.write_text(MAC_SCRIPT.format(command=shlex.join(command)), encoding="utf-8")
+        executable.write_text(MAC_SCRIPT.format(command=shlex.join(command), log_cap=LOG_CAP_BYTES),
+                              encoding="utf-8")
     executable.chmod(executable.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
     unsigned = sign_ad_hoc(bundle)
     if unsigned is not None:

@@ -1,6 +1,7 @@
 /* VoiceVibe.app's executable, compiled by `voicevibe install-launcher` (launcher.py writes the #defines
- * above this comment: VOICEVIBE_PYTHON, the venv's Python; VOICEVIBE_DIALOG, osascript; VOICEVIBE_DIALOG_LINES,
- * how much of the log a dialog shows).
+ * above this comment: VOICEVIBE_PYTHON, the venv's Python; VOICEVIBE_DIALOG, osascript; VOICEVIBE_LOG_CAP,
+ * the log's size in bytes past which it is moved aside at launch; VOICEVIBE_DIALOG_LINES, how much of the
+ * log a dialog shows).
  *
  * Why Python runs as a child of this program (macOS): the privacy system (TCC) asks for the microphone on
  * behalf of the *responsible* process, the one LaunchServices started from the bundle: this program, with
@@ -13,8 +14,9 @@
  * and exits with Python's status: its exit code, or 128+N when signal N ended it (as a shell reports it);
  * 127 when Python cannot be started.
  *
- * Its output and the app's go to ~/Library/Logs/voicevibe/launcher.log; VOICEVIBE_LAUNCHER_LOG tells the app
- * where it is. One dialog per failure: the app shows the end of the log itself when it fails
+ * Its output and the app's go to ~/Library/Logs/voicevibe/launcher.log, moved to launcher.log.1 at launch
+ * once it is over VOICEVIBE_LOG_CAP bytes (so it never grows across shows); VOICEVIBE_LAUNCHER_LOG tells
+ * the app where it is. One dialog per failure: the app shows the end of the log itself when it fails
  * (launcher.run_from_bundle); this program shows one only where the app cannot: Python could not be
  * started, or it died by a signal other than a stop request (a crash, SIGKILL).
  */
@@ -85,6 +87,17 @@ static void stamp(const char *format, ...) {
     va_end(args);
     printf("\n");
     fflush(stdout);
+}
+
+/* One log over the cap becomes launcher.log.1 (replacing the one before): two files at most, whatever
+ * the number of shows. Returns 1 when the log was moved. */
+static int rotate(const char *log_path) {
+    struct stat st;
+    char previous[PATH_SIZE + 64];
+    if (stat(log_path, &st) != 0 || st.st_size <= VOICEVIBE_LOG_CAP)
+        return 0;
+    snprintf(previous, sizeof previous, "%s.1", log_path);
+    return rename(log_path, previous) == 0;
 }
 
 /* `in` made safe inside an AppleScript string literal (quotes and backslashes become ', control
@@ -210,6 +223,7 @@ int main(void) {
     snprintf(dir, sizeof dir, "%s/Library/Logs/voicevibe", home && *home ? home : "/tmp");
     make_dirs(dir);
     snprintf(log_path, sizeof log_path, "%s/launcher.log", dir);
+    int rotated = rotate(log_path);
     int fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND, 0644);
     if (fd >= 0) {
         dup2(fd, STDOUT_FILENO);
@@ -217,6 +231,8 @@ int main(void) {
         close(fd);
     }
     stamp("starting VoiceVibe: %s -m voicevibe (launcher pid %d)", VOICEVIBE_PYTHON, (int)getpid());
+    if (rotated)
+        stamp("earlier launches are in %s.1", log_path);
     setenv("VOICEVIBE_LAUNCHER_LOG", log_path, 1);
     setenv("VOICEVIBE_DIALOG", VOICEVIBE_DIALOG, 1);
 
