@@ -16,7 +16,8 @@ from platforms import DESKTOP, XVFB, linux_only
 from xvfb import xvfb
 
 from voicevibe import cli, launcher, macos
-from voicevibe.launcher import LOG_CAP_BYTES, MIC_USAGE, exec_command, install_launcher, keep_awake
+from voicevibe.launcher import (LOCAL_NETWORK_USAGE, LOG_CAP_BYTES, MIC_USAGE, exec_command, install_launcher,
+                                keep_awake)
 
 WINDOW_TIMEOUT_S = 60
 
@@ -37,13 +38,14 @@ def rig(tmp_path_factory: pytest.TempPathFactory) -> Rig:
 
 
 def test_mac_app_bundle_is_valid(tmp_path: Path) -> None:
-    """The bundle: Info.plist with the microphone text and the oldest macOS mlx 0.26 runs on, and a compiled
-    executable (built here with the system's cc, run below on this machine)."""
+    """The bundle: Info.plist with the microphone and local-network texts and the oldest macOS mlx 0.26 runs on,
+    and a compiled executable (built here with the system's cc, run below on this machine)."""
     [bundle] = install_launcher(platform="darwin", home=tmp_path, python="/opt/venv/bin/python")
     assert bundle == tmp_path / "Desktop" / "VoiceVibe.app"
     with open(bundle / "Contents" / "Info.plist", "rb") as fh:
         info = plistlib.load(fh)
     assert info["NSMicrophoneUsageDescription"] == MIC_USAGE
+    assert info["NSLocalNetworkUsageDescription"] == LOCAL_NETWORK_USAGE
     assert info["CFBundlePackageType"] == "APPL"
     assert info["LSMinimumSystemVersion"] == "13.5"
     executable = bundle / "Contents" / "MacOS" / info["CFBundleExecutable"]

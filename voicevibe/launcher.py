@@ -11,8 +11,8 @@ passes stop signals on to Python, exits with Python's status and logs to
 When the app fails, `run_from_bundle` shows the end of the log in a dialog (osascript); the C
 program shows one only when Python cannot start or dies by a crash or SIGKILL. Without a compiler
 the executable is a bash script, with a warning. The bundle is signed ad hoc when `codesign`
-exists; its Info.plist carries the microphone-usage text and the oldest macOS the
-pinned mlx runs on.
+exists; its Info.plist carries the microphone and local-network usage texts and the oldest
+macOS the pinned mlx runs on.
 Linux: a `.desktop` entry in ~/.local/share/applications (and on ~/Desktop when it exists).
 """
 
@@ -41,6 +41,8 @@ APP_NAME = "VoiceVibe"
 BUNDLE_ID = "org.voicevibe.app"
 MIC_USAGE = ("VoiceVibe listens to the performer's microphone and turns the speech into images "
              "on stage. The audio stays on this Mac.")
+LOCAL_NETWORK_USAGE = ("VoiceVibe sends the image prompts over your stage network to the computer that draws "
+                       "the pictures on the big screen. Without this, the screen gets nothing.")
 DESKTOP_FILE = "voicevibe.desktop"
 OSASCRIPT = "/usr/bin/osascript"
 LOG_ENV, DIALOG_ENV = "VOICEVIBE_LAUNCHER_LOG", "VOICEVIBE_DIALOG"  # set by the compiled launcher
@@ -83,7 +85,7 @@ def app_command(python: str | None = None) -> list[str]:
 
 
 def info_plist(version: str = __version__) -> dict[str, object]:
-    """The .app bundle's Info.plist, with the microphone-usage description."""
+    """The .app bundle's Info.plist, with the microphone and local-network usage descriptions."""
     return {
         "CFBundleName": APP_NAME,
         "CFBundleDisplayName": APP_NAME,
@@ -97,6 +99,8 @@ def info_plist(version: str = __version__) -> dict[str, object]:
         "NSHighResolutionCapable": True,
         # Asked for on behalf of the responsible process, the launcher (assets/mac_launcher.c): this bundle.
         "NSMicrophoneUsageDescription": MIC_USAGE,
+        # macOS 15 asks before an app sends to its local network: the OSC prompts go to a render PC on the LAN.
+        "NSLocalNetworkUsageDescription": LOCAL_NETWORK_USAGE,
     }
 
 
