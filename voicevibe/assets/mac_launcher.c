@@ -255,8 +255,8 @@ int main(void) {
     }
     sigaction(SIGCHLD, &woken, NULL);
 
-    /* The venv's bin/python by the very path execv() had: pythonw finds the venv from the path it was
-     * started by (_NSGetExecutablePath), so it must not be resolved. Finder's -psn_ argument is dropped. */
+    /* The venv's bin/python as it is, a symlink: pythonw finds the venv from the path it was started by
+     * (_NSGetExecutablePath, the symlink kept), so it must not be resolved. Finder's -psn_ is dropped. */
     char *args[] = {VOICEVIBE_PYTHON, "-m", "voicevibe", NULL};
     pid_t pid;
     int failed = spawn(&pid, VOICEVIBE_PYTHON, args, &started_with, 1);
