@@ -1,13 +1,18 @@
 """Double-click launchers (`voicevibe install-launcher`) and keeping a Mac awake during a show.
 
 macOS: `~/Desktop/VoiceVibe.app`. Its executable is a tiny C program (assets/mac_launcher.c,
-compiled with `cc` at install time) that sends its output to ~/Library/Logs/voicevibe/launcher.log
-and execv()s this venv's Python (absolute path) with `-m voicevibe` (the window) in its own
-process, so that macOS asks for the microphone on behalf of VoiceVibe (a shell-script executable
-gets no prompt, or one naming /bin/bash). When the app fails, `run_from_bundle` shows the end of
-the log in a dialog (osascript). Without a compiler the executable is a bash script, with a
-warning. The bundle is signed ad hoc when `codesign` exists; its Info.plist carries the
-microphone-usage text and the oldest macOS the pinned mlx runs on.
+compiled with `cc` at install time) that runs this venv's Python (absolute path) with
+`-m voicevibe` (the window) as its child and stays alive meanwhile: macOS asks for the microphone
+on behalf of that launcher, the bundle's own process, so the prompt names VoiceVibe. (Had it
+exec'd Python, python.org's pythonw stub would turn the bundle's process into Python.app, which
+has no microphone text; a shell-script executable gets no prompt, or one naming /bin/bash.) It
+passes stop signals on to Python, exits with Python's status and logs to
+~/Library/Logs/voicevibe/launcher.log (moved to launcher.log.1 at launch once over LOG_CAP_BYTES).
+When the app fails, `run_from_bundle` shows the end of the log in a dialog (osascript); the C
+program shows one only when Python cannot start or dies by a crash or SIGKILL. Without a compiler
+the executable is a bash script, with a warning. The bundle is signed ad hoc when `codesign`
+exists; its Info.plist carries the microphone and local-network usage texts and the oldest
+macOS the pinned mlx runs on.
 Linux: a `.desktop` entry in ~/.local/share/applications (and on ~/Desktop when it exists).
 """
 
@@ -36,10 +41,13 @@ APP_NAME = "VoiceVibe"
 BUNDLE_ID = "org.voicevibe.app"
 MIC_USAGE = ("VoiceVibe listens to the performer's microphone and turns the speech into images "
              "on stage. The audio stays on this Mac.")
+LOCAL_NETWORK_USAGE = ("VoiceVibe sends the image prompts over your stage network to the computer that draws "
+                       "the pictures on the big screen. Without this, the screen gets nothing.")
 DESKTOP_FILE = "voicevibe.desktop"
 OSASCRIPT = "/usr/bin/osascript"
 LOG_ENV, DIALOG_ENV = "VOICEVIBE_LAUNCHER_LOG", "VOICEVIBE_DIALOG"  # set by the compiled launcher
 DIALOG_LOG_LINES = 6
+LOG_CAP_BYTES = 1024 * 1024  # past this at launch, launcher.log becomes launcher.log.1 (one previous file kept)
 COMPILE_SECONDS = 120
 SIGN_SECONDS = 120
 NO_COMPILER = ("VoiceVibe.app runs a shell script ({why}): macOS may not ask for the microphone for it, and "
@@ -52,6 +60,9 @@ MAC_SCRIPT = """#!/bin/bash
 LOG_DIR="$HOME/Library/Logs/voicevibe"
 mkdir -p "$LOG_DIR"
 LOG="$LOG_DIR/launcher.log"
+if [ -f "$LOG" ] && [ "$(wc -c < "$LOG")" -gt {log_cap} ]; then
+  mv -f "$LOG" "$LOG.1"
+fi
 echo "=== $(date '+%Y-%m-%d %H:%M:%S') starting VoiceVibe" >> "$LOG"
 {command} >> "$LOG" 2>&1
 rc=$?
@@ -74,7 +85,7 @@ def app_command(python: str | None = None) -> list[str]:
 
 
 def info_plist(version: str = __version__) -> dict[str, object]:
-    """The .app bundle's Info.plist, with the microphone-usage description."""
+    """The .app bundle's Info.plist, with the microphone and local-network usage descriptions."""
     return {
         "CFBundleName": APP_NAME,
         "CFBundleDisplayName": APP_NAME,
@@ -86,7 +97,10 @@ def info_plist(version: str = __version__) -> dict[str, object]:
         "CFBundleInfoDictionaryVersion": "6.0",
         "LSMinimumSystemVersion": ".".join(map(str, MIN_MACOS)),  # what mlx 0.26 (moshi-mlx's pin) needs
         "NSHighResolutionCapable": True,
+        # Asked for on behalf of the responsible process, the launcher (assets/mac_launcher.c): this bundle.
         "NSMicrophoneUsageDescription": MIC_USAGE,
+        # macOS 15 asks before an app sends to its local network: the OSC prompts go to a render PC on the LAN.
+        "NSLocalNetworkUsageDescription": LOCAL_NETWORK_USAGE,
     }
 
 
@@ -101,7 +115,9 @@ def launcher_source(python: str, dialog: str = OSASCRIPT) -> str:
     """The C launcher's source for this venv's Python."""
     template = resources.files("voicevibe").joinpath("assets/mac_launcher.c").read_text(encoding="utf-8")
     return (f"#define VOICEVIBE_PYTHON {c_string(python)}\n"
-            f"#define VOICEVIBE_DIALOG {c_string(dialog)}\n" + template)
+            f"#define VOICEVIBE_DIALOG {c_string(dialog)}\n"
+            f"#define VOICEVIBE_LOG_CAP {LOG_CAP_BYTES}\n"
+            f"#define VOICEVIBE_DIALOG_LINES {DIALOG_LOG_LINES}\n" + template)
 
 
 def compile_launcher(python: str, out: Path, *, dialog: str = OSASCRIPT, compiler: str = "cc") -> str | None:
@@ -127,6 +143,8 @@ def sign_ad_hoc(bundle: Path) -> str | None:
     codesign = shutil.which("codesign")
     if codesign is None:
         return "no codesign"
+    # macOS: cc's output is unsigned, or on Apple Silicon linker-signed for the executable alone; signing the
+    # bundle seals its Info.plist (the usage texts) in. TCC keys a grant to the signature: a re-sign asks again.
     try:
         done = subprocess.run([codesign, "--force", "--deep", "--sign", "-", str(bundle)], capture_output=True,
                               text=True, timeout=SIGN_SECONDS)
@@ -148,7 +166,8 @@ def write_mac_app(folder: Path, command: list[str]) -> Path:
     why = compile_launcher(command[0], executable)
     if why is not None:
         log.warning(NO_COMPILER.format(why=why))
-        executable.write_text(MAC_SCRIPT.format(command=shlex.join(command)), encoding="utf-8")
+        executable.write_text(MAC_SCRIPT.format(command=shlex.join(command), log_cap=LOG_CAP_BYTES),
+                              encoding="utf-8")
     executable.chmod(executable.stat().st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
     unsigned = sign_ad_hoc(bundle)
     if unsigned is not None:
