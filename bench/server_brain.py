@@ -43,8 +43,8 @@ from voicevibe.brain.core import Brain  # noqa: E402
 from voicevibe.brain.llama import LlamaPromptModel
 from voicevibe.brain.loading import bundled_gguf
 from voicevibe.brain.prompting import REPEAT_PENALTY, BackendUnavailable, PromptRequest, chat_messages
+from voicevibe.brain.schema import prompt_schema  # noqa: E402
 from voicevibe.brain.server import ServerPromptModel  # noqa: E402
-from voicevibe.brain.server_answer import prompt_schema  # noqa: E402
 from voicevibe.config import BrainConfig  # noqa: E402
 from voicevibe.events import Phrase  # noqa: E402
 

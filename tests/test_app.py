@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from support.osc import dump_lines
-from support.shows import drain, run_to_end, show_config
+from support.shows import Collector, drain, run_to_end, show_config, until
 from support.threads import stage_threads
 from voicevibe.audio import AudioError
 from voicevibe.config import BLOCK
@@ -205,11 +205,11 @@ def test_stats_report_the_log_and_the_stt_speed(tmp_path, fast_checkpoint, speec
     controls = controls_for(show_config(tmp_path, fast_checkpoint, peer, audio={"realtime": True}))
     pipeline = Pipeline(controls.config, controls=controls, input_spec=str(speech_wav))
     pipeline.start()
-    stats = None
-    while stats is None or stats.stt_rtf == 0:
-        item = pipeline.events.get(timeout=60)
-        stats = item if isinstance(item, PipelineStats) else stats
-    pipeline.stop()
+    try:
+        seen = Collector(pipeline)
+        stats = until(lambda: [s for s in seen.of(PipelineStats) if s.stt_rtf > 0])[-1]
+    finally:
+        pipeline.stop()
     assert stats.log_path == str(pipeline.log_path) and 0 < stats.stt_rtf < 50
 
 

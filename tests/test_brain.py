@@ -35,7 +35,6 @@ from voicevibe.events import (
     PauseBrain,
     Phrase,
     PhraseEnd,
-    SetStyle,
     Status,
     Summary,
     Word,
@@ -43,7 +42,7 @@ from voicevibe.events import (
 )
 from voicevibe.hub import ModelError
 from voicevibe.speech.phrases import PhraseAssembler
-from voicevibe.workers.messages import BrainAnswer, BrainSummary, BrainTook, WorkerFailed, WorkerReady
+from voicevibe.workers.messages import BrainAnswer, BrainConfigure, BrainSummary, BrainTook, WorkerFailed, WorkerReady
 
 ASSETS = load_assets()
 CINEMATIC = ASSETS.style("cinematic")
@@ -440,13 +439,13 @@ def test_worker_pause_resume_style_and_a_crash_in_one_phrase():
     feed(Phrase("paused phrase", 0, 1))
     assert next_of(events, BrainAnswer).prompt is None  # paused: remembered, no prompt
     worker.command(PauseBrain(False))
-    worker.command(SetStyle("baroque"))
+    worker.command(BrainConfigure(BrainConfig(style="baroque")))  # settings travel whole; an unknown style...
     feed(Phrase("crashing phrase", 1, 2))
     refused = next_of(events, Status, where=lambda e: e.level == "warning")
     error = next_of(events, Status, where=lambda e: e.level == "error")
-    assert "SetStyle refused: unknown style" in refused.message
+    assert "BrainConfigure refused: unknown style" in refused.message  # ...is refused, the old settings stay
     assert "KeyError: 'a bug'" in error.message  # the thread keeps going
-    worker.command(SetStyle("synthwave"))
+    worker.command(BrainConfigure(BrainConfig(style="synthwave")))
     feed(Phrase("le port", 2, 3))
     prompt = prompt_of(events)
     worker.stop()

@@ -1,7 +1,7 @@
 """Show control through the running pipeline: spoken triggers, cues over OSC control in, seeds and
 transitions at real receivers (liblo's oscdump; our own OscPeer), the session log and replay.
 
-The transcript is injected where the STT's reader thread delivers it (`Pipeline._from_stt`, the
+The transcript is injected where the STT's reader thread delivers it (`Pipeline.gate.put`, the
 same Word/PhraseEnd events the STT emits): the test checkpoint's random weights transcribe noise,
 so no real words could carry a trigger.
 """
@@ -128,6 +128,7 @@ def test_spoken_triggers_fire_their_cue_once_each_through_the_running_pipeline(t
         reader = threading.Thread(target=run, name="stt-link-test")
         reader.start()
         reader.join(30)
+        assert pipeline.wait(30)  # the phrase gate heard them all, and what it sent went out
 
     received = dump_lines(port, lines, speak)
     assert pipeline.wait(30)
@@ -255,7 +256,7 @@ def test_next_previous_new_seed_and_a_missing_cue(controls_for, tmp_path, show_f
     refused = [e.message for e in events if isinstance(e, Status) and e.stage == "show"]
     assert any("no cue 9" in m and "cues 1-3" in m for m in refused) and any("'nope'" in m for m in refused)
     assert [s.params[0] for s in seeds[:3]] == [7, 77, 7] and seeds[3].params[0] not in (7, 77)
-    assert pipeline.show.next_number == 2
+    assert pipeline.cues.next_number == 2
 
 
 def test_phrase_hygiene_keeps_fillers_and_short_phrases_from_the_brain(controls_for, tmp_path, show_file):
@@ -264,7 +265,7 @@ def test_phrase_hygiene_keeps_fillers_and_short_phrases_from_the_brain(controls_
         pipeline = started(cue_config(tmp_path, peer.port, show_file, brain={"phrase_min_chars": 1}), controls_for)
         for text, t in (("euh", 0.0), ("merci beaucoup", 2.0), ("lighthouse", 4.0),
                         ("the lighthouse glows in the fog", 6.0)):
-            pipeline._from_stt((*words(text, t), PhraseEnd(int(t / 0.08) + 20, t + 1.5, 0.9)))
+            pipeline.gate.put((*words(text, t), PhraseEnd(int(t / 0.08) + 20, t + 1.5, 0.9)))
         assert pipeline.wait(30)
         pipeline.stop()
     events = drain(pipeline.events)

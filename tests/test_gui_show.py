@@ -98,7 +98,7 @@ def test_panic_and_freeze_keys_send_osc(controls_for, fast_checkpoint: Path, spe
         w.root.event_generate("<Key-f>")  # freeze
         pump(w.root, lambda: ("/freeze", [1]) in pairs(peer))
         assert ("/panic", [0]) in pairs(peer)
-        assert w.panicked is False and w.frozen is True
+        assert w.screen.panicked is False and w.screen.frozen is True
 
 
 def test_sliders_change_the_engine_dsp(controls_for, fast_checkpoint: Path, speech_wav: Path, peer: OscPeer,

@@ -23,9 +23,9 @@ from voicevibe.brain.assets import load_assets
 from voicevibe.brain.core import Brain
 from voicevibe.brain.loading import load_prompt_model
 from voicevibe.brain.prompting import PromptRequest
+from voicevibe.brain.schema import checked_json, gbnf_literal, prompt_grammar, summary_grammar
 from voicevibe.brain.server import ServerPromptModel, api_base
-from voicevibe.brain.server_answer import checked_json, gbnf_literal, prompt_grammar, summary_grammar
-from voicevibe.brain.worker import BrainStage
+from voicevibe.brain.stage import BrainStage
 from voicevibe.config import BrainConfig, ConfigError
 from voicevibe.config_files import load_config
 from voicevibe.doctor import checks as doctor

@@ -242,7 +242,7 @@ def test_the_window_learns_a_cc_fires_cues_and_panic_and_keeps_the_mapping_after
             pump(w.root, lambda: w.cues.highlighted() is None)  # cue 2 was the last: nothing next
             controller.send(note(36, 100))
             pump(w.root, lambda: w.screen.panicked)
-            assert "PANIC ON" in w.ui.panic_button.cget("text")
+            pump(w.root, lambda: "PANIC ON" in w.ui.panic_button.cget("text"))  # the button follows, at a poll
             pump(w.root, lambda: ("/panic", [1]) in [(m.address, m.params) for m in peer.messages])
         # The window is closed (its port too); a new launch reads the saved settings over the config.
         saved = settings.read_text(encoding="utf-8")

@@ -11,7 +11,7 @@ answer after that says the server is back. The server's state goes to the operat
 Status("brain", ...) events from the brain thread.
 
 The answer is held to the prompt's JSON by the server's structured output, per server kind
-(`brain.server_output`), and always checked here too (server_answer.py).
+(`brain.server_output`), and always checked here too (schema.py).
 """
 
 from __future__ import annotations
@@ -29,18 +29,19 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from voicevibe.brain.assets import Example
+from voicevibe.brain.assets import Assets, Example
 from voicevibe.brain.prompting import (
     REPEAT_PENALTY,
     SUMMARY_MAX_TOKENS,
     Abandoned,
     BackendUnavailable,
+    LoadedModel,
     PromptRequest,
     SummaryRequest,
     chat_messages,
     summary_text,
 )
-from voicevibe.brain.server_answer import SUMMARY_SCHEMA, checked_json, prompt_grammar, prompt_schema, summary_grammar
+from voicevibe.brain.schema import SUMMARY_SCHEMA, checked_json, prompt_grammar, prompt_schema, summary_grammar
 from voicevibe.config import BrainConfig
 from voicevibe.events import Status
 from voicevibe.ratelimit import RateLimiter
@@ -370,7 +371,7 @@ def api_key(config: BrainConfig) -> tuple[str, str]:
     return key, note
 
 
-def connect_server(config: BrainConfig, assets: Any) -> Any:
+def connect_server(config: BrainConfig, assets: Assets) -> LoadedModel:
     """The brain's loader for a server URL: a LoadedModel, with a note when the server cannot be used yet.
 
     A server that is down is not a failure: the show starts on fallback prompts and the model

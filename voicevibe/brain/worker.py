@@ -165,20 +165,20 @@ class BrainThread(threading.Thread):
             if taken is not None:
                 seq, phrase = taken
                 self.post(BrainTook(seq))
-                prompt, error = self._guarded(brain.step, phrase, self._interrupted)
+                prompt, error = self._attempt(brain.step, phrase, self._interrupted)
                 if self._stopping:
                     return  # the main process answers what was in flight (BrainStage._on_down)
                 if prompt is not None:
                     self._next_allowed = time.monotonic() + brain.config.prompt_interval_seconds
                 self.post(BrainAnswer(seq, prompt, error))  # type: ignore[arg-type]
             elif summary_due and not commands:
-                summary, _ = self._guarded(brain.summarize, self._summary_interrupted)
+                summary, _ = self._attempt(brain.summarize, self._summary_interrupted)
                 if summary is not None:
                     self.post(BrainSummary(summary))  # type: ignore[arg-type]
                 if summary is not None or not self._summary_interrupted():
                     self._schedule_summary(brain)  # made, or nothing to summarise; an interrupted one is retried
 
-    def _guarded(self, step: Callable[..., ImagePrompt | Summary | None],
+    def _attempt(self, step: Callable[..., ImagePrompt | Summary | None],
                  *args: object) -> tuple[ImagePrompt | Summary | None, str]:
         """Run one brain step: (its result, ""), or (None, what failed): logged and reported, the show goes on."""
         try:

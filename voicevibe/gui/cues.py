@@ -13,7 +13,6 @@ from __future__ import annotations
 import logging
 import tkinter as tk
 from tkinter import filedialog
-from typing import Any
 
 import customtkinter as ctk
 
@@ -27,15 +26,15 @@ log = logging.getLogger(__name__)
 
 COLUMNS = 5  # cue buttons per row
 NEXT_COLOUR, LAST_COLOUR, CUE_COLOUR = AMBER, BLUE, GREY
-CLICKER_KEYS = {"Next": NextCue, "Prior": PreviousCue}  # Page Down / Page Up
+CLICKER_KEYS: dict[str, type[NextCue | PreviousCue]] = {"Next": NextCue, "Prior": PreviousCue}  # Page Down / Page Up
 
 
 class CuePanel:
     """The show panel in the window's right column."""
 
-    def __init__(self, w: WindowHost, parent: Any) -> None:
+    def __init__(self, w: WindowHost, parent: tk.Misc) -> None:
         self.w = w
-        self.show: ShowControl = w.controls.cues
+        self.control: ShowControl = w.controls.cues
         self.buttons: list[ctk.CTkButton] = []
         self._version = -1
         frame = ctk.CTkFrame(parent, fg_color="transparent")
@@ -67,8 +66,8 @@ class CuePanel:
                                                       describe=lambda s: "cut" if s == 0 else f"{s:.1f} s blend")
         self.transition.pack(fill="x", padx=10, pady=3)
         w.root.bind("<Key>", self.on_key)
-        if self.show.file is not None:
-            self._show_cues(self.show.file)  # loaded at start (show.file)
+        if self.control.file is not None:
+            self._show_cues(self.control.file)  # loaded at start (show.file)
         self.refresh()
 
     # ---------- the show ----------
@@ -83,7 +82,7 @@ class CuePanel:
     def load(self, path: str) -> bool:
         """Load a show file; a bad one is reported (file, cue, key) and the current show stays."""
         try:
-            show = self.show.load(path)
+            show = self.control.load(path)
         except ShowError as e:
             self.w.show_message(str(e), "error")
             return False
@@ -111,13 +110,13 @@ class CuePanel:
 
     def refresh(self) -> None:
         """Redraw the highlights, the seed and the transition when the show control changed (each poll)."""
-        if self.show.version == self._version:
+        if self.control.version == self._version:
             return
-        self._version = self.show.version
+        self._version = self.control.version
         for number, button in enumerate(self.buttons, 1):
-            colour = NEXT_COLOUR if number == self.show.next_number else \
-                LAST_COLOUR if number == self.show.last_number else CUE_COLOUR
-            button.configure(fg_color=colour, border_color="#f7dc6f" if number == self.show.next_number else colour)
+            colour = NEXT_COLOUR if number == self.control.next_number else \
+                LAST_COLOUR if number == self.control.last_number else CUE_COLOUR
+            button.configure(fg_color=colour, border_color="#f7dc6f" if number == self.control.next_number else colour)
         seeds = self.w.controls.osc.seeds
         if bool(self.lock.get()) != seeds.locked:
             self.lock.select() if seeds.locked else self.lock.deselect()
@@ -155,7 +154,7 @@ class CuePanel:
             self.w.command(CLICKER_KEYS[event.keysym](via="key"))
             return "break"
         key = event.keysym.lower() if len(event.keysym) == 1 else ""
-        cue = self.show.file.by_key(key) if key and self.show.file is not None else None
+        cue = self.control.file.by_key(key) if key and self.control.file is not None else None
         if cue is not None:
             self.w.command(FireCue(cue.number, via="key"))
         elif key in "123456789" and key:

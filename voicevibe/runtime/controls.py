@@ -47,13 +47,17 @@ class Controls:
         self.osc = TransitionSender(config.osc, report=self.feed.post, show=config.show)
         self.cues = ShowControl(config, self.osc, CueHooks(self.feed.post, self.feed.log, engines.brain.command,
                                                             self._cue_phrase), styles=engines.brain.assets.styles)
+        if config.show.file:
+            try:
+                self.cues.load(config.show.file)  # ShowError (file, cue, key) before anything starts
+            except BaseException:
+                self.osc.close()
+                raise
         self.dsp = Dsp(config.dsp)  # one input at a time; a show resets its state (Pipeline), the settings stay
         self.outbox = Outbox(self.osc, self.feed, config.osc)
         engines.brain.attach(self.outbox.put)
         self.outbox.start()
         self.closed = False
-        if config.show.file:
-            self.cues.load(config.show.file)  # ShowError (file, cue, key) before anything else starts
 
     def apply(self, command: Command) -> None:
         """Carry out an operator's command, the same from every surface (any thread); each one is logged."""

@@ -15,12 +15,11 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any
 
 from voicevibe.config import Config, ConfigError
 from voicevibe.control import ControlServer
 from voicevibe.dsp import Dsp
-from voicevibe.events import Command, PipelineStats, Status, Stopped
+from voicevibe.events import Command, Event, PipelineStats, Status, Stopped
 from voicevibe.macos import Activity
 from voicevibe.runtime.audio_feed import AudioFeed, SourceOpener
 from voicevibe.runtime.controls import Controls
@@ -93,7 +92,7 @@ class Pipeline:
     # ---- what front ends and tests read -------------------------------------------------------
 
     @property
-    def events(self) -> queue.Queue[Any]:
+    def events(self) -> queue.Queue[Event]:
         """The front end's event queue."""
         return self.controls.feed.events
 
@@ -175,7 +174,7 @@ class Pipeline:
         if not stages:
             self._inputs_done.set()
         for name, target in stages:
-            thread = threading.Thread(target=self._guarded(name, target), name=name)
+            thread = threading.Thread(target=self._stage_thread(name, target), name=name)
             self._threads.append(thread)
             thread.start()
 
@@ -235,7 +234,7 @@ class Pipeline:
             self.engines.close()
         self._activity.end()
 
-    def _guarded(self, name: str, target: Callable[[], None]) -> Callable[[], None]:
+    def _stage_thread(self, name: str, target: Callable[[], None]) -> Callable[[], None]:
         def run() -> None:
             try:
                 target()

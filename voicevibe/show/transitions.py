@@ -240,7 +240,7 @@ class TransitionSender(OscSender):
             old = self._on_screen
         ramp = bool(addr.blend) and seconds > 0 and bool(old) and old != text
         after = [blend_datagram(addr.blend, text, text, 1.0, self.config)] if addr.blend and not ramp else []
-        sent_at = self._send([*before, *datagrams, *after], hold="_held_prompt")
+        sent_at = self._send([*before, *datagrams, *after], hold="prompt")
         with self._look_lock:
             if sent_at is not None:
                 self._on_screen = text

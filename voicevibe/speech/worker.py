@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from voicevibe.config import SttConfig
-from voicevibe.events import Status
+from voicevibe.events import SpeechEvent, Status
 from voicevibe.hub import ModelError, locate_stt
 from voicevibe.speech.engine import SttEngine, SttModel, load_model
 from voicevibe.workers.messages import (
@@ -28,7 +28,7 @@ from voicevibe.workers.messages import (
     WorkerLoading,
     WorkerReady,
 )
-from voicevibe.workers.process import EXIT_FAILED, EXIT_STEP_ERRORS, Link
+from voicevibe.workers.process import EXIT_FAILED, EXIT_STEP_ERRORS, Link, resolve
 
 log = logging.getLogger(__name__)
 
@@ -44,15 +44,16 @@ def load_stt(config: SttConfig, progress: Progress) -> SttModel:
     return load_model(locate_stt(config.model, allow_download=False), config.dtype, progress=progress)
 
 
-def run_stt_worker(link: Link, loader: SttLoader, config: SttConfig, skip: Any) -> int:
-    """Load the model, then step one engine per stream until Shutdown.
+def run_stt_worker(link: Link, loader: SttLoader | str, config: SttConfig, skip: Any) -> int:
+    """Load the model (`loader`: a callable, or its "module:function"), then step one engine per stream until
+    Shutdown.
 
     Blocks and flushes numbered `skip.value` or lower (a shared counter the main process sets at
     Stop) are answered without being stepped, so a backlog never delays a Stop.
     """
     link.send(WorkerLoading(f"loading speech model {config.model} ({config.dtype})", 0.0))
     try:
-        model = loader(config, lambda message, fraction: link.send(WorkerLoading(message, fraction)))
+        model = resolve(loader)(config, lambda message, fraction: link.send(WorkerLoading(message, fraction)))
     except ModelError as e:
         link.send(WorkerFailed(str(e)))
         return EXIT_FAILED
@@ -75,7 +76,7 @@ def run_stt_worker(link: Link, loader: SttLoader, config: SttConfig, skip: Any) 
         elif isinstance(message, AudioBlock):
             start = time.perf_counter()
             try:
-                events = engine.step(message.samples())
+                events: list[SpeechEvent | Status] = [*engine.step(message.samples())]
             except Exception as e:  # the model's step: fresh state, and the show goes on
                 log.exception("STT step failed")
                 now = time.monotonic()
@@ -93,8 +94,8 @@ def run_stt_worker(link: Link, loader: SttLoader, config: SttConfig, skip: Any) 
                                  engine.counters(step_errors), sent_at=time.monotonic()))
         elif isinstance(message, SttFlush):
             start = time.perf_counter()
-            events = engine.flush()
-            link.send(SttStepped(message.seq, tuple(events), time.perf_counter() - start,
+            flushed = engine.flush()
+            link.send(SttStepped(message.seq, tuple(flushed), time.perf_counter() - start,
                                  engine.counters(step_errors), flushed=True, sent_at=time.monotonic()))
 
 
