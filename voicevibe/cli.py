@@ -24,7 +24,19 @@ from voicevibe.brain.assets import AssetError
 from voicevibe.config import FRAME_SECONDS, Config, ConfigError
 from voicevibe.config_files import documented_defaults, load_config, parse_override
 from voicevibe.dsp import Dsp
-from voicevibe.events import Event, Freeze, Levels, Panic, PauseBrain, PhraseEnd, SeedLock, Status, Word, to_json_dict
+from voicevibe.events import (
+    Command,
+    Event,
+    Freeze,
+    Levels,
+    Panic,
+    PauseBrain,
+    PhraseEnd,
+    SeedLock,
+    Status,
+    Word,
+    to_json_dict,
+)
 from voicevibe.hub import ModelError, locate_stt
 from voicevibe.launcher import keep_awake
 from voicevibe.runtime.session import SessionLogError
@@ -254,7 +266,7 @@ def start_midi(config: Config, controls: Controls) -> MidiInput | None:
     if not config.midi.port:
         return None
 
-    def state(kind: type) -> bool:
+    def state(kind: type[Command]) -> bool:
         osc = controls.osc
         return {Panic: osc.panicked, Freeze: osc.frozen, PauseBrain: controls.engines.brain.paused,
                 SeedLock: osc.seeds.locked}.get(kind, False)

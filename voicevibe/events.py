@@ -43,13 +43,16 @@ class PhraseEnd:
     reason: Literal["vad", "end"] = "vad"
 
 
+ResetReason = Literal["pause", "quiet", "limit"]  # a phrase's pause, a quiet moment, the segment cap
+
+
 @dataclass(frozen=True)
 class SegmentReset:
     """The STT state (LM cache and Mimi) was reset between two frames, without losing any."""
 
     step: int  # first frame of the new segment
     segment_frames: int  # real audio frames the closed segment consumed
-    reason: Literal["pause", "quiet", "limit"]
+    reason: ResetReason
 
 
 @dataclass(frozen=True)
@@ -198,6 +201,7 @@ class DownloadDone:
     brain: bool  # the brain's GGUF arrived
 
 
+SpeechEvent = Word | PhraseEnd | SegmentReset  # what the speech engine emits
 Event = (Word | PhraseEnd | SegmentReset | Status | Phrase | ImagePrompt | Summary | Levels | TargetStatus
          | WorkerState | PipelineStats | CueFired | PhraseDropped | Stopped | DownloadProgress | DownloadDone)
 
@@ -206,7 +210,7 @@ EVENT_TYPES: dict[type, str] = {Word: "word", PhraseEnd: "phrase_end", SegmentRe
                                 WorkerState: "worker", CueFired: "cue", PhraseDropped: "phrase_dropped"}
 
 
-def to_json_dict(event: Any) -> dict[str, Any]:
+def to_json_dict(event: Any) -> dict[str, Any]:  # Any: an event or command dataclass
     """The event as a flat JSON-ready dict with a `type` field first."""
     return {"type": EVENT_TYPES.get(type(event)) or snake_name(type(event)), **dataclasses.asdict(event)}
 

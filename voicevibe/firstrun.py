@@ -84,7 +84,8 @@ def cached(repo: str, filename: str) -> Path | None:
 
 def _sized(repo: str, files: list[str]) -> int | None:
     sizes = [KNOWN_SIZES.get((repo, name)) for name in files]
-    return None if any(size is None for size in sizes) else sum(sizes)  # type: ignore[misc]
+    known = [size for size in sizes if size is not None]
+    return sum(known) if len(known) == len(sizes) else None
 
 
 def stt_files(repo: str) -> list[str]:

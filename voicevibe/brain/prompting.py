@@ -74,7 +74,9 @@ class SummaryRequest:
 class PromptModel(Protocol):
     """What the brain needs from a language model: raw JSON text for a request."""
 
-    name: str
+    @property
+    def name(self) -> str:
+        """The model's name, as ImagePrompt.model reports it."""
 
     def generate(self, request: PromptRequest, should_stop: Callable[[], str]) -> str:
         """The model's raw output; raises Abandoned when `should_stop()` returns a reason."""

@@ -22,7 +22,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from voicevibe import macos
 from voicevibe.audio import AudioError, list_input_devices
@@ -75,7 +74,7 @@ class Probe:
     input_devices: Callable[[], list] = list_input_devices
     listen: Callable[[str | None, int], LevelCheck] = lambda spec, channel: level_check(spec, channel=channel)
     memory: Callable[[], tuple[int, int]] = _memory  # (available, total) bytes
-    resolve: Callable[[str, int], Any] = lambda host, port: socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)
+    resolve: Callable[[str, int], object] = lambda host, port: socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)
 
     @property
     def mac(self) -> bool:

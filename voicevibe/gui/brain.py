@@ -10,8 +10,8 @@ other brain loads or connects. The pause button follows the brain's own state, w
 from __future__ import annotations
 
 import dataclasses
+import tkinter as tk
 from pathlib import Path
-from typing import Any
 
 import customtkinter as ctk
 
@@ -57,7 +57,7 @@ def snap_rate(value: float) -> float:
 class BrainPanel:
     """The Brain section of the window's left column."""
 
-    def __init__(self, w: WindowHost, parent: Any, styles: list[str]) -> None:
+    def __init__(self, w: WindowHost, parent: tk.Misc, styles: list[str]) -> None:
         self.w = w
         brain, ui = w.config.brain, w.ui
         title(parent, "Brain").pack(fill="x", **PAD)

@@ -8,7 +8,7 @@ launch with `remember` (Tk thread), and says something on the status bar's messa
 from __future__ import annotations
 
 from types import SimpleNamespace
-from typing import Any, Protocol
+from typing import Protocol
 
 import customtkinter as ctk
 
@@ -30,7 +30,7 @@ class WindowHost(Protocol):
     def command(self, command: Command) -> None:
         """Carry out an operator's command (any thread)."""
 
-    def remember(self, section: str, key: str, value: Any) -> None:
+    def remember(self, section: str, key: str, value: str | float | bool | None) -> None:
         """A setting the operator changed: applied to `config` and saved shortly (Tk thread)."""
 
     def show_message(self, text: str, level: str = "info") -> None:

@@ -6,10 +6,10 @@ the brain at any time, show running or not, as `SayText`.
 
 from __future__ import annotations
 
+import tkinter as tk
 from collections.abc import Callable
 from pathlib import Path
 from tkinter import filedialog
-from typing import Any
 
 import customtkinter as ctk
 
@@ -25,7 +25,7 @@ NO_DEVICE = "(no input device)"
 class InputPanel:
     """Microphone / File / Script, the device picker, the rehearsal file, the script, Say and Start."""
 
-    def __init__(self, w: WindowHost, parent: Any, *, on_start: Callable[[], None],
+    def __init__(self, w: WindowHost, parent: tk.Misc, *, on_start: Callable[[], None],
                  can_rescan: Callable[[], bool]) -> None:
         self.w = w
         self.can_rescan = can_rescan  # PortAudio looks for devices again only with no stream open

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import queue
 import time
-from typing import Any
+import tkinter as tk
 
 import customtkinter as ctk
 
@@ -48,7 +48,7 @@ SLIDERS = {SetGain: ("gain", "db"), SetGate: ("gate", "threshold"), SetHistory: 
 class MidiPanel:
     """The MIDI section of the window's left column."""
 
-    def __init__(self, w: WindowHost, parent: Any) -> None:
+    def __init__(self, w: WindowHost, parent: tk.Misc) -> None:
         self.w = w
         self._polls = 0
         self._queue: queue.Queue = queue.Queue(QUEUE_SIZE)
@@ -110,7 +110,7 @@ class MidiPanel:
     def _report(self, status: Status) -> None:
         self._queue_put(status)
 
-    def _state(self, kind: type) -> bool:
+    def _state(self, kind: type[Command]) -> bool:
         """The truth of a toggle, from the sender and the brain (not the buttons: they follow at the poll)."""
         osc = self.w.controls.osc
         return {Panic: osc.panicked, Freeze: osc.frozen, PauseBrain: self.w.controls.engines.brain.paused,

@@ -7,6 +7,7 @@ control in): the buttons are brought up to date at every poll.
 
 from __future__ import annotations
 
+import tkinter as tk
 from collections.abc import Callable
 from typing import Any
 
@@ -37,7 +38,7 @@ PANIC_RED = "#ff0000"
 class ScreenPanel:
     """Panic, freeze, the transcript, the prompt history, the typed prompt and the summary."""
 
-    def __init__(self, w: WindowHost, parent: Any) -> None:
+    def __init__(self, w: WindowHost, parent: tk.Misc) -> None:
         self.w = w
         ui = w.ui
         parent.grid_columnconfigure(0, weight=1)
@@ -99,7 +100,7 @@ class ScreenPanel:
             self.w.command(SendPrompt(text))
             self.w.ui.manual.delete(0, "end")
 
-    def resend(self, prompt: Any) -> None:
+    def resend(self, prompt: ImagePrompt) -> None:
         """Send a past prompt again (a click in the history)."""
         self.w.command(SendPrompt(prompt.text))
 

@@ -3,6 +3,7 @@ the DSP, the gate and the weak-signal warning."""
 
 from __future__ import annotations
 
+import tkinter as tk
 from collections.abc import Callable
 from typing import Any
 
@@ -18,7 +19,7 @@ PAD = {"padx": 10, "pady": 3}
 class SoundPanel:
     """Gain and gate sliders, the AGC switch, the two meters and the gate / weak-signal labels."""
 
-    def __init__(self, w: WindowHost, parent: Any) -> None:
+    def __init__(self, w: WindowHost, parent: tk.Misc) -> None:
         self.w = w
         dsp, ui = w.config.dsp, w.ui
         title(parent, "Sound").pack(fill="x", **PAD)

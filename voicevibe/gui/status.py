@@ -3,6 +3,7 @@ figures, the message line, the session log)."""
 
 from __future__ import annotations
 
+import tkinter as tk
 from collections.abc import Callable
 from typing import Any
 
@@ -18,7 +19,7 @@ PAD = {"padx": 10, "pady": 3}
 class OscPanel:
     """The OSC targets with their counters, and the control-in state."""
 
-    def __init__(self, w: WindowHost, parent: Any) -> None:
+    def __init__(self, w: WindowHost, parent: tk.Misc) -> None:
         osc, control, ui = w.config.osc, w.config.control, w.ui
         title(parent, "OSC").pack(fill="x", **PAD)
         targets = osc.targets.strip() or "(none: nothing is sent)"

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import math
 import time
+import tkinter as tk
 from collections.abc import Callable
-from typing import Any
 
 import customtkinter as ctk
+
+from voicevibe.events import ImagePrompt, TargetStatus
 
 # Readable from two metres on a dim stage: big type for what the operator watches.
 FONT = ("Helvetica", 17)
@@ -51,7 +53,7 @@ def meter_fraction(linear: float) -> float:
     return min(1.0, max(0.0, (value - METER_FLOOR_DB) / -METER_FLOOR_DB))
 
 
-def title(master: Any, text: str) -> ctk.CTkLabel:
+def title(master: tk.Misc, text: str) -> ctk.CTkLabel:
     """A section heading."""
     return ctk.CTkLabel(master, text=text, font=FONT_TITLE, anchor="w")
 
@@ -59,7 +61,7 @@ def title(master: Any, text: str) -> ctk.CTkLabel:
 class LevelMeter(ctk.CTkFrame):
     """One meter row: a name, a bar for the peak (dBFS scale), peak and RMS in numbers."""
 
-    def __init__(self, master: Any, name: str) -> None:
+    def __init__(self, master: tk.Misc, name: str) -> None:
         super().__init__(master, fg_color="transparent")
         ctk.CTkLabel(self, text=name, font=FONT, width=60, anchor="w").pack(side="left")
         self.bar = ctk.CTkProgressBar(self, height=18, width=220, progress_color=GREEN)
@@ -79,7 +81,7 @@ class LevelMeter(ctk.CTkFrame):
 class SliderRow(ctk.CTkFrame):
     """A named slider with its value shown through `describe`; `on_change` gets each new value."""
 
-    def __init__(self, master: Any, name: str, lo: float, hi: float, value: float, *,
+    def __init__(self, master: tk.Misc, name: str, lo: float, hi: float, value: float, *,
                  describe: Callable[[float], str], on_change: Callable[[float], None],
                  steps: int | None = None, snap: Callable[[float], float] = lambda v: v) -> None:
         super().__init__(master, fg_color="transparent")
@@ -117,12 +119,12 @@ def wrap_button_text(button: ctk.CTkButton, width: int) -> None:
 class PromptList(ctk.CTkScrollableFrame):
     """The prompt history, newest on top; clicking an entry hands its prompt to `on_click`."""
 
-    def __init__(self, master: Any, on_click: Callable[[Any], None]) -> None:
+    def __init__(self, master: tk.Misc, on_click: Callable[[ImagePrompt], None]) -> None:
         super().__init__(master, label_text="")
         self.on_click = on_click
-        self.entries: list[tuple[Any, ctk.CTkButton]] = []  # (prompt, button), oldest first
+        self.entries: list[tuple[ImagePrompt, ctk.CTkButton]] = []  # (prompt, button), oldest first
 
-    def add(self, prompt: Any, detail: str) -> ctk.CTkButton:
+    def add(self, prompt: ImagePrompt, detail: str) -> ctk.CTkButton:
         """Show a prompt (an ImagePrompt, or anything with `.text`) with a detail line."""
         button = ctk.CTkButton(self, text=f"{prompt.text}\n{detail}", font=FONT_PROMPT, anchor="w",
                                fg_color="#1f2a36", hover_color="#2c3e50",
@@ -142,12 +144,12 @@ class PromptList(ctk.CTkScrollableFrame):
 class TargetRows(ctk.CTkFrame):
     """Per-OSC-target status lines: sent, errors, last send, last error."""
 
-    def __init__(self, master: Any) -> None:
+    def __init__(self, master: tk.Misc) -> None:
         super().__init__(master, fg_color="transparent", height=4)  # grows with its lines
         self.rows: dict[str, ctk.CTkLabel] = {}
-        self.statuses: dict[str, Any] = {}
+        self.statuses: dict[str, TargetStatus] = {}
 
-    def update_status(self, status: Any) -> None:
+    def update_status(self, status: TargetStatus) -> None:
         """Record a TargetStatus and redraw its line."""
         self.statuses[status.target] = status
         self.refresh()

@@ -23,7 +23,6 @@ import tkinter as tk
 from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any
 
 import customtkinter as ctk
 
@@ -57,7 +56,7 @@ SAVE_DELAY_MS = 1000  # settings are written this long after the last change
 STOP_JOIN_SECONDS = 60.0  # Pipeline.stop() joins each stage with its own timeout
 GC_MS = 1000  # the young generations are collected this often on the Tk thread, everything every GC_FULL ticks
 GC_FULL = 30
-PipelineFactory = Callable[..., Any]  # (config, controls=..., input_spec=..., script=..., record_audio=...) -> a show
+PipelineFactory = Callable[..., Pipeline]  # (config, controls=, input_spec=, script=, record_audio=)
 
 
 class PerformanceWindow:
@@ -73,8 +72,8 @@ class PerformanceWindow:
         gc.disable()  # collected on this thread by _collect(): Tk objects are finalised here only
         self._gc_ticks = 0
         self.controls = controls or Controls(config, Engines(config))
-        self.pipeline: Any = None  # the running show
-        self._ending: Any = None  # a show being stopped: its last events are still shown
+        self.pipeline: Pipeline | None = None  # the running show
+        self._ending: Pipeline | None = None  # a show being stopped: its last events are still shown
         self._stopper: threading.Thread | None = None
         self._changed: dict[str, set[str]] = {}
         self._save_id: str | None = None
@@ -185,7 +184,7 @@ class PerformanceWindow:
         reading thread)."""
         self.controls.apply(command)
 
-    def remember(self, section: str, key: str, value: Any) -> None:
+    def remember(self, section: str, key: str, value: str | float | bool | None) -> None:
         """Apply a changed setting to the config and save it shortly (debounced)."""
         part = dataclasses.replace(getattr(self.config, section), **{key: value})
         self.config = dataclasses.replace(self.config, **{section: part})

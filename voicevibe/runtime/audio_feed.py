@@ -13,11 +13,10 @@ import logging
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
-from voicevibe.audio import AudioError, FileSource, MicSource, describe, open_source, rescan_devices
+from voicevibe.audio import AudioError, MicSource, Source, describe, open_source, rescan_devices
 from voicevibe.config import Config
 from voicevibe.dsp import Dsp
 from voicevibe.events import Status
@@ -30,7 +29,7 @@ from voicevibe.speech.stage import SttStage
 log = logging.getLogger(__name__)
 
 MIC_RETRY_SECONDS = 2.0  # an unplugged microphone is looked for again this often
-SourceOpener = Callable[[str, Config], Any]  # a context manager with blocks(), stop() and dropped_blocks
+SourceOpener = Callable[[str, Config], Source]
 
 
 class AudioFeed:
@@ -44,7 +43,7 @@ class AudioFeed:
         self.stopping, self.record = stopping, record
         self.opener = opener
         self.error: str | None = None  # why the show could not hear its input (None: it did, or was stopped)
-        self._source: Any = None
+        self._source: Source | None = None
         self._dropped_before = 0  # blocks dropped by sources already closed
 
     @property
@@ -100,15 +99,16 @@ class AudioFeed:
                     self._dropped_before += self._source.dropped_blocks
                 self._source = None
 
-    def _listen(self, source: FileSource | MicSource, wait: bool) -> None:
+    def _listen(self, source: Source, wait: bool) -> None:
         """The audio loop: record, condition, meter, send; the speech engine never slows it down."""
         send_level = self.config.osc.send_level
-        silence = DigitalSilence() if isinstance(source, MicSource) else None  # a denied mic on macOS
+        mic = source if isinstance(source, MicSource) else None
+        silence = DigitalSilence() if mic is not None else None  # a denied mic on macOS
         for block in source.blocks():
             if self.stopping.is_set():
                 break
-            if silence is not None and silence.step(block):
-                self.feed.post(silence_status(describe(source), source.channel))  # type: ignore[union-attr]
+            if mic is not None and silence is not None and silence.step(block):
+                self.feed.post(silence_status(describe(mic), mic.channel))
             if self.record is not None:
                 self.record(block)
             out, levels = self.dsp.process(block)

@@ -13,11 +13,11 @@ import logging
 import queue
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any
 
 from voicevibe.brain.stage import DEFAULT_LOADER as BRAIN_LOADER
 from voicevibe.brain.stage import BrainStage
 from voicevibe.config import Config
+from voicevibe.events import Event
 from voicevibe.runtime.feed import EventFeed
 from voicevibe.speech.stage import DEFAULT_LOADER as STT_LOADER
 from voicevibe.speech.stage import SttStage
@@ -47,7 +47,7 @@ class Engines:
         self._restarter = ThreadPoolExecutor(max_workers=1, thread_name_prefix="engines-restart")  # in order
 
     @property
-    def events(self) -> queue.Queue[Any]:
+    def events(self) -> queue.Queue[Event]:
         """The front end's event queue."""
         return self.feed.events
 

@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import logging
 import queue
-from typing import Any
 
-from voicevibe.events import Event, Status, WorkerState
+from voicevibe.events import Command, Event, Status, WorkerState
 from voicevibe.runtime.session import SessionLog
 
 log = logging.getLogger(__name__)
@@ -21,7 +20,7 @@ EVENT_QUEUE_SIZE = 2000
 ALSO_LOGGED = (Status, WorkerState)  # posted events the session log keeps as they are posted
 
 
-def post_latest(events: queue.Queue[Any], item: object) -> None:
+def post_latest(events: queue.Queue[Event], item: Event) -> None:
     """Queue an item for the front end, dropping the oldest if it is not keeping up."""
     while True:
         try:
@@ -37,8 +36,8 @@ def post_latest(events: queue.Queue[Any], item: object) -> None:
 class EventFeed:
     """The front end's event queue, and the session log of the show that runs (if one does)."""
 
-    def __init__(self, events: queue.Queue[Any] | None = None) -> None:
-        self.events: queue.Queue[Any] = events if events is not None else queue.Queue(EVENT_QUEUE_SIZE)
+    def __init__(self, events: queue.Queue[Event] | None = None) -> None:
+        self.events: queue.Queue[Event] = events if events is not None else queue.Queue(EVENT_QUEUE_SIZE)
         self._log: SessionLog | None = None
 
     def post(self, item: Event) -> None:
@@ -48,7 +47,7 @@ class EventFeed:
             log.debug("%s", item)  # front ends show it
             self.log(item)
 
-    def log(self, item: Any, **extra: Any) -> None:
+    def log(self, item: Event | Command | dict[str, object], **extra: object) -> None:
         """Write one line to the running show's session log; nothing when no show runs."""
         session = self._log
         if session is not None:

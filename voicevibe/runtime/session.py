@@ -96,7 +96,7 @@ def _hint(e: BaseException) -> str:
     return "check the disk and session.log_dir"
 
 
-def _json_default(value: Any) -> Any:
+def _json_default(value: object) -> object:
     """JSON for the few non-JSON values events carry (numpy scalars and arrays, paths)."""
     if isinstance(value, np.generic):
         return value.item()
@@ -105,7 +105,7 @@ def _json_default(value: Any) -> Any:
     return str(value)
 
 
-def as_record(event: Any) -> dict[str, Any]:
+def as_record(event: object) -> dict[str, Any]:
     """A log record for an event dataclass or a plain dict with a string "type"."""
     if isinstance(event, dict):
         if not isinstance(event.get("type"), str):
@@ -206,7 +206,7 @@ class SessionLog:
         log.error("session log stopped: %s", reason)
         self._notify(Status("session", f"logging stopped: {reason}; the show goes on", "error"))
 
-    def write(self, event: Any, **extra: Any) -> None:
+    def write(self, event: object, **extra: object) -> None:
         """Queue one line: an event dataclass or a dict with a "type", plus `extra` fields and the stamps."""
         record = as_record(event)
         record.update(extra)
@@ -260,6 +260,8 @@ class SessionLog:
     def _drop_file(self) -> None:
         """Close the log file after a failure, ignoring the second failure closing may bring (lock held)."""
         file, self._file = self._file, None
+        if file is None:
+            return
         try:
             file.close()
         except OSError as e:

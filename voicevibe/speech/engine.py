@@ -20,6 +20,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 import mlx.core as mx
 import mlx.nn as nn
@@ -30,7 +31,7 @@ from moshi_mlx import models, utils
 from moshi_mlx.modules.transformer import LayerCache
 
 from voicevibe.config import BLOCK, FRAME_SECONDS, SttConfig
-from voicevibe.events import Event, PhraseEnd, SegmentReset, Word
+from voicevibe.events import PhraseEnd, ResetReason, SegmentReset, SpeechEvent, Word
 from voicevibe.hub import ModelError, SttFiles
 from voicevibe.testing.fastcodec import FastMimi, is_fast_codec
 from voicevibe.workers.messages import SttCounters
@@ -65,7 +66,12 @@ def safetensors_names(path: Path) -> list[str]:
     return [k for k in header if k != "__metadata__"]
 
 
-MimiEncoder = rustymimi.Tokenizer | FastMimi  # what the engine calls: encode_step(pcm[1, 1, 1920])
+class MimiEncoder(Protocol):
+    """What the engine needs of a codec (rustymimi.Tokenizer, or the tests' FastMimi)."""
+
+    def encode_step(self, pcm: np.ndarray) -> np.ndarray:
+        """Codes [1, 32, frames] for pcm [1, 1, samples], the codec's state carried to the next call."""
+
 
 
 @dataclass
@@ -290,17 +296,17 @@ class SttEngine:
         self._pending_real = False  # are the codes in _audio_in from a real frame?
         self.segment_frames = 0
         self.pauses.new_segment()
-        self._reset_reason: str | None = None
+        self._reset_reason: ResetReason | None = None
         for layer in self.model.lm.transformer_cache:
             layer.reset()
         self._mimi: MimiEncoder | None = None  # built at the segment's first frame
 
-    def step(self, block: np.ndarray) -> list[Event]:
+    def step(self, block: np.ndarray) -> list[SpeechEvent]:
         """Transcribe one 1920-sample float32 block (24 kHz mono); return the events it produced."""
         if block.shape != (BLOCK,):
             raise ValueError(f"STT blocks are {BLOCK} samples at 24 kHz, got shape {block.shape}")
         level = float(np.sqrt(np.mean(np.square(block, dtype=np.float64))))
-        events: list[Event] = []
+        events: list[SpeechEvent] = []
         reason = self._reset_reason or self._boundary(level)
         if reason:
             events += self._reset(reason)
@@ -310,7 +316,7 @@ class SttEngine:
         events += self._encode_and_step(np.ascontiguousarray(block, np.float32)[None, None, :], real=True)
         return events
 
-    def flush(self) -> list[Event]:
+    def flush(self) -> list[SpeechEvent]:
         """End of input: feed silence so the last words come out, then start afresh."""
         events = self._drain()
         if self.pauses.speech_seen:
@@ -319,7 +325,7 @@ class SttEngine:
         self._new_segment()
         return events
 
-    def _boundary(self, level: float) -> str | None:
+    def _boundary(self, level: float) -> ResetReason | None:
         """Decide, before feeding a block, whether the segment must end here."""
         if self.segment_frames >= self.max_segment:
             return "limit"
@@ -329,7 +335,7 @@ class SttEngine:
             return None  # wait for the pause head
         return "quiet" if level <= np.quantile(self._levels, QUIET_QUANTILE) else None
 
-    def _reset(self, reason: str) -> list[Event]:
+    def _reset(self, reason: ResetReason) -> list[SpeechEvent]:
         closed = self.segment_frames
         events = self._drain()
         self._new_segment()
@@ -337,13 +343,13 @@ class SttEngine:
         log.debug("STT state reset at frame %d after %d frames (%s)", self.frames_in, closed, reason)
         return [*events, SegmentReset(self.frames_in, closed, reason)]
 
-    def _drain(self) -> list[Event]:
-        events: list[Event] = []
+    def _drain(self) -> list[SpeechEvent]:
+        events: list[SpeechEvent] = []
         for _ in range(self.flush_frames):
             events += self._encode_and_step(self._silence, real=False)
         return events
 
-    def _encode_and_step(self, pcm: np.ndarray, *, real: bool) -> list[Event]:
+    def _encode_and_step(self, pcm: np.ndarray, *, real: bool) -> list[SpeechEvent]:
         """Mimi encodes this frame while the LM steps on the previous one (the step never needs the new
         codes), so the codec costs no time beside the LM: the same order of operations as Kyutai's loop,
         run on two threads. rustymimi releases the GIL in encode_step and gives one frame per block."""
@@ -376,7 +382,7 @@ class SttEngine:
         self._bytes = b""
         return "".join(ch for ch in text if ch.isprintable())
 
-    def _lm_step(self) -> list[Event]:
+    def _lm_step(self) -> list[SpeechEvent]:
         """One LM step: feed the previous text token and the previous frame's codes."""
         lm = self.model.lm
         text, out = lm_sample(lm, self._text_in, self._audio_in, self._sampler)
@@ -388,7 +394,7 @@ class SttEngine:
         self.steps += 1
         token = int(text.item())
         step = self.frames_in - 1
-        events: list[Event] = []
+        events: list[SpeechEvent] = []
         if token not in NO_TEXT_TOKENS:
             piece = self._piece_text(token)
             t = max(0.0, self.frames_in * FRAME_SECONDS - self.model.audio_delay_seconds)

@@ -15,7 +15,6 @@ import statistics
 import threading
 from collections import deque
 from collections.abc import Callable
-from typing import Any
 
 import numpy as np
 
@@ -57,7 +56,7 @@ class SttStage(Stage):
         self.lost = 0  # blocks sent to a worker that died before answering
         self.restarts = 0  # worker processes restarted during a stream
 
-    def worker_args(self) -> tuple[Any, ...]:
+    def worker_args(self) -> tuple[object, ...]:
         """The shared skip counter."""
         return (self._skip,)
 

@@ -16,12 +16,10 @@ from voicevibe.events import (
     MakeSummary,
     PauseBrain,
     Phrase,
-    PhraseEnd,
     ResetMemory,
-    SegmentReset,
+    SpeechEvent,
     Status,
     Summary,
-    Word,
 )
 
 
@@ -101,7 +99,7 @@ class SttStepped:
     """STT worker -> main: the events of one block (or of the flush, `flushed` true)."""
 
     seq: int
-    events: tuple[Word | PhraseEnd | SegmentReset | Status, ...]
+    events: tuple[SpeechEvent | Status, ...]
     seconds: float  # compute time in the worker
     counters: SttCounters = field(default_factory=SttCounters)
     flushed: bool = False

@@ -34,7 +34,7 @@ def resolve(target: str | Callable[..., Any]) -> Callable[..., Any]:
     if not isinstance(target, str):
         return target
     module, _, name = target.partition(":")
-    return getattr(importlib.import_module(module), name)  # type: ignore[no-any-return]
+    return getattr(importlib.import_module(module), name)  # type: ignore[no-any-return,unused-ignore]
 
 
 class Link:
@@ -73,7 +73,7 @@ def _beat(counter: Any) -> None:
         time.sleep(HEARTBEAT_SECONDS)
 
 
-def worker_main(conn: Connection, heartbeat: Any, log_level: int, target: str, args: tuple[Any, ...]) -> None:
+def worker_main(conn: Connection, heartbeat: Any, log_level: int, target: str, args: tuple[object, ...]) -> None:
     """The first function a worker process runs: heartbeat, pipe, then `target(link, *args)` (target:
     "module:function", imported here)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)

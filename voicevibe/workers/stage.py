@@ -29,18 +29,18 @@ class Stage:
     label: ClassVar[str]  # how the operator calls it
     target: ClassVar[str]  # the worker's function, "module:function"
 
-    def __init__(self, supervisor: SupervisorConfig, report: Report, loader: Loader, settings: Any) -> None:
+    def __init__(self, supervisor: SupervisorConfig, report: Report, loader: Loader, settings: object) -> None:
         self._loader = loader
         self._cond = threading.Condition()  # the stage's state; notified when the worker's state changes
         self._seq = 0  # the last number given to a piece of work
         self.worker = Worker(self.spec(settings), supervisor, on_message=self._received, on_down=self.on_down,
                              report=report)
 
-    def spec(self, settings: Any) -> WorkerSpec:
+    def spec(self, settings: object) -> WorkerSpec:
         """What the worker process runs for these settings."""
         return WorkerSpec(self.stage, self.label, self.target, (self._loader, settings, *self.worker_args()))
 
-    def worker_args(self) -> tuple[Any, ...]:
+    def worker_args(self) -> tuple[object, ...]:
         """More arguments for the worker's function, after the loader and the settings."""
         return ()
 

@@ -28,7 +28,7 @@ from typing import Any
 
 from voicevibe.config import SupervisorConfig
 from voicevibe.events import WorkerState, WorkerStateName
-from voicevibe.workers.messages import Shutdown, WorkerFailed, WorkerLoading, WorkerReady
+from voicevibe.workers.messages import FromWorker, Shutdown, WorkerFailed, WorkerLoading, WorkerReady
 from voicevibe.workers.process import EXIT_STEP_ERRORS, worker_main
 
 log = logging.getLogger(__name__)
@@ -49,7 +49,7 @@ class WorkerSpec:
     stage: str  # "stt" or "brain": the stage name in status events
     label: str  # how the operator calls it: "speech engine", "brain"
     target: str
-    args: tuple[Any, ...] = ()
+    args: tuple[object, ...] = ()
 
 
 def describe_exit(code: int | None) -> str:
@@ -75,8 +75,8 @@ class Worker:
     holds up neither the audio thread nor the supervisor, which sees the hang and kills it.
     """
 
-    def __init__(self, spec: WorkerSpec, config: SupervisorConfig, *, on_message: Callable[[object], None],
-                 on_down: Callable[[str], None], report: Callable[[object], None]) -> None:
+    def __init__(self, spec: WorkerSpec, config: SupervisorConfig, *, on_message: Callable[[FromWorker], None],
+                 on_down: Callable[[str], None], report: Callable[[WorkerState], None]) -> None:
         self.spec, self.config = spec, config
         self.on_message, self.on_down, self.report = on_message, on_down, report
         self.state: WorkerStateName = "stopped"
