@@ -58,7 +58,7 @@ def start_stage(url: str, **brain: object) -> tuple[BrainStage, queue.Queue]:
     reports: queue.Queue = queue.Queue()
     delivered: queue.Queue = queue.Queue()
     stage = BrainStage(config, reports.put)
-    stage.deliver = delivered.put
+    stage.attach(delivered.put)
     stage.worker.start()
     while (state := reports.get(timeout=WAIT)).state != "ready":
         assert state.state in ("starting", "loading"), state
