@@ -4,7 +4,7 @@
 # script or the Python changed, and missing models are offered in the window (Download button).
 VENV ?= .venv
 
-.PHONY: setup setup-test run test bench doctor
+.PHONY: setup setup-test run test lint bench doctor
 
 setup:
 	VENV=$(VENV) scripts/setup.sh
@@ -18,6 +18,12 @@ run: setup
 
 test: setup-test
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+
+# ruff (style and mistakes), mypy (types), import-linter (the layers in pyproject.toml: no import goes up)
+lint: setup-test
+	$(VENV)/bin/ruff check voicevibe tests bench scripts
+	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 
 doctor: setup
 	$(VENV)/bin/voicevibe doctor $(if $(MODEL),--model $(MODEL)) $(ARGS)

@@ -30,12 +30,14 @@ import time
 from importlib import resources
 from pathlib import Path
 
-from voicevibe.brain import Brain
+from voicevibe.brain.assets import load_assets
+from voicevibe.brain.core import Brain
+from voicevibe.brain.llama import LlamaPromptModel, load_llama
+from voicevibe.brain.loading import bundled_gguf
+from voicevibe.brain.prompting import REPEAT_PENALTY, PromptRequest, completion_text
+from voicevibe.brain.schema import MOOD_CHAR, TEXT_CHAR, parse_answer
 from voicevibe.config import BrainConfig
 from voicevibe.events import Phrase
-from voicevibe.fallback import load_assets
-from voicevibe.llm import (MOOD_CHAR, REPEAT_PENALTY, TEXT_CHAR, LlamaPromptModel, PromptRequest, bundled_gguf,
-                           completion_text, load_llama, parse_answer)
 
 OUT = Path(__file__).resolve().parent / "RESULTS-brain.md"
 WHOLE_ANSWER = ('root ::= char{2,120} "\\", \\"mood\\": \\"" moodchar{1,24} "\\"}"\n'
@@ -150,12 +152,13 @@ def report(results: list[dict], rounds: int, loads: list[tuple[float, float, flo
                      f"{mb / mr:.3f} | {mn:.3f} | {mn / mb:.2f}x | {statistics.median(r['tokens']):g} | "
                      f"{r['over_budget']} of {len(r['total'])} |")
     first = results[0]
-    slow = "; ".join(f"threads={r['threads']}: median {statistics.median(s.latency_ms for s in r['summaries']) / 1e3:.2f} "
-                     f"s, max {max(s.latency_ms for s in r['summaries']) / 1e3:.2f} s" for r in results)
+    slow = "; ".join(f"threads={r['threads']}: median "
+                     f"{statistics.median(s.latency_ms for s in r['summaries']) / 1e3:.2f} s, "
+                     f"max {max(s.latency_ms for s in r['summaries']) / 1e3:.2f} s" for r in results)
     origins = ", ".join(s.source + (f" ({s.reason})" if s.reason else "") for s in first["summaries"])
     lines += ["", "Slow brain (`Brain.summarize`, at most 160 tokens, one summary after every 5 sample phrases): "
-              f"{slow}. Sources (threads={first['threads']}): {origins}. It runs only when no phrase waits, and a phrase "
-              "interrupts it.", ""]
+              f"{slow}. Sources (threads={first['threads']}): {origins}. It runs only when no phrase waits, "
+              "and a phrase interrupts it.", ""]
     lines += ["- **brain**: `Brain.step` end to end (what `ImagePrompt.latency_ms` reports).",
               "- **bare**: `create_completion` without a grammar, non-streamed, on the brain's own prompt text for "
               "each field and for as many tokens as the brain generated: the same llama.cpp work with nothing "

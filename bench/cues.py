@@ -36,10 +36,10 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from pythonosc.osc_message_builder import OscMessageBuilder  # noqa: E402
 
-from voicevibe.app import Pipeline  # noqa: E402
 from voicevibe.config import Config  # noqa: E402
 from voicevibe.config_files import load_config  # noqa: E402
 from voicevibe.events import FireCue  # noqa: E402
+from voicevibe.runtime.pipeline import Pipeline  # noqa: E402
 
 JACK = "mido.backends.rtmidi/UNIX_JACK"
 SHOW = """
@@ -111,9 +111,9 @@ def config_for(tmp: Path, receiver: Receiver, **sections: dict) -> Config:
 
 def bench_window(count: int, tmp: Path) -> list[float]:
     import customtkinter as ctk
-    from xvfb import xvfb
 
-    from voicevibe.gui import PerformanceWindow
+    from support.xvfb import xvfb
+    from voicevibe.gui.window import PerformanceWindow
 
     receiver = Receiver()
     with xvfb() as display:
@@ -159,7 +159,7 @@ def bench_headless(count: int, tmp: Path) -> tuple[list[float], list[float]]:
 def bench_midi(count: int, tmp: Path) -> list[float]:
     import mido
 
-    from voicevibe.midi import MidiInput
+    from voicevibe.midi.input import MidiInput
 
     os.environ.setdefault("JACK_NO_START_SERVER", "1")
     os.environ["JACK_DEFAULT_SERVER"] = name = f"voicevibe-bench-{os.getpid()}"  # no other client on it

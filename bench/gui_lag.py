@@ -31,11 +31,11 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
 import customtkinter as ctk  # noqa: E402
-from speech import write_speech  # noqa: E402
-from xvfb import xvfb  # noqa: E402
 
+from support.speech import write_speech  # noqa: E402
+from support.xvfb import xvfb  # noqa: E402
 from voicevibe.config_files import load_config  # noqa: E402
-from voicevibe.gui import PerformanceWindow  # noqa: E402
+from voicevibe.gui.window import PerformanceWindow  # noqa: E402
 
 TICK_MS = 10
 STALL_MS = 50.0  # a tick this late is a stall an operator would notice

@@ -29,13 +29,14 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
-from speech import write_speech  # noqa: E402
-
-from voicevibe.app import Pipeline  # noqa: E402
-from voicevibe.engines import Engines  # noqa: E402
+from support.speech import write_speech  # noqa: E402
 from voicevibe.config_files import load_config  # noqa: E402
-from voicevibe.events import ImagePrompt, SayText, SttStepped  # noqa: E402
+from voicevibe.events import ImagePrompt, SayText
+from voicevibe.runtime.controls import Controls  # noqa: E402
+from voicevibe.runtime.engines import Engines  # noqa: E402
+from voicevibe.runtime.pipeline import Pipeline  # noqa: E402
 from voicevibe.testing.peer import OscPeer  # noqa: E402
+from voicevibe.workers.messages import SttStepped
 
 PHRASES = [
     "the moon rises over a silent harbour", "un cheval blanc court dans la neige",
@@ -69,12 +70,13 @@ def measure(config_layers: dict, *, script: list[str] | None = None, input_spec:
 
         engines.stt.worker.on_message = on_message
     engines.start()
+    controls = Controls(config, engines)
     if script is not None:
         # Typed phrases: the models are loaded before the show (as when the window opens), then one
         # phrase at a time, each after the previous prompt went out.
         while not engines.brain.worker.ready:
             time.sleep(0.05)
-        pipeline = Pipeline(config, engines=engines, script=[])
+        pipeline = Pipeline(config, controls=controls, script=[])
         pipeline.start()
         for line in script:
             pipeline.apply(SayText(line))
@@ -82,10 +84,11 @@ def measure(config_layers: dict, *, script: list[str] | None = None, input_spec:
     else:
         while not engines.stt.ready:
             time.sleep(0.05)
-        pipeline = Pipeline(config, engines=engines, input_spec=input_spec)
+        pipeline = Pipeline(config, controls=controls, input_spec=input_spec)
         pipeline.start()
         pipeline.wait(1800)
     pipeline.stop()
+    controls.close()
     engines.close()
     time.sleep(0.2)
     receiver.close()

@@ -34,13 +34,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
-from speech import write_speech  # noqa: E402
-
+from support.speech import write_speech  # noqa: E402
 from voicevibe.audio import FileSource, MicSource  # noqa: E402
 from voicevibe.config import BLOCK, DspConfig, SttConfig  # noqa: E402
 from voicevibe.dsp import Dsp  # noqa: E402
 from voicevibe.hub import locate_stt  # noqa: E402
-from voicevibe.stt import SttEngine, load_model  # noqa: E402
+from voicevibe.speech.engine import SttEngine, load_model  # noqa: E402
 from voicevibe.testing.checkpoint import quantized_lm_weights, write_checkpoint  # noqa: E402
 from voicevibe.testing.reference import ReferenceLoop, load_reference  # noqa: E402
 
@@ -277,7 +276,8 @@ def main() -> None:
         full = engine_vs_reference(full_folder, "bf16", 30 if args.quick else 80)
         out.append(f"| full bf16 (1B, random weights, no VAD heads) | {full['blocks']} | {full['engine_ms']:.1f} ms | "
                    f"{full['reference_ms']:.1f} ms | {full['ratio_median']:.3f} | {full['ratio_total']:.3f} |")
-    out += ["", "Goal: ratio under 0.95 (tiny: Mimi dominates) and under 1.0 (full size); the engine encodes with Mimi while the LM steps.", ""]
+    out += ["", "Goal: ratio under 0.95 (tiny: Mimi dominates) and under 1.0 (full size); the engine encodes with "
+            "Mimi while the LM steps.", ""]
 
     print("callback and DSP cost ...", flush=True)
     cb = callback_cost(20_000 if args.quick else 200_000)

@@ -38,14 +38,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 from llamaserver import LlamaServer  # noqa: E402  (the tests' server helper)
 
-from voicevibe.brain import Brain  # noqa: E402
+from voicevibe.brain.assets import load_assets
+from voicevibe.brain.core import Brain  # noqa: E402
+from voicevibe.brain.llama import LlamaPromptModel
+from voicevibe.brain.loading import bundled_gguf
+from voicevibe.brain.prompting import REPEAT_PENALTY, BackendUnavailable, PromptRequest, chat_messages
+from voicevibe.brain.schema import prompt_schema  # noqa: E402
+from voicevibe.brain.server import ServerPromptModel  # noqa: E402
 from voicevibe.config import BrainConfig  # noqa: E402
 from voicevibe.events import Phrase  # noqa: E402
-from voicevibe.fallback import load_assets  # noqa: E402
-from voicevibe.llm import (REPEAT_PENALTY, BackendUnavailable, LlamaPromptModel, PromptRequest,  # noqa: E402
-                           bundled_gguf, chat_messages)
-from voicevibe.llm_server import ServerPromptModel  # noqa: E402
-from voicevibe.server_answer import prompt_schema  # noqa: E402
 
 OUT = Path(__file__).resolve().parent / "RESULTS-server-brain.md"
 MAX_TOKENS = 80
@@ -168,7 +169,7 @@ def main() -> None:
 
 def brain_level(config: BrainConfig, assets, phrases: list[str], url: str) -> list[tuple[str, float, float, str]]:  # noqa: ANN001
     """Brain.step through the server and with the local brain: (phrase, server ms, local ms, sources)."""
-    from voicevibe.llm import load_llama
+    from voicevibe.brain.llama import load_llama
 
     local_config = BrainConfig(model="bundled", n_threads=2, time_budget_seconds=60.0)
     local = Brain(LlamaPromptModel(load_llama(bundled_gguf(), local_config), "local", local_config, assets.examples),
@@ -224,7 +225,7 @@ def report(rows: list, shorts: list[float], brain_rows: list, loads: list[tuple[
         "",
         "| phrase | server ms | model time in the server ms | in process ms | same answer |",
         "|---|---|---|---|---|",
-        *[f"| {t} | {s:.0f} | {m:.0f} | {l:.0f} | {'yes' if same_ else 'no'} |" for t, s, l, same_, m in rows],
+        *[f"| {t} | {s:.0f} | {m:.0f} | {loc:.0f} | {'yes' if same_ else 'no'} |" for t, s, loc, same_, m in rows],
         "",
         "## For context: Brain.step, server brain vs local brain",
         "",
@@ -234,7 +235,7 @@ def report(rows: list, shorts: list[float], brain_rows: list, loads: list[tuple[
         "",
         "| phrase | server brain ms | local brain ms | source (server/local) |",
         "|---|---|---|---|",
-        *[f"| {t} | {s:.0f} | {l:.0f} | {src} |" for t, s, l, src in brain_rows],
+        *[f"| {t} | {s:.0f} | {loc:.0f} | {src} |" for t, s, loc, src in brain_rows],
         f"| **median** | **{statistics.median(r[1] for r in brain_rows):.0f}** | "
         f"**{statistics.median(r[2] for r in brain_rows):.0f}** | |",
         "",

@@ -24,9 +24,8 @@ import numpy as np
 import soundfile as sf
 
 from voicevibe.config import BLOCK, SAMPLE_RATE, SessionConfig
-from voicevibe.dsp import Levels
-from voicevibe.events import ImagePrompt, Word
-from voicevibe.session import SessionLog
+from voicevibe.events import ImagePrompt, Levels, Word
+from voicevibe.runtime.session import SessionLog
 
 OUT = Path(__file__).resolve().parent / "RESULTS-session.md"
 
@@ -92,7 +91,7 @@ def main() -> None:
             record_times = []
             for start in range(0, len(audio), 200):  # under the queue's 250 blocks; a mic sends one per 80 ms
                 blocks = iter(audio[start:start + 200])
-                record_times += timed(lambda: log.record(next(blocks)), 200)
+                record_times += timed(lambda blocks=blocks: log.record(next(blocks)), 200)
                 while log.blocks_recorded < start + 200:
                     time.sleep(0.01)
         assert log.blocks_dropped == 0, "the bench must not drop blocks"

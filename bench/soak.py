@@ -26,8 +26,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
-from speech import write_speech  # noqa: E402
-
+from support.speech import write_speech  # noqa: E402
 from voicevibe.audio import FileSource  # noqa: E402
 from voicevibe.testing.checkpoint import write_checkpoint  # noqa: E402
 from voicevibe.testing.soak import Sample, SoakResult, run_soak  # noqa: E402

@@ -21,12 +21,13 @@ import soundfile
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from voicevibe.app import Pipeline  # noqa: E402
-from voicevibe.engines import Engines  # noqa: E402
 from voicevibe.config import BLOCK, BrainConfig  # noqa: E402
 from voicevibe.config_files import load_config  # noqa: E402
 from voicevibe.events import Status  # noqa: E402
 from voicevibe.hub import locate_stt  # noqa: E402
+from voicevibe.runtime.controls import Controls  # noqa: E402
+from voicevibe.runtime.engines import Engines  # noqa: E402
+from voicevibe.runtime.pipeline import Pipeline  # noqa: E402
 
 GEMMA_1B_Q4_BYTES = 806_058_272  # unsloth/gemma-3-1b-it-GGUF gemma-3-1b-it-Q4_K_M.gguf (hub listing, ~0.81 GB)
 
@@ -56,7 +57,8 @@ def startup_to_listening(folder: Path, dtype: str = "bf16") -> dict:
                 raise RuntimeError(engines.stt.worker.failure)
             time.sleep(0.02)
         ready = time.perf_counter() - t0
-        pipeline = Pipeline(config, engines=engines, input_spec=str(wav))
+        controls = Controls(config, engines)
+        pipeline = Pipeline(config, controls=controls, input_spec=str(wav))
         t1 = time.perf_counter()
         pipeline.start()
         while not getattr(item := pipeline.events.get(timeout=600), "message", "").startswith("listening to"):
@@ -64,6 +66,7 @@ def startup_to_listening(folder: Path, dtype: str = "bf16") -> dict:
                 raise RuntimeError(item.message)
         listening = time.perf_counter() - t1
         pipeline.stop()
+        controls.close()
         engines.close()
     return {"dtype": dtype, "model_ready_s": ready, "listening_s": listening}
 
@@ -87,9 +90,10 @@ def reference_load(folder: Path, dtype: str = "bf16") -> dict:
 
 def peak_memory_probe(folder: Path) -> dict:
     """In this process: the full STT model (bf16, a few steps) and the bundled brain (one answer)."""
+    from voicevibe.brain.llama import load_llama
+    from voicevibe.brain.loading import bundled_gguf
     from voicevibe.config import SttConfig
-    from voicevibe.llm import bundled_gguf, load_llama
-    from voicevibe.stt import SttEngine, load_model
+    from voicevibe.speech.engine import SttEngine, load_model
 
     start = status_mb("VmRSS")
     engine = SttEngine(load_model(locate_stt(str(folder)), "bf16"), SttConfig())

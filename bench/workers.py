@@ -62,7 +62,7 @@ def run_design(design: str, checkpoint: str, out: str, max_seconds: float, trace
     import customtkinter as ctk
 
     from voicevibe.config_files import load_config
-    from voicevibe.gui import PerformanceWindow
+    from voicevibe.gui.window import PerformanceWindow
 
     layers = {"stt": {"model": checkpoint, "reset_after_seconds": 2.0, "max_segment_seconds": 4.0},
               "audio": {"input": "pulse"}, "osc": {"targets": "127.0.0.1:9"},
@@ -71,8 +71,8 @@ def run_design(design: str, checkpoint: str, out: str, max_seconds: float, trace
     if design == "after":
         layers["brain"] = {"model": "none"}
     else:
-        from voicevibe.app import Pipeline
-        from voicevibe.brain import LoadedModel
+        from voicevibe.brain.prompting import LoadedModel
+        from voicevibe.runtime.pipeline import Pipeline
 
         def factory(config: object, **kw: object) -> object:
             return Pipeline(config, brain_loader=lambda c, a: LoadedModel(None), **kw)
@@ -142,12 +142,12 @@ def run_design(design: str, checkpoint: str, out: str, max_seconds: float, trace
 def resets_in_window(checkpoint: Path, before_code: Path, quick: bool, designs: tuple[str, ...] = ("before", "after"),
                      trace: str | None = None) -> list[dict]:
     """Both designs, one after the other, with speech looping into the virtual microphone."""
-    from pulse import virtual_mic
-    from speech import write_speech
-    from xvfb import xvfb
+    from support.pulse import start_virtual_mic
+    from support.speech import write_speech
+    from support.xvfb import xvfb
 
     results = []
-    with tempfile.TemporaryDirectory() as tmp, xvfb() as display, virtual_mic(Path(tmp) / "pulse") as mic:
+    with tempfile.TemporaryDirectory() as tmp, xvfb() as display, start_virtual_mic(Path(tmp) / "pulse") as mic:
         speech = write_speech(Path(tmp) / "speech.wav")
         stop = threading.Event()
 
@@ -180,8 +180,8 @@ def resets_in_window(checkpoint: Path, before_code: Path, quick: bool, designs: 
 
 def run_startup(design: str, checkpoint: str, wav: str, out: str) -> None:
     """In a child process: time from Pipeline.start() to "listening to ..." (twice for "after")."""
-    from voicevibe.app import Pipeline
     from voicevibe.config_files import load_config
+    from voicevibe.runtime.pipeline import Pipeline
 
     config = load_config(overrides=[{"stt": {"model": checkpoint}, "osc": {"targets": "127.0.0.1:9"},
                                      "brain": {"model": "none"}, "session": {"log_dir": tempfile.mkdtemp()}}],
@@ -198,13 +198,14 @@ def run_startup(design: str, checkpoint: str, wav: str, out: str) -> None:
                 return took
 
     if design == "before":
-        from voicevibe.brain import LoadedModel
+        from voicevibe.brain.prompting import LoadedModel
 
         times = [listening(Pipeline(config, input_spec=wav, brain_loader=lambda c, a: LoadedModel(None)))
                  for _ in range(2)]
         opened = 0.0
     else:
-        from voicevibe.engines import Engines
+        from voicevibe.runtime.controls import Controls
+        from voicevibe.runtime.engines import Engines
 
         t0 = time.monotonic()
         engines = Engines(config)
@@ -212,13 +213,15 @@ def run_startup(design: str, checkpoint: str, wav: str, out: str) -> None:
         while not engines.stt.ready:
             time.sleep(0.05)
         opened = time.monotonic() - t0
-        times = [listening(Pipeline(config, engines=engines, input_spec=wav)) for _ in range(2)]
+        controls = Controls(config, engines)
+        times = [listening(Pipeline(config, controls=controls, input_spec=wav)) for _ in range(2)]
+        controls.close()
         engines.close()
     Path(out).write_text(json.dumps({"design": design, "starts": times, "load_at_open": opened}))
 
 
 def startup(full: Path, before_code: Path) -> list[dict]:
-    from speech import write_speech
+    from support.speech import write_speech
 
     results = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -268,7 +271,7 @@ def round_trips(n: int, send, receive) -> list[float]:
 
 def transport(n: int) -> dict[str, list[float]]:
     """Echo round trips of one 80 ms block (plus a small header) through each transport, in ms."""
-    from voicevibe.events import AudioBlock
+    from voicevibe.workers.messages import AudioBlock
 
     context = multiprocessing.get_context("spawn")
     block = np.random.default_rng(0).standard_normal(BLOCK).astype(np.float32)
@@ -311,12 +314,11 @@ def transport(n: int) -> dict[str, list[float]]:
 
 def through_the_worker(checkpoint: Path, n: int) -> list[float]:
     """Block -> events through the real speech worker, minus the worker's own compute, in ms."""
-    from speech import write_speech
-
-    from voicevibe.engines import Engines
+    from support.speech import write_speech
     from voicevibe.audio import FileSource
     from voicevibe.config_files import load_config
-    from voicevibe.events import SttStepped
+    from voicevibe.runtime.engines import Engines
+    from voicevibe.workers.messages import SttStepped
 
     config = load_config(overrides=[{"stt": {"model": str(checkpoint)}, "brain": {"model": "none"}}],
                          include_defaults_files=False)

@@ -24,10 +24,10 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
 import customtkinter as ctk  # noqa: E402
-from xvfb import xvfb  # noqa: E402
 
+from support.xvfb import xvfb  # noqa: E402
 from voicevibe.config_files import load_config  # noqa: E402
-from voicevibe.gui import PerformanceWindow  # noqa: E402
+from voicevibe.gui.window import PerformanceWindow  # noqa: E402
 
 ASSETS = ROOT / "assets"
 SHOW = {"show": {"file": str(ROOT / "examples" / "night-swim.toml")}}
@@ -66,8 +66,7 @@ def main(which: list[str]) -> None:
 
 
 def rehearsal(tmp: Path) -> None:
-    from speech import write_speech
-
+    from support.speech import write_speech
     from voicevibe.testing.checkpoint import write_checkpoint
 
     checkpoint = write_checkpoint(tmp / "stt-tiny", "tiny", vad=True, seed=0)

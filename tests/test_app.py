@@ -5,63 +5,40 @@ from __future__ import annotations
 import functools
 import json
 import os
-import queue
 import re
 import socket
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from oscpeer import UdpPeer, dump_lines, oscdump  # noqa: F401  (oscdump: a fixture)
-from stagethreads import stage_threads
-from voicevibe import app as app_module
-from voicevibe.app import Pipeline
+from support.osc import dump_lines
+from support.shows import Collector, drain, run_to_end, show_config, until
+from support.threads import stage_threads
 from voicevibe.audio import AudioError
-from voicevibe.config import BLOCK, Config
-from voicevibe.config_files import load_config
-from voicevibe.events import (ImagePrompt, Levels, Panic, PipelineStats, SayText, SendPrompt, SetAgc,
-                              SetGain, SetGate, SetStyle, Status, Stopped, Word)
+from voicevibe.config import BLOCK
+from voicevibe.events import (
+    ImagePrompt,
+    Levels,
+    Panic,
+    PipelineStats,
+    SayText,
+    SendPrompt,
+    SetAgc,
+    SetGain,
+    SetGate,
+    SetStyle,
+    Status,
+    Stopped,
+    Word,
+)
+from voicevibe.runtime import audio_feed
+from voicevibe.runtime import pipeline as pipeline_module
+from voicevibe.runtime.pipeline import Pipeline
 from voicevibe.testing.faults import stt_failing_at
-
-
-
-def show_config(tmp_path: Path, checkpoint: Path | str, peer: UdpPeer, **sections: dict) -> Config:
-    """A config for a test show: the given checkpoint, OSC to `peer`, the log under tmp_path, the
-    fallback builder as the brain (no brain worker: fast and deterministic)."""
-    layers = [{"stt": {"model": str(checkpoint)}, "audio": {"realtime": False},
-               "osc": {"targets": f"127.0.0.1:{peer.port}", "preset": "vocevibe"},
-               "session": {"log_dir": str(tmp_path / "log")}, "brain": {"model": "none"}}, sections]
-    return load_config(overrides=layers, include_defaults_files=False)
-
-
-def run_to_end(pipeline: Pipeline, timeout: float = 240.0) -> list[object]:
-    """Start, wait for the inputs to end and the brain to answer, stop; every event posted."""
-    pipeline.start()
-    assert pipeline.wait(timeout), "the pipeline did not finish its inputs in time"
-    pipeline.stop()
-    events = drain(pipeline.events)
-    assert isinstance(events[-1], Stopped)
-    return events
-
-
-def drain(events: queue.Queue) -> list[object]:
-    out = []
-    while True:
-        try:
-            out.append(events.get_nowait())
-        except queue.Empty:
-            return out
-
-
-@pytest.fixture
-def peer() -> Iterator[UdpPeer]:
-    with UdpPeer() as p:
-        yield p
 
 
 def test_rehearsal_file_reaches_osc_and_the_log(tmp_path, fast_checkpoint, speech_wav, peer):
@@ -154,9 +131,9 @@ class FlakyMic:
 
 def test_an_unplugged_mic_is_retried_until_it_comes_back(tmp_path, fast_checkpoint, peer, monkeypatch):
     FlakyMic.opens = 0
-    monkeypatch.setattr(app_module, "open_source", lambda spec, config: FlakyMic())
-    monkeypatch.setattr(app_module, "MIC_RETRY_SECONDS", 0.1)
-    monkeypatch.setattr(app_module, "describe", lambda source: "fake mic")
+    monkeypatch.setattr(audio_feed, "open_source", lambda spec, config: FlakyMic())
+    monkeypatch.setattr(audio_feed, "MIC_RETRY_SECONDS", 0.1)
+    monkeypatch.setattr(audio_feed, "describe", lambda source: "fake mic")
     pipeline = Pipeline(show_config(tmp_path, fast_checkpoint, peer), input_spec="USB Mic")
     pipeline.start()
     levels = 0
@@ -215,7 +192,7 @@ def test_a_busy_control_port_leaves_the_show_running_and_a_failed_start_leaves_n
     def broken(*args, **kwargs):
         raise OSError("no more sockets")
 
-    monkeypatch.setattr(app_module, "Dispatcher", broken)
+    monkeypatch.setattr(pipeline_module, "Health", broken)
     failing = Pipeline(show_config(tmp_path / "second", "unused", peer), script=["x"])
     with pytest.raises(OSError, match="no more sockets"):
         failing.start()
@@ -224,15 +201,15 @@ def test_a_busy_control_port_leaves_the_show_running_and_a_failed_start_leaves_n
     assert not stage_threads()
 
 
-def test_stats_report_the_log_and_the_stt_speed(tmp_path, fast_checkpoint, speech_wav, peer, engines):
-    pipeline = Pipeline(show_config(tmp_path, fast_checkpoint, peer, audio={"realtime": True}), engines=engines,
-                        input_spec=str(speech_wav))
+def test_stats_report_the_log_and_the_stt_speed(tmp_path, fast_checkpoint, speech_wav, peer, controls_for):
+    controls = controls_for(show_config(tmp_path, fast_checkpoint, peer, audio={"realtime": True}))
+    pipeline = Pipeline(controls.config, controls=controls, input_spec=str(speech_wav))
     pipeline.start()
-    stats = None
-    while stats is None or stats.stt_rtf == 0:
-        item = pipeline.events.get(timeout=60)
-        stats = item if isinstance(item, PipelineStats) else stats
-    pipeline.stop()
+    try:
+        seen = Collector(pipeline)
+        stats = until(lambda: [s for s in seen.of(PipelineStats) if s.stt_rtf > 0])[-1]
+    finally:
+        pipeline.stop()
     assert stats.log_path == str(pipeline.log_path) and 0 < stats.stt_rtf < 50
 
 

@@ -14,18 +14,35 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from voicevibe.brain import Brain, LoadedModel, PhraseAssembler
-from voicevibe.brain_worker import BrainThread
+from voicevibe.brain.assets import AssetError, load_assets
+from voicevibe.brain.core import Brain
+from voicevibe.brain.fallback import (
+    CLIP_USABLE_TOKENS,
+    clip_token_estimate,
+    fallback_prompt,
+    finish_prompt,
+    repair_french,
+)
+from voicevibe.brain.loading import download_brain_model
+from voicevibe.brain.prompting import Abandoned, LoadedModel, PromptRequest, SummaryRequest
+from voicevibe.brain.summary import KEYWORDS_KEPT, NEW_SPEECH_CHARS, SessionDigest
+from voicevibe.brain.worker import BrainThread
 from voicevibe.cli import main
 from voicevibe.config import BrainConfig, ConfigError
-from voicevibe.events import (BrainAnswer, BrainSummary, BrainTook, ImagePrompt, MakeSummary, PauseBrain, Phrase,
-                              PhraseEnd, SetStyle, Status, WorkerFailed, WorkerReady, Word, to_json_dict)
-from voicevibe.fallback import (CLIP_USABLE_TOKENS, AssetError, clip_token_estimate, fallback_prompt,
-                                finish_prompt, load_assets, repair_french)
+from voicevibe.events import (
+    ImagePrompt,
+    MakeSummary,
+    PauseBrain,
+    Phrase,
+    PhraseEnd,
+    Status,
+    Summary,
+    Word,
+    to_json_dict,
+)
 from voicevibe.hub import ModelError
-from voicevibe.events import Summary
-from voicevibe.llm import Abandoned, PromptRequest, SummaryRequest, download_brain_model
-from voicevibe.summary import KEYWORDS_KEPT, NEW_SPEECH_CHARS, SessionDigest
+from voicevibe.speech.phrases import PhraseAssembler
+from voicevibe.workers.messages import BrainAnswer, BrainConfigure, BrainSummary, BrainTook, WorkerFailed, WorkerReady
 
 ASSETS = load_assets()
 CINEMATIC = ASSETS.style("cinematic")
@@ -422,13 +439,13 @@ def test_worker_pause_resume_style_and_a_crash_in_one_phrase():
     feed(Phrase("paused phrase", 0, 1))
     assert next_of(events, BrainAnswer).prompt is None  # paused: remembered, no prompt
     worker.command(PauseBrain(False))
-    worker.command(SetStyle("baroque"))
+    worker.command(BrainConfigure(BrainConfig(style="baroque")))  # settings travel whole; an unknown style...
     feed(Phrase("crashing phrase", 1, 2))
     refused = next_of(events, Status, where=lambda e: e.level == "warning")
     error = next_of(events, Status, where=lambda e: e.level == "error")
-    assert "SetStyle refused: unknown style" in refused.message
+    assert "BrainConfigure refused: unknown style" in refused.message  # ...is refused, the old settings stay
     assert "KeyError: 'a bug'" in error.message  # the thread keeps going
-    worker.command(SetStyle("synthwave"))
+    worker.command(BrainConfigure(BrainConfig(style="synthwave")))
     feed(Phrase("le port", 2, 3))
     prompt = prompt_of(events)
     worker.stop()

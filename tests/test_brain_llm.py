@@ -12,16 +12,19 @@ from pathlib import Path
 
 import pytest
 
-from voicevibe.brain import Brain
-from voicevibe.brain_worker import BrainStage
+from voicevibe.brain.assets import load_assets
+from voicevibe.brain.core import Brain
+from voicevibe.brain.decoding import GrammarDecoder, field_grammar
+from voicevibe.brain.fallback import CLIP_USABLE_TOKENS, clip_token_estimate, english_words
+from voicevibe.brain.llama import LlamaPromptModel, load_llama
+from voicevibe.brain.loading import ModelChoice, choose_model
+from voicevibe.brain.prompting import REPEAT_PENALTY, Abandoned, PromptRequest, SummaryRequest, completion_text
+from voicevibe.brain.schema import SCENE_FIELD, parse_answer, parse_summary
+from voicevibe.brain.stage import BrainStage
 from voicevibe.config import BrainConfig
 from voicevibe.config_files import load_config
 from voicevibe.events import ImagePrompt, Phrase, Summary
-from voicevibe.fallback import CLIP_USABLE_TOKENS, clip_token_estimate, english_words, load_assets
 from voicevibe.hub import ModelError
-from voicevibe.decoding import GrammarDecoder, field_grammar
-from voicevibe.llm import (REPEAT_PENALTY, SCENE_FIELD, Abandoned, LlamaPromptModel, ModelChoice, PromptRequest,
-                           SummaryRequest, choose_model, completion_text, load_llama, parse_answer, parse_summary)
 
 ASSETS = load_assets()
 CINEMATIC = ASSETS.style("cinematic")
@@ -100,7 +103,7 @@ def test_the_brain_worker_process_with_the_real_loader_and_model_end_to_end():
     reports: queue.Queue = queue.Queue()
     delivered: queue.Queue = queue.Queue()
     stage = BrainStage(config, reports.put)
-    stage.deliver = delivered.put
+    stage.attach(delivered.put)
     stage.worker.start()
     try:
         while (state := reports.get(timeout=120)).state != "ready":
@@ -137,7 +140,7 @@ def test_the_real_model_summarises_the_session_in_english(prompt_model):
 
 
 def test_llama_cpp_prints_nothing_and_omp_waits_passively(gemma_270m, tmp_path):
-    code = ("import os, sys; assert 'OMP_WAIT_POLICY' not in os.environ; import voicevibe.brain; "
+    code = ("import os, sys; assert 'OMP_WAIT_POLICY' not in os.environ; import voicevibe.brain.llama; "
             "assert 'llama_cpp' not in sys.modules and os.environ['OMP_WAIT_POLICY'] == 'PASSIVE'; "
             "from voicevibe.cli import main; sys.exit(main(['prompt', '--model', sys.argv[1], 'la mer']))")
     env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}

@@ -13,7 +13,7 @@ from voicevibe import cli
 from voicevibe.audio import FileSource
 from voicevibe.config import REPO_CONFIG
 from voicevibe.hub import locate_stt
-from voicevibe.stt import NO_TEXT_TOKENS, SttEngine, load_model
+from voicevibe.speech.engine import NO_TEXT_TOKENS, SttEngine, load_model
 from voicevibe.testing.reference import reference_tokens
 
 

@@ -21,8 +21,18 @@ from pythonosc.osc_message_builder import OscMessageBuilder
 from voicevibe import control
 from voicevibe.config import ConfigError, ControlConfig
 from voicevibe.control import ControlServer
-from voicevibe.events import (Command, Freeze, Panic, PauseBrain, ResetMemory, SetAgc, SetGain, SetGate, SetStyle,
-                              SetVibe)
+from voicevibe.events import (
+    Command,
+    Freeze,
+    Panic,
+    PauseBrain,
+    ResetMemory,
+    SetAgc,
+    SetGain,
+    SetGate,
+    SetStyle,
+    SetVibe,
+)
 
 ACTIONS = ["gain", "gate", "agc", "freeze", "panic", "pause", "style", "vibe", "reset"]
 

@@ -1,7 +1,7 @@
 """Show control through the running pipeline: spoken triggers, cues over OSC control in, seeds and
 transitions at real receivers (liblo's oscdump; our own OscPeer), the session log and replay.
 
-The transcript is injected where the STT's reader thread delivers it (`Pipeline._from_stt`, the
+The transcript is injected where the STT's reader thread delivers it (`Pipeline.gate.put`, the
 same Word/PhraseEnd events the STT emits): the test checkpoint's random weights transcribe noise,
 so no real words could carry a trigger.
 """
@@ -13,22 +13,36 @@ import socket
 import textwrap
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from pythonosc.osc_message_builder import OscMessageBuilder
 
-from stagethreads import stage_threads
-from oscpeer import UdpPeer, dump_lines, oscdump  # noqa: F401  (oscdump: a fixture)
-from test_app import drain
-from test_workers import until
-from voicevibe.app import Pipeline
+from support.osc import dump_lines
+from support.shows import drain, until
+from support.threads import stage_threads
 from voicevibe.config import Config
 from voicevibe.config_files import load_config
-from voicevibe.engines import Engines
-from voicevibe.events import (CueFired, FireCue, ImagePrompt, NewSeed, NextCue, Panic, PhraseDropped, PhraseEnd,
-                              PreviousCue, SendPrompt, SetTransition, Status, Word)
-from voicevibe.session import read_log, replay
+from voicevibe.events import (
+    CueFired,
+    FireCue,
+    ImagePrompt,
+    NewSeed,
+    NextCue,
+    Panic,
+    PhraseDropped,
+    PhraseEnd,
+    PreviousCue,
+    SendPrompt,
+    SetTransition,
+    Status,
+    Word,
+)
+from voicevibe.runtime.controls import Controls
+from voicevibe.runtime.pipeline import Pipeline
+from voicevibe.runtime.session import read_log, replay
+from voicevibe.testing.peer import OscPeer
 
 SHOW = """
 [show]
@@ -72,10 +86,10 @@ def cue_config(tmp_path: Path, port: int, show_file: Path, **sections: dict) -> 
     return load_config(overrides=layers, include_defaults_files=False)
 
 
-def started(config: Config, engines: Engines) -> Pipeline:
-    """A show with no audio input (the transcript comes from the test), on the module's engines (`engines`:
-    one speech worker loaded for all these tests)."""
-    pipeline = Pipeline(config, engines=engines, script=[])
+def started(config: Config, controls_for: Callable[[Config], Controls]) -> Pipeline:
+    """A show with no audio input (the transcript comes from the test), on controls over the module's engines
+    (one speech worker loaded for all these tests)."""
+    pipeline = Pipeline(config, controls=controls_for(config), script=[])
     pipeline.start()
     return pipeline
 
@@ -110,10 +124,11 @@ def test_spoken_triggers_fire_their_cue_once_each_through_the_running_pipeline(t
         def run() -> None:
             for batch in batches:
                 for i in range(0, len(batch), 3):
-                    pipeline._from_stt(tuple(batch[i:i + 3]))
+                    pipeline.gate.put(tuple(batch[i:i + 3]))
         reader = threading.Thread(target=run, name="stt-link-test")
         reader.start()
         reader.join(30)
+        assert pipeline.wait(30)  # the phrase gate heard them all, and what it sent went out
 
     received = dump_lines(port, lines, speak)
     assert pipeline.wait(30)
@@ -140,12 +155,12 @@ def test_spoken_triggers_fire_their_cue_once_each_through_the_running_pipeline(t
     until(lambda: not stage_threads(), timeout=10)  # the worker's pipe reader ends with its (failed) worker
 
 
-def test_a_cue_over_osc_control_reaches_oscdump_with_its_seed_then_blends_from_the_previous_prompt(engines, 
+def test_a_cue_over_osc_control_reaches_oscdump_with_its_seed_then_blends_from_the_previous_prompt(controls_for,
         tmp_path, show_file, oscdump):
     port, lines = oscdump
     config = cue_config(tmp_path, port, show_file, control={"enabled": True, "port": 0},
                         show={"transition_seconds": 1.0, "blend_rate_hz": 10.0})
-    pipeline = started(config, engines)
+    pipeline = started(config, controls_for)
     host, control_port = pipeline.control_server.address
 
     def send() -> None:
@@ -179,11 +194,11 @@ def test_a_cue_over_osc_control_reaches_oscdump_with_its_seed_then_blends_from_t
     assert stamps == sorted(stamps) and 0.8 < stamps[-1] - stamps[0] < 3.0  # spread over the transition
 
 
-def test_scope_gets_transition_steps_before_each_prompt_and_a_cut_for_panic(engines, tmp_path, show_file):
-    with UdpPeer() as peer:
+def test_scope_gets_transition_steps_before_each_prompt_and_a_cut_for_panic(controls_for, tmp_path, show_file):
+    with OscPeer() as peer:
         config = cue_config(tmp_path, peer.port, show_file, osc={"preset": "scope"},
                             show={"transition_seconds": 2.0, "scope_steps_per_second": 4.0})
-        pipeline = started(config, engines)
+        pipeline = started(config, controls_for)
         pipeline.apply(FireCue(1, via="test"))
         pipeline.apply(SetTransition(0.5))
         pipeline.apply(SendPrompt("a field of sunflowers"))
@@ -197,10 +212,10 @@ def test_scope_gets_transition_steps_before_each_prompt_and_a_cut_for_panic(engi
     assert got[0].params[0].startswith("ink drawing, a harbour")  # no seed, no blend: Scope has neither over OSC
 
 
-def test_the_vocevibe_preset_is_unchanged_by_cues(engines, tmp_path, show_file):
-    with UdpPeer() as peer:
+def test_the_vocevibe_preset_is_unchanged_by_cues(controls_for, tmp_path, show_file):
+    with OscPeer() as peer:
         pipeline = started(cue_config(tmp_path, peer.port, show_file, osc={"preset": "vocevibe"},
-                                      show={"transition_seconds": 2.0}), engines)
+                                      show={"transition_seconds": 2.0}), controls_for)
         pipeline.apply(SendPrompt("a quiet grey sea"))
         pipeline.apply(FireCue("red moon", via="test"))
         peer.wait_for("/visual/prompt", 2)
@@ -210,9 +225,9 @@ def test_the_vocevibe_preset_is_unchanged_by_cues(engines, tmp_path, show_file):
     assert addresses == {"/visual/prompt", "/visual/style", "/visual/mood"}
 
 
-def test_a_phrase_cue_goes_through_the_brain_in_its_style_with_its_seed(engines, tmp_path, show_file):
-    with UdpPeer() as peer:
-        pipeline = started(cue_config(tmp_path, peer.port, show_file), engines)
+def test_a_phrase_cue_goes_through_the_brain_in_its_style_with_its_seed(controls_for, tmp_path, show_file):
+    with OscPeer() as peer:
+        pipeline = started(cue_config(tmp_path, peer.port, show_file), controls_for)
         pipeline.apply(FireCue(3, via="test"))
         got = peer.wait_for("/prompt", 1)
         assert pipeline.wait(30)
@@ -227,9 +242,9 @@ def test_a_phrase_cue_goes_through_the_brain_in_its_style_with_its_seed(engines,
     assert fired.phrase and not fired.sent and fired.seed == 555
 
 
-def test_next_previous_new_seed_and_a_missing_cue(engines, tmp_path, show_file):
-    with UdpPeer() as peer:
-        pipeline = started(cue_config(tmp_path, peer.port, show_file), engines)
+def test_next_previous_new_seed_and_a_missing_cue(controls_for, tmp_path, show_file):
+    with OscPeer() as peer:
+        pipeline = started(cue_config(tmp_path, peer.port, show_file), controls_for)
         for command in (NextCue(via="t"), NextCue(via="t"), PreviousCue(via="t"), FireCue(9, via="t"),
                         FireCue("nope", via="t"), NewSeed()):
             pipeline.apply(command)
@@ -241,16 +256,16 @@ def test_next_previous_new_seed_and_a_missing_cue(engines, tmp_path, show_file):
     refused = [e.message for e in events if isinstance(e, Status) and e.stage == "show"]
     assert any("no cue 9" in m and "cues 1-3" in m for m in refused) and any("'nope'" in m for m in refused)
     assert [s.params[0] for s in seeds[:3]] == [7, 77, 7] and seeds[3].params[0] not in (7, 77)
-    assert pipeline.show.next_number == 2
+    assert pipeline.cues.next_number == 2
 
 
-def test_phrase_hygiene_keeps_fillers_and_short_phrases_from_the_brain(engines, tmp_path, show_file):
-    with UdpPeer() as peer:
+def test_phrase_hygiene_keeps_fillers_and_short_phrases_from_the_brain(controls_for, tmp_path, show_file):
+    with OscPeer() as peer:
         # Each pause closes a phrase (phrase_min_chars 1), so each one meets the hygiene alone.
-        pipeline = started(cue_config(tmp_path, peer.port, show_file, brain={"phrase_min_chars": 1}), engines)
+        pipeline = started(cue_config(tmp_path, peer.port, show_file, brain={"phrase_min_chars": 1}), controls_for)
         for text, t in (("euh", 0.0), ("merci beaucoup", 2.0), ("lighthouse", 4.0),
                         ("the lighthouse glows in the fog", 6.0)):
-            pipeline._from_stt((*words(text, t), PhraseEnd(int(t / 0.08) + 20, t + 1.5, 0.9)))
+            pipeline.gate.put((*words(text, t), PhraseEnd(int(t / 0.08) + 20, t + 1.5, 0.9)))
         assert pipeline.wait(30)
         pipeline.stop()
     events = drain(pipeline.events)
@@ -259,9 +274,9 @@ def test_phrase_hygiene_keeps_fillers_and_short_phrases_from_the_brain(engines, 
     assert [e.phrase for e in events if isinstance(e, ImagePrompt)] == ["the lighthouse glows in the fog"]
 
 
-def test_a_fired_cue_is_replayed_but_a_phrase_cue_is_not(engines, tmp_path, show_file):
-    with UdpPeer() as peer:
-        pipeline = started(cue_config(tmp_path, peer.port, show_file), engines)
+def test_a_fired_cue_is_replayed_but_a_phrase_cue_is_not(controls_for, tmp_path, show_file):
+    with OscPeer() as peer:
+        pipeline = started(cue_config(tmp_path, peer.port, show_file), controls_for)
         pipeline.apply(FireCue(2, via="test"))
         pipeline.apply(FireCue(3, via="test"))
         assert pipeline.wait(30)

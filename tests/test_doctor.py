@@ -13,29 +13,20 @@ import json
 import sys
 from pathlib import Path
 
-import huggingface_hub
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-import pulse  # noqa: E402
-
-from voicevibe import cli, doctor  # noqa: E402
+from support import pulse
+from voicevibe import cli  # noqa: E402
 from voicevibe.audio import AudioError, InputDevice  # noqa: E402
 from voicevibe.config import Config  # noqa: E402
 from voicevibe.config_files import load_config  # noqa: E402
+from voicevibe.doctor import checks as doctor
 from voicevibe.miccheck import LevelCheck  # noqa: E402
 from voicevibe.pycheck import Facts  # noqa: E402
 
 MAC_MIC = InputDevice(0, "MacBook Air Microphone", 1, 48_000.0, True)
 COMMIT = "a" * 40
-
-
-@pytest.fixture
-def hub_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    cache = tmp_path / "hf-cache"
-    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
-    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(cache))
-    return cache
 
 
 def cache_repo(cache: Path, repo: str, files: dict[str, bytes]) -> None:

@@ -15,7 +15,8 @@ from hypothesis.extra import numpy as hnp
 
 from voicevibe import dsp
 from voicevibe.config import BLOCK, SAMPLE_RATE, ConfigError, DspConfig
-from voicevibe.dsp import Dsp, DspState, Levels, process
+from voicevibe.dsp import Dsp, DspState, process
+from voicevibe.events import Levels
 
 FS = SAMPLE_RATE
 HOP = 48  # 2 ms: the DSP's control step at 24 kHz

@@ -10,7 +10,7 @@ import pytest
 from voicevibe.config import SttConfig
 from voicevibe.events import Word
 from voicevibe.hub import locate_stt
-from voicevibe.stt import NO_TEXT_TOKENS, SttEngine, load_model
+from voicevibe.speech.engine import NO_TEXT_TOKENS, SttEngine, load_model
 from voicevibe.testing.checkpoint import CARD, MIMI_NAME, N_Q
 from voicevibe.testing.fastcodec import CodecLimitError, FastMimi, is_fast_codec
 from voicevibe.testing.reference import reference_tokens

@@ -18,26 +18,18 @@ from collections.abc import Iterator
 import numpy as np
 import pytest
 
-from brains import crash_then_hang, crashes_always
-from stagethreads import stage_threads
-from oscpeer import UdpPeer
-from test_app import drain, run_to_end, show_config
-from voicevibe import app as app_module
+from support.brains import crash_then_hang, crashes_always
+from support.shows import drain, run_to_end, show_config
+from support.threads import stage_threads
 from voicevibe import osc
-from voicevibe.app import Pipeline
 from voicevibe.audio import AudioError
 from voicevibe.config import BLOCK, OscConfig
 from voicevibe.events import ImagePrompt, SayText, Status, Stopped
 from voicevibe.hub import ModelError, locate_stt
-from voicevibe.stt import load_model
+from voicevibe.runtime import audio_feed
+from voicevibe.runtime.pipeline import Pipeline
+from voicevibe.speech.engine import load_model
 from voicevibe.testing.checkpoint import MIMI_NAME
-
-
-@pytest.fixture
-def peer() -> Iterator[UdpPeer]:
-    with UdpPeer() as p:
-        yield p
-
 
 # ---- the microphone goes away mid-show and comes back ------------------------------------------
 
@@ -69,7 +61,7 @@ class VanishingMic:
 
 def test_a_mic_that_vanishes_mid_show_is_reopened_and_the_show_goes_on(tmp_path, fast_checkpoint, peer,
                                                                          monkeypatch):
-    monkeypatch.setattr(app_module, "MIC_RETRY_SECONDS", 0.1)
+    monkeypatch.setattr(audio_feed, "MIC_RETRY_SECONDS", 0.1)
     opened: list[VanishingMic] = []
     pipeline = Pipeline(show_config(tmp_path, fast_checkpoint, peer), input_spec="USB Mic",
                         source_opener=lambda spec, config: VanishingMic(opened))

@@ -5,43 +5,25 @@ works, the speech worker started again afterwards, and the headless run's messag
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
-import huggingface_hub
 import numpy as np
 import pytest
-from guitk import display, guard, pump, window_for  # noqa: F401 (fixtures)
-from hubserver import hub_server
-from oscpeer import UdpPeer
 
+from support.gui import pump, window_for
+from support.hubserver import hub_server
 from voicevibe import cli
+from voicevibe.brain.loading import choose_model
 from voicevibe.config import BrainConfig
 from voicevibe.config_files import load_config
-from voicevibe.doctor import verify
+from voicevibe.doctor.checks import verify
 from voicevibe.events import DownloadDone, DownloadProgress
 from voicevibe.firstrun import KNOWN_SIZES, ModelDownload, human_size, missing_models
 from voicevibe.hub import ModelError, fetch_file, gguf_help, locate_stt
-from voicevibe.llm import choose_model
+from voicevibe.testing.peer import OscPeer
 
 REPO = "local-test/stt-tiny"  # not a real hub repo: served by tests/hubserver.py
 WAIT_S = 120.0
-
-
-@pytest.fixture
-def hub_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """An empty Hugging Face cache for this test, in this process and in the workers it spawns."""
-    cache = tmp_path / "hf-cache"
-    monkeypatch.setenv("HF_HUB_CACHE", str(cache))
-    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
-    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", str(cache))
-    return cache
-
-
-@pytest.fixture
-def peer() -> Iterator[UdpPeer]:
-    with UdpPeer() as receiver:
-        yield receiver
 
 
 @pytest.fixture
@@ -58,7 +40,7 @@ def small_repo(tmp_path: Path) -> Path:
     return folder
 
 
-def config_for(tmp_path: Path, peer: UdpPeer, stt_model: str = REPO, brain_model: str = "none"):
+def config_for(tmp_path: Path, peer: OscPeer, stt_model: str = REPO, brain_model: str = "none"):
     return load_config(overrides=[{"stt": {"model": stt_model}, "brain": {"model": brain_model},
                                    "osc": {"targets": f"127.0.0.1:{peer.port}"},
                                    "session": {"log_dir": str(tmp_path / "log")}}], include_defaults_files=False)
@@ -108,7 +90,7 @@ def test_each_models_missing_file_message_names_its_own_files(hub_cache: Path) -
 
 
 def test_the_download_fetches_a_checkpoint_over_http_with_progress(hub_cache: Path, small_repo: Path,
-                                                                   tmp_path: Path, peer: UdpPeer) -> None:
+                                                                   tmp_path: Path, peer: OscPeer) -> None:
     """config.json first (it names the other files), then the rest; progress grows to the total; the files
     land in the cache as the blobs the hub's ETags name, and the speech model then loads from disk."""
     config = config_for(tmp_path, peer)
@@ -139,7 +121,7 @@ def test_the_download_fetches_a_checkpoint_over_http_with_progress(hub_cache: Pa
 
 
 def test_a_download_that_cannot_reach_the_hub_says_so_and_can_be_retried(hub_cache: Path, tmp_path: Path,
-                                                                         peer: UdpPeer,
+                                                                         peer: OscPeer,
                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     [missing] = missing_models(config_for(tmp_path, peer))
     monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # nothing listens on the discard port
@@ -156,7 +138,7 @@ def test_a_download_that_cannot_reach_the_hub_says_so_and_can_be_retried(hub_cac
 
 
 def test_first_launch_window_offers_the_download_and_script_mode_works_meanwhile(
-        hub_cache: Path, fast_checkpoint: Path, tmp_path: Path, peer: UdpPeer, display: str, guard: list[str],
+        hub_cache: Path, fast_checkpoint: Path, tmp_path: Path, peer: OscPeer, display: str, guard: list[str],
         monkeypatch: pytest.MonkeyPatch) -> None:
     """No speech model: the window opens with the strip (which model, Download); a script show makes prompts;
     Download fetches the files with progress in the window; the speech worker starts again and is ready."""

@@ -5,94 +5,62 @@
 
 from __future__ import annotations
 
-import queue
 import threading
 from collections.abc import Iterator
-from types import SimpleNamespace
-from typing import Any
 
 import customtkinter as ctk
 import pytest
-from guitk import MainThreadOnly, display, guard, pump, window_for  # noqa: F401 (fixtures)
 
+from support.fakes import RecordingControls, RecordingPipeline, started
+from support.gui import MainThreadOnly, pump, window_for
 from voicevibe.config import Config
 from voicevibe.config_files import load_config, settings_path
-from voicevibe.events import (Freeze, ImagePrompt, Levels, Panic, PauseBrain, PhraseEnd, SayText, SendPrompt, SetAgc,
-                              SetGain, SetGate, SetHistory, SetStyle, Stopped, Word, WorkerState)
-from voicevibe.gui import POLL_BATCH, PerformanceWindow
-from voicevibe.gui_panels import PHRASE_MARK
-
-
-class RecordingPipeline:
-    """Stands in for app.Pipeline: records every command; the test feeds its event queue."""
-
-    made: list[RecordingPipeline] = []
-
-    def __init__(self, config: Config, **kwargs: Any) -> None:
-        self.config, self.kwargs = config, kwargs
-        self.events: queue.Queue = queue.Queue(1000)
-        self.commands: list[object] = []
-        self.stopped = False
-        RecordingPipeline.made.append(self)
-
-    def start(self) -> None:
-        pass
-
-    def apply(self, command: object) -> None:
-        self.commands.append(command)
-
-    def wait(self, timeout: float | None = None) -> bool:
-        return False
-
-    def stop(self) -> None:  # called from the window's helper thread, as Pipeline.stop() would be
-        self.stopped = True
-        self.events.put(Stopped(None))
-
-
-class RecordingEngines:
-    """Stands in for app.Engines: no worker processes; records what the window asks of them."""
-
-    def __init__(self) -> None:
-        self.events: queue.Queue = queue.Queue(1000)
-        self.brain = SimpleNamespace(commands=[], command=lambda c: self.brain.commands.append(c))
-        self.started = self.closed = False
-        self.configs: list[Config] = []
-
-    def start(self) -> None:
-        self.started = True
-
-    def reconfigure(self, config: Config) -> None:
-        self.configs.append(config)
-
-    def close(self) -> None:
-        self.closed = True
+from voicevibe.events import (
+    Freeze,
+    ImagePrompt,
+    Levels,
+    Panic,
+    PauseBrain,
+    PhraseEnd,
+    SayText,
+    SendPrompt,
+    SetAgc,
+    SetGain,
+    SetGate,
+    SetHistory,
+    SetStyle,
+    Word,
+    WorkerState,
+)
+from voicevibe.gui.screen import PHRASE_MARK
+from voicevibe.gui.window import POLL_BATCH, PerformanceWindow
 
 
 @pytest.fixture
 def window(display: str, guard: list[str]) -> Iterator[PerformanceWindow]:
     RecordingPipeline.made.clear()
-    with window_for(Config(), guard, pipeline_factory=RecordingPipeline, engines=RecordingEngines()) as w:
+    with window_for(Config(), guard, pipeline_factory=RecordingPipeline, controls=RecordingControls()) as w:
         yield w
 
 
-def started(w: PerformanceWindow, mode: str = "Script") -> RecordingPipeline:
-    w.ui.mode.set(mode)
-    w.start()
-    assert w.pipeline is not None
-    return w.pipeline
+def commands(w: PerformanceWindow) -> list[object]:
+    """What the window's controls carried out so far."""
+    return w.controls.commands  # type: ignore[attr-defined, no-any-return]
 
 
 def test_gain_and_gate_sliders_drive_the_pipeline_and_persist(window: PerformanceWindow) -> None:
-    pipeline = started(window)
+    started(window)
     pump(window.root)
     canvas = window.ui.gain.slider._canvas
     canvas.event_generate("<Button-1>", x=int(canvas.winfo_width() * 0.9), y=canvas.winfo_height() // 2)
     window.ui.gate.set(0.1)
     window.ui.agc.toggle()
     pump(window.root)
-    gain = [c.db for c in pipeline.commands if isinstance(c, SetGain)]
-    assert gain and gain[-1] > 12.0, pipeline.commands  # a click at 90 % of a -24..+24 dB slider
-    assert SetGate(0.1) in pipeline.commands and SetAgc(False) in pipeline.commands
+    gain = [c.db for c in commands(window) if isinstance(c, SetGain)]
+    assert gain and gain[-1] > 12.0, commands(window)  # a click at 90 % of a -24..+24 dB slider
+    assert SetGate(0.1) in commands(window) and SetAgc(False) in commands(window)
+    params = window.controls.dsp.params  # the one DSP the shows run, show running or not
+    assert (params.gain_db, params.gate_threshold, params.agc) == (gain[-1], 0.1, False)
     window.close()
     saved = load_config()
     assert saved.dsp.gain_db == gain[-1] and saved.dsp.gate_threshold == 0.1 and saved.dsp.agc is False
@@ -135,7 +103,7 @@ def test_events_fill_transcript_prompts_meters_and_status(window: PerformanceWin
     assert "-6.0 dBFS" in window.ui.meter_in.text.cget("text")  # peak 0.5
     assert window.ui.model_status.cget("text") == "speech: speech model ready: tiny"
     button.invoke()  # a click on a past prompt sends it again
-    assert SendPrompt(prompt.text) in pipeline.commands
+    assert SendPrompt(prompt.text) in commands(window)
 
 
 def test_a_burst_is_handled_in_bounded_batches(window: PerformanceWindow) -> None:
@@ -155,12 +123,12 @@ def test_keys_start_freeze_panic_but_not_while_typing(window: PerformanceWindow)
     assert isinstance(pipeline, RecordingPipeline)
     window.root.event_generate("<Key-f>")
     window.root.event_generate("<Escape>")
-    assert Freeze(True) in pipeline.commands and Panic(True) in pipeline.commands
+    assert Freeze(True) in commands(window) and Panic(True) in commands(window)
     entry = window.ui.manual._entry
     entry.focus_force()
     pump(window.root)
     entry.event_generate("<Key-f>")  # an F typed into a text field is a letter, not freeze
-    assert [c for c in pipeline.commands if isinstance(c, Freeze)] == [Freeze(True)]
+    assert [c for c in commands(window) if isinstance(c, Freeze)] == [Freeze(True)]
     window.root.focus_force()
     pump(window.root)
     window.root.event_generate("<space>")
@@ -170,27 +138,31 @@ def test_keys_start_freeze_panic_but_not_while_typing(window: PerformanceWindow)
 
 
 def test_panic_and_freeze_and_brain_commands_work_with_the_show_stopped(window: PerformanceWindow) -> None:
-    window.toggle_panic()
-    window.toggle_freeze()
-    window.toggle_pause()
-    assert window.osc.panicked and window.osc.frozen  # the window's own sender: the show shares it
-    assert window.engines.brain.commands == [PauseBrain(True)]  # the brain outlives a show
+    window.screen.toggle_panic()
+    window.screen.toggle_freeze()
+    window.brain.toggle_pause()
+    assert window.controls.osc.panicked and window.controls.osc.frozen  # the app's own sender: shows share it
+    assert commands(window) == [Panic(True), Freeze(True), PauseBrain(True)]
+    assert window.engines.brain.paused  # the brain outlives a show
+    pump(window.root)
+    assert window.ui.panic_button.cget("text").startswith("PANIC ON") and window.ui.freeze_button.cget("text") == \
+        "FROZEN (F)" and window.ui.pause_button.cget("text") == "Resume brain"  # the buttons follow the state
     pipeline = started(window)
-    assert pipeline.kwargs["osc"] is window.osc and pipeline.kwargs["engines"] is window.engines
+    assert pipeline.kwargs["controls"] is window.controls
     assert window.engines.configs[-1] is window.config  # a changed model setting would reload it now
 
 
-def test_manual_prompt_and_brain_controls_reach_the_pipeline(window: PerformanceWindow) -> None:
-    pipeline = started(window)
+def test_manual_prompt_and_brain_controls_reach_the_controls(window: PerformanceWindow) -> None:
+    started(window)
     window.ui.manual.insert(0, "a red door in the snow")
-    window.send_manual()
+    window.screen.send_manual()
     window.ui.style.set("synthwave")
-    window.brain(SetStyle("synthwave"))
+    window.brain.command(SetStyle("synthwave"))
     window.ui.history.set(120)
-    window.toggle_pause()
-    assert SendPrompt("a red door in the snow") in pipeline.commands
-    assert SetStyle("synthwave") in pipeline.commands and SetHistory(120.0) in pipeline.commands
-    assert PauseBrain(True) in pipeline.commands
+    window.brain.toggle_pause()
+    assert SendPrompt("a red door in the snow") in commands(window)
+    assert SetStyle("synthwave") in commands(window) and SetHistory(120.0) in commands(window)
+    assert PauseBrain(True) in commands(window)
     assert window.config.brain.style == "synthwave" and window.config.brain.history_seconds == 120.0
 
 
@@ -202,7 +174,7 @@ def test_file_mode_without_a_file_says_what_to_do(window: PerformanceWindow) -> 
 
 
 def test_no_microphone_is_said_clearly(window: PerformanceWindow) -> None:
-    window.devices = []
+    window.inputs.devices = []
     window.ui.mode.set("Microphone")
     window.start()
     assert window.pipeline is None and "no microphone" in window.ui.message.cget("text")
@@ -236,11 +208,13 @@ def test_guard_catches_a_widget_call_off_the_main_thread(display: str) -> None:
 
 
 def test_settings_come_back_at_the_next_launch(display: str, guard: list[str]) -> None:
-    with window_for(load_config(), guard, pipeline_factory=RecordingPipeline, engines=RecordingEngines()) as first:
+    with window_for(load_config(), guard, pipeline_factory=RecordingPipeline,
+                    controls=RecordingControls(load_config())) as first:
         first.ui.gain.set(-7.5)
         first.ui.style.set("ukiyo-e")
-        first.brain(SetStyle("ukiyo-e"))
-    with window_for(load_config(), guard, pipeline_factory=RecordingPipeline, engines=RecordingEngines()) as second:
+        first.brain.command(SetStyle("ukiyo-e"))
+    with window_for(load_config(), guard, pipeline_factory=RecordingPipeline,
+                    controls=RecordingControls(load_config())) as second:
         assert second.ui.gain.value == -7.5 and second.ui.gain.slider.get() == -7.5
         assert second.ui.style.get() == "ukiyo-e"
         pipeline = started(second)
@@ -256,4 +230,4 @@ def test_script_mode_feeds_lines_and_typed_phrases(window: PerformanceWindow) ->
     window.ui.say._entry.focus_force()
     pump(window.root)
     window.ui.say._entry.event_generate("<Return>")
-    assert SayText("a red door") in pipeline.commands and window.ui.say.get() == ""
+    assert SayText("a red door") in commands(window) and window.ui.say.get() == ""

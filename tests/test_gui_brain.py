@@ -8,32 +8,28 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from guitk import display, guard, pump, window_for  # noqa: F401 (fixtures)
-from llamaserver import ALIAS, LlamaServer
-from test_gui import RecordingEngines, RecordingPipeline
 
-from voicevibe.engines import Engines
+from support.fakes import RecordingControls, RecordingPipeline
+from support.gui import pump, window_for
+from support.llamaserver import ALIAS, LlamaServer
 from voicevibe.config import Config
 from voicevibe.config_files import load_config
-from voicevibe.gui_brain import NO_SWITCH
+from voicevibe.gui.brain import NO_SWITCH
+from voicevibe.runtime.controls import Controls
+from voicevibe.runtime.engines import Engines
 from voicevibe.testing.peer import OscPeer
 
 WAIT = 180.0  # a deadline for something that must happen, not a speed check
-
-
-@pytest.fixture
-def receiver() -> Iterator[OscPeer]:
-    with OscPeer() as peer:
-        yield peer
 
 
 def test_the_brain_in_use_is_shown_and_the_switch_swaps_and_saves_it(display, guard, tmp_path):
     url = "http://192.168.1.30:11434/v1"
     config = load_config(overrides=[{"brain": {"model": "bundled", "switch_model": url,
                                                "server_model": "mistral-nemo"}}], include_defaults_files=False)
-    engines = RecordingEngines()
+    controls = RecordingControls(config)
+    engines = controls.engines
     settings = tmp_path / "settings.toml"
-    with window_for(config, guard, pipeline_factory=RecordingPipeline, engines=engines, settings_file=settings) as w:
+    with window_for(config, guard, pipeline_factory=RecordingPipeline, controls=controls, settings_file=settings) as w:
         assert w.ui.brain_source.cget("text") == "In use: local: Gemma 3 270M (bundled)"
         assert w.ui.brain_switch.cget("text") == f"Switch to server: mistral-nemo @ {url}"
         w.ui.brain_switch.invoke()
@@ -42,9 +38,9 @@ def test_the_brain_in_use_is_shown_and_the_switch_swaps_and_saves_it(display, gu
         assert w.ui.brain_switch.cget("text") == "Switch to local: Gemma 3 270M (bundled)"
         w.save_settings()
     assert f'model = "{url}"' in settings.read_text() and 'switch_model = "bundled"' in settings.read_text()
-    with window_for(Config(), guard, pipeline_factory=RecordingPipeline, engines=RecordingEngines()) as w:
+    with window_for(Config(), guard, pipeline_factory=RecordingPipeline, controls=RecordingControls()) as w:
         assert w.ui.brain_switch.cget("text") == NO_SWITCH and w.ui.brain_switch.cget("state") == "disabled"
-        w.switch_brain()  # nothing to switch to: nothing happens
+        w.brain.switch()  # nothing to switch to: nothing happens
         assert w.engines.configs == []
 
 
@@ -58,29 +54,29 @@ def server(tmp_path: Path) -> Iterator[LlamaServer]:
 
 
 def test_switching_from_a_server_to_the_local_model_mid_show_restarts_only_the_brain(
-        display, guard, tmp_path: Path, fast_checkpoint: Path, server: LlamaServer, receiver: OscPeer) -> None:
+        display, guard, tmp_path: Path, fast_checkpoint: Path, server: LlamaServer, peer: OscPeer) -> None:
     config = load_config(overrides=[{
-        "stt": {"model": str(fast_checkpoint)}, "osc": {"targets": f"127.0.0.1:{receiver.port}", "preset": "vocevibe"},
+        "stt": {"model": str(fast_checkpoint)}, "osc": {"targets": f"127.0.0.1:{peer.port}", "preset": "vocevibe"},
         "session": {"log_dir": str(tmp_path / "logs"), "record_audio": "off"},
         "brain": {"model": server.url, "switch_model": "bundled", "time_budget_seconds": 60.0, "summary": False}}],
         include_defaults_files=False)
     engines = Engines(config)
-    with window_for(config, guard, engines=engines, settings_file=tmp_path / "settings.toml") as w:
+    with window_for(config, guard, controls=Controls(config, engines), settings_file=tmp_path / "settings.toml") as w:
         pump(w.root, lambda: engines.stt.worker.ready and engines.brain.worker.ready, timeout=WAIT)
         stt_pid, brain_pid = engines.stt.worker.pid, engines.brain.worker.pid
         w.ui.mode.set("Script")
         w.start()  # an empty script: the show runs, typed phrases reach the brain
         pump(w.root, lambda: w.pipeline is not None and w.pipeline.started)
-        w.say("a lantern on the pier")
-        pump(w.root, lambda: len(receiver.on("/visual/json")) >= 1, timeout=WAIT)
+        w.inputs.say("a lantern on the pier")
+        pump(w.root, lambda: len(peer.on("/visual/json")) >= 1, timeout=WAIT)
         w.ui.brain_switch.invoke()
         assert w.ui.brain_source.cget("text") == "In use: local: Gemma 3 270M (bundled)"
         pump(w.root, lambda: engines.brain.worker.ready and engines.brain.worker.pid != brain_pid, timeout=WAIT)
-        w.say("the sea at night under the stars")
-        pump(w.root, lambda: len(receiver.on("/visual/json")) >= 2, timeout=WAIT)
+        w.inputs.say("the sea at night under the stars")
+        pump(w.root, lambda: len(peer.on("/visual/json")) >= 2, timeout=WAIT)
         assert engines.stt.worker.pid == stt_pid  # the speech engine kept its model
         w.stop()
         pump(w.root, lambda: w._ending is None, timeout=WAIT)
-    sent = [json.loads(m.params[0]) for m in receiver.on("/visual/json")]
+    sent = [json.loads(m.params[0]) for m in peer.on("/visual/json")]
     assert [(p["source"], p["model"]) for p in sent] == [("model", f"{ALIAS} @ {server.url}"),
                                                          ("model", "gemma-3-270m (bundled)")], sent

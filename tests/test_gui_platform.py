@@ -8,14 +8,14 @@ from types import SimpleNamespace
 
 import customtkinter as ctk
 import pytest
-from guitk import display, guard, pump, window_for  # noqa: F401 (fixtures)
-from test_gui import RecordingEngines, RecordingPipeline
 
+from support.fakes import RecordingControls, RecordingPipeline
+from support.gui import pump, window_for
 from voicevibe.config import Config
 from voicevibe.config_files import load_config
 from voicevibe.events import SetGain
-from voicevibe.gui import PerformanceWindow
-from voicevibe.gui_platform import PREFERRED, TouchpadScroller, fit_window, touchpad_deltas
+from voicevibe.gui.platform import PREFERRED, TouchpadScroller, fit_window, touchpad_deltas
+from voicevibe.gui.window import PerformanceWindow
 
 # "Looks like" sizes of the 13-inch MacBook Airs (M1 default 1440x900, M2 default 1470x956, a smaller
 # scaled choice 1280x800), and a big screen.
@@ -73,7 +73,7 @@ def inside(widget: tk.Misc, root: tk.Misc) -> bool:
 
 def test_the_window_fits_the_screen_with_panic_and_the_status_bar_in_view(small_screen: tuple[int, int]) -> None:
     width, height = small_screen
-    with window_for(Config(), pipeline_factory=RecordingPipeline, engines=RecordingEngines()) as window:
+    with window_for(Config(), pipeline_factory=RecordingPipeline, controls=RecordingControls()) as window:
         root = window.root
         pump(root, lambda: root.winfo_width() > 1)
         fit = fit_window(width, height)
@@ -88,15 +88,15 @@ def test_the_window_fits_the_screen_with_panic_and_the_status_bar_in_view(small_
 
 def test_cmd_q_closes_the_window_cleanly(display: str, guard: list[str]) -> None:
     """Cmd-Q is the Quit Apple Event: Tk calls ::tk::mac::Quit when it exists (else Tcl_Exit(0), no cleanup)."""
-    engines = RecordingEngines()
-    with window_for(load_config(), guard, pipeline_factory=RecordingPipeline, engines=engines) as window:
+    controls = RecordingControls(load_config())
+    with window_for(load_config(), guard, pipeline_factory=RecordingPipeline, controls=controls) as window:
         window.ui.mode.set("Script")
         window.start()
         pipeline = window.pipeline
-        window.set_gain(-5.0)
+        window.sound.set_gain(-5.0)
         window.root.tk.call("::tk::mac::Quit")  # what the Quit menu item, the Dock and logout run
-        assert window.closed and pipeline.stopped and engines.closed
-        assert SetGain(-5.0) in pipeline.commands
+        assert window.closed and pipeline.stopped and controls.engines.closed and controls.closed
+        assert SetGain(-5.0) in controls.commands
     assert load_config().dsp.gain_db == -5.0  # the settings were saved on the way out
 
 
@@ -104,7 +104,7 @@ def test_cmd_q_closes_the_window_cleanly(display: str, guard: list[str]) -> None
 def cramped(display: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[PerformanceWindow]:
     """The window on a 1280x800 screen: the controls column is taller than what shows."""
     pretend_screen(monkeypatch, 1280, 800)
-    with window_for(Config(), pipeline_factory=RecordingPipeline, engines=RecordingEngines()) as window:
+    with window_for(Config(), pipeline_factory=RecordingPipeline, controls=RecordingControls()) as window:
         pump(window.root, lambda: window.root.winfo_width() > 1)
         yield window
 

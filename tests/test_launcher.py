@@ -11,13 +11,12 @@ import sys
 from pathlib import Path
 
 import pytest
-from launcher_rig import DEADLINE_S, Rig, app_record, build_rig, dialogs, launched, launcher_log
-from platforms import DESKTOP, XVFB, linux_only
-from xvfb import xvfb
 
+from support.launcher_rig import DEADLINE_S, Rig, app_record, build_rig, dialogs, launched, launcher_log
+from support.platforms import DESKTOP, XVFB, linux_only
+from support.xvfb import xvfb
 from voicevibe import cli, launcher, macos
-from voicevibe.launcher import (LOCAL_NETWORK_USAGE, LOG_CAP_BYTES, MIC_USAGE, exec_command, install_launcher,
-                                keep_awake)
+from voicevibe.launcher import LOCAL_NETWORK_USAGE, LOG_CAP_BYTES, MIC_USAGE, exec_command, install_launcher, keep_awake
 
 WINDOW_TIMEOUT_S = 60
 
@@ -63,7 +62,8 @@ def test_compiled_launcher_runs_python_as_its_child_and_logs(tmp_path: Path) -> 
                        f'echo "ppid=$PPID pid=$$ args=$* log=$VOICEVIBE_LAUNCHER_LOG" > {record}\n'
                        'echo "from the app"\nexit 3')
     [bundle] = install_launcher(platform="darwin", home=tmp_path, python=str(python))
-    proc = subprocess.Popen([str(bundle / "Contents" / "MacOS" / "VoiceVibe")], env={**os.environ, "HOME": str(tmp_path)})
+    proc = subprocess.Popen([str(bundle / "Contents" / "MacOS" / "VoiceVibe")],
+                            env={**os.environ, "HOME": str(tmp_path)})
     assert proc.wait(DEADLINE_S) == 3
     log_path = launcher_log(tmp_path)
     ppid, pid, *rest = record.read_text().split()

@@ -17,20 +17,20 @@ import sys
 import time
 
 import pytest
-from llamaserver import ALIAS, LlamaServer
-from standin import standin  # noqa: F401 (a fixture)
 
-from voicevibe.brain import Brain, load_prompt_model
-from voicevibe.brain_worker import BrainStage
+from support.llamaserver import ALIAS, LlamaServer
+from voicevibe.brain.assets import load_assets
+from voicevibe.brain.core import Brain
+from voicevibe.brain.loading import load_prompt_model
+from voicevibe.brain.prompting import PromptRequest
+from voicevibe.brain.schema import checked_json, gbnf_literal, prompt_grammar, summary_grammar
+from voicevibe.brain.server import ServerPromptModel, api_base
+from voicevibe.brain.stage import BrainStage
 from voicevibe.config import BrainConfig, ConfigError
 from voicevibe.config_files import load_config
+from voicevibe.doctor import checks as doctor
+from voicevibe.doctor.server import server_checks
 from voicevibe.events import ImagePrompt, MakeSummary, Phrase, Status, Summary
-from voicevibe.fallback import load_assets
-from voicevibe.llm import PromptRequest
-from voicevibe.llm_server import ServerPromptModel, api_base
-from voicevibe.server_answer import checked_json, gbnf_literal, prompt_grammar, summary_grammar
-from voicevibe import doctor
-from voicevibe.server_check import server_checks
 
 ASSETS = load_assets()
 WAIT = 180.0  # a deadline for something that must happen, not a speed check
@@ -58,7 +58,7 @@ def start_stage(url: str, **brain: object) -> tuple[BrainStage, queue.Queue]:
     reports: queue.Queue = queue.Queue()
     delivered: queue.Queue = queue.Queue()
     stage = BrainStage(config, reports.put)
-    stage.deliver = delivered.put
+    stage.attach(delivered.put)
     stage.worker.start()
     while (state := reports.get(timeout=WAIT)).state != "ready":
         assert state.state in ("starting", "loading"), state
@@ -179,8 +179,9 @@ def test_a_server_slower_than_the_budget_is_abandoned_in_time(server):
 
 def test_a_500_and_cut_json_from_the_real_server_are_handled_like_local_answers(server):
     posted: list = []
-    for brain, why in ((dict(server_output="json_schema"), "brain server answered HTTP 500"),  # its 500 for OpenAI's shape
-                       (dict(max_tokens=16), "bad model output: not JSON")):  # the answer cut at 16 tokens
+    # its 500 for OpenAI's response_format shape; then the answer cut at 16 tokens
+    for brain, why in ((dict(server_output="json_schema"), "brain server answered HTTP 500"),
+                       (dict(max_tokens=16), "bad model output: not JSON")):
         config = brain_config(server.url, **brain)
         loaded = load_prompt_model(config, ASSETS)
         loaded.model.attach(posted.append)

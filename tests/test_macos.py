@@ -18,16 +18,15 @@ import pytest
 import soundfile as sf
 
 sys.path.insert(0, str(Path(__file__).parent))
-import pulse  # noqa: E402
-from oscpeer import UdpPeer  # noqa: E402
-
+from support import pulse
+from support.shows import show_config  # noqa: E402
 from voicevibe import cli, macos  # noqa: E402
-from voicevibe.app import Pipeline  # noqa: E402
 from voicevibe.config import BLOCK, SAMPLE_RATE  # noqa: E402
-from voicevibe.config_files import load_config  # noqa: E402
 from voicevibe.events import Status  # noqa: E402
 from voicevibe.miccheck import DigitalSilence, level_check, silence_message  # noqa: E402
 from voicevibe.pycheck import Facts, describe, notes, problems  # noqa: E402
+from voicevibe.runtime.pipeline import Pipeline  # noqa: E402
+from voicevibe.testing.peer import OscPeer
 
 # pyobjc's own values (pyobjc-framework-Cocoa PyObjCTest/test_nsprocessinfo.py)
 IDLE_SYSTEM_SLEEP = 1 << 20
@@ -132,16 +131,9 @@ def test_off_macos_no_activity_and_without_pyobjc_a_warning(monkeypatch: pytest.
     assert "App Nap may slow the show down" in caplog.text and "setup.sh" in caplog.text
 
 
-def show_config(tmp_path: Path, peer: UdpPeer, **sections: dict):
-    layers = [{"stt": {"model": str(tmp_path / "no-model")}, "brain": {"model": "none"},
-               "osc": {"targets": f"127.0.0.1:{peer.port}"}, "session": {"log_dir": str(tmp_path / "log")}},
-              sections]
-    return load_config(overrides=layers, include_defaults_files=False)
-
-
 def test_a_show_holds_the_activity_from_start_to_stop(foundation: StubProcessInfo, tmp_path: Path) -> None:
-    with UdpPeer() as peer:
-        pipeline = Pipeline(show_config(tmp_path, peer), script=["a red lighthouse in a storm"])
+    with OscPeer() as peer:
+        pipeline = Pipeline(show_config(tmp_path, tmp_path / "no-model", peer), script=["a red lighthouse in a storm"])
         pipeline.start()
         assert foundation.held == 1
         assert pipeline.wait(60)
@@ -172,7 +164,7 @@ def test_headless_run_keeps_the_mac_awake_and_holds_the_activity(foundation: Stu
         return proc
 
     monkeypatch.setattr(subprocess, "Popen", watched)
-    with UdpPeer() as peer:
+    with OscPeer() as peer:
         code = cli.main(["run", "--no-gui", "--script", str(script), "--set", "brain.model=none",
                          "--osc", f"127.0.0.1:{peer.port}", "--set", f'session.log_dir="{tmp_path}"'])
     assert code == 0
@@ -236,8 +228,8 @@ def test_a_live_input_of_exact_zeros_becomes_a_status_naming_the_privacy_setting
         virtual_mic: pulse.VirtualMic, fast_checkpoint: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The whole show on the virtual mic with nothing playing (what a denied permission gives on a Mac)."""
     monkeypatch.setattr(macos, "PLATFORM", "darwin")  # the message a Mac shows
-    with UdpPeer() as peer:
-        config = show_config(tmp_path, peer, stt={"model": str(fast_checkpoint)}, audio={"realtime": True})
+    with OscPeer() as peer:
+        config = show_config(tmp_path, fast_checkpoint, peer, audio={"realtime": True})
         pipeline = Pipeline(config, input_spec=pulse.ALSA_DEVICE)
         pipeline.start()
         try:
@@ -262,7 +254,7 @@ def test_a_live_input_of_exact_zeros_becomes_a_status_naming_the_privacy_setting
 def test_tests_keep_the_user_folders_in_a_temporary_home(user_state: Path) -> None:
     """platformdirs ignores XDG_* on macOS (~/Library/Logs, ~/Library/Application Support): HOME is temporary."""
     from voicevibe.config_files import settings_path, user_config_path
-    from voicevibe.session import default_log_dir
+    from voicevibe.runtime.session import default_log_dir
 
     assert Path.home() == user_state
     for path in (default_log_dir(), settings_path(), user_config_path()):

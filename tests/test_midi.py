@@ -17,22 +17,21 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import mido
 import pytest
-from guitk import display, guard, pump, window_for  # noqa: F401 (fixtures)
 
-from oscpeer import UdpPeer
-from test_gui import RecordingEngines, RecordingPipeline
-from test_workers import until
-from voicevibe.app import Pipeline
+from support.fakes import RecordingControls, RecordingPipeline
+from support.gui import pump, window_for
+from support.shows import until
 from voicevibe.config import Config
 from voicevibe.config_files import load_config
 from voicevibe.events import Panic, Status
-from voicevibe.midi import MidiError, MidiInput, list_ports
-from voicevibe.session import read_log
+from voicevibe.midi.input import MidiError, MidiInput, list_ports
+from voicevibe.runtime.pipeline import Pipeline
+from voicevibe.runtime.session import read_log
+from voicevibe.testing.peer import OscPeer
 
 os.environ.setdefault("JACK_NO_START_SERVER", "1")  # libjack must never start a server of its own
 JACK = "mido.backends.rtmidi/UNIX_JACK"
@@ -147,7 +146,7 @@ def test_a_backend_that_cannot_start_is_named_with_the_fix():
 
 
 def test_a_cc_moves_the_engine_gain_and_a_note_fires_panic(jack, controller, tmp_path):
-    with UdpPeer() as peer:
+    with OscPeer() as peer:
         config = load_config(overrides=[{
             "stt": {"model": str(tmp_path / "none")}, "brain": {"model": "none"},
             "osc": {"targets": f"127.0.0.1:{peer.port}", "preset": "vocevibe"},
@@ -207,14 +206,6 @@ def test_learn_maps_a_new_cc_and_an_unplugged_controller_comes_back(jack, tmp_pa
         out.close()
 
 
-class MidiEngines(RecordingEngines):
-    """The window's engines stand-in, with the brain state MIDI toggles read."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.brain = SimpleNamespace(commands=[], paused=False, command=lambda c: self.brain.commands.append(c))
-
-
 SHOW = '[[cue]]\nname = "Harbour"\nprompt = "a harbour at dusk"\n[[cue]]\nname = "Storm"\nprompt = "a storm"\n'
 
 
@@ -223,12 +214,12 @@ def test_the_window_learns_a_cc_fires_cues_and_panic_and_keeps_the_mapping_after
     settings = tmp_path / "settings.toml"
     show = tmp_path / "show.toml"
     show.write_text(SHOW, encoding="utf-8")
-    with UdpPeer() as peer:
+    with OscPeer() as peer:
         layer = {"midi": {"backend": JACK, "port": "fakectl", "reconnect_seconds": 0.2,
                           "mapping": "panic=note:10:36"},
                  "osc": {"targets": f"127.0.0.1:{peer.port}", "preset": "generic"}, "show": {"file": str(show)}}
         config = load_config(overrides=[layer], include_defaults_files=False)
-        with window_for(config, guard, pipeline_factory=RecordingPipeline, engines=MidiEngines(),
+        with window_for(config, guard, pipeline_factory=RecordingPipeline, controls=RecordingControls(config),
                         settings_file=settings) as w:
             live(w.midi.input, controller)
             w.midi.refresh_ports()
@@ -250,8 +241,8 @@ def test_the_window_learns_a_cc_fires_cues_and_panic_and_keeps_the_mapping_after
             pump(w.root, lambda: ("/prompt", ["a storm"]) in [(m.address, m.params) for m in peer.messages])
             pump(w.root, lambda: w.cues.highlighted() is None)  # cue 2 was the last: nothing next
             controller.send(note(36, 100))
-            pump(w.root, lambda: w.panicked)
-            assert "PANIC ON" in w.ui.panic_button.cget("text")
+            pump(w.root, lambda: w.screen.panicked)
+            pump(w.root, lambda: "PANIC ON" in w.ui.panic_button.cget("text"))  # the button follows, at a poll
             pump(w.root, lambda: ("/panic", [1]) in [(m.address, m.params) for m in peer.messages])
         # The window is closed (its port too); a new launch reads the saved settings over the config.
         saved = settings.read_text(encoding="utf-8")
@@ -259,7 +250,7 @@ def test_the_window_learns_a_cc_fires_cues_and_panic_and_keeps_the_mapping_after
         config = load_config([settings], [{"osc": layer["osc"], "midi": {"backend": JACK, "port": "fakectl",
                                                                         "reconnect_seconds": 0.2}}],
                              include_defaults_files=False)
-        with window_for(config, guard, pipeline_factory=RecordingPipeline, engines=MidiEngines(),
+        with window_for(config, guard, pipeline_factory=RecordingPipeline, controls=RecordingControls(config),
                         settings_file=settings) as w:
             assert w.midi.bindings["gain"].cget("text") == "cc:1:30"
             assert w.midi.bindings["cue2"].cget("text") == "note:1:50"
@@ -275,7 +266,7 @@ def test_the_window_learns_a_cc_fires_cues_and_panic_and_keeps_the_mapping_after
 def test_a_headless_run_with_midi_fires_a_cue_from_a_pad(jack, controller, tmp_path):
     show = tmp_path / "show.toml"
     show.write_text(SHOW, encoding="utf-8")
-    with UdpPeer() as peer:
+    with OscPeer() as peer:
         proc = subprocess.Popen(
             [sys.executable, "-m", "voicevibe", "run", "--no-gui", "--script", "-", "--show", str(show),
              "--midi", "fakectl", "--osc", f"127.0.0.1:{peer.port}", "--preset", "generic",

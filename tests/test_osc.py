@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from pythonosc.osc_bundle import OscBundle
 from pythonosc.osc_message import OscMessage
 
-from oscpeer import dump_lines, free_port, oscdump  # noqa: F401  (oscdump: a fixture)
+from support.osc import dump_lines, free_port
 from voicevibe import osc
 from voicevibe.config import ConfigError, OscConfig
 from voicevibe.config_files import load_config

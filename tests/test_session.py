@@ -17,11 +17,11 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from voicevibe import session
 from voicevibe.config import BLOCK, SAMPLE_RATE, Config, SessionConfig
-from voicevibe.dsp import Levels
-from voicevibe.events import ImagePrompt, Phrase, Status, Summary, Word
-from voicevibe.session import LatencyStats, SessionLog, SessionLogError, read_log, recover_recording, replay
+from voicevibe.events import ImagePrompt, Levels, Phrase, Status, Summary, Word
+from voicevibe.runtime import session
+from voicevibe.runtime.latency import LatencyStats
+from voicevibe.runtime.session import SessionLog, SessionLogError, read_log, recover_recording, replay
 
 REAL_OPEN_AUDIO = session._open_audio
 
@@ -337,7 +337,7 @@ KILLED_RUN = """
 import os, signal, sys, time
 import numpy as np
 from voicevibe.config import SessionConfig
-from voicevibe.session import SessionLog
+from voicevibe.runtime.session import SessionLog
 log = SessionLog.open(SessionConfig(log_dir=sys.argv[1]), record_audio=True, name="killed")
 audio = np.random.default_rng(1).uniform(-0.5, 0.5, 50 * 1920).astype(np.float32)
 for i, block in enumerate(audio.reshape(-1, 1920)):
@@ -392,7 +392,7 @@ def test_read_log_skips_a_truncated_last_line(tmp_path: Path, caplog: pytest.Log
     good = '{"type": "session_start", "mono": 1.0}\n{"type": "image_prompt", "text": "a", "mono": 2.0}\n'
     cut_mid_character = '{"type": "image_prompt", "text": "forê'.encode()[:-1]  # half of "ê"
     path.write_bytes(good.encode() + cut_mid_character)
-    with caplog.at_level(logging.WARNING, logger="voicevibe.session"):
+    with caplog.at_level(logging.WARNING, logger="voicevibe.runtime.session"):
         records = list(read_log(path))
     assert [r["mono"] for r in records] == [1.0, 2.0]
     assert "line 3 is cut short" in caplog.text

@@ -17,7 +17,6 @@ from pathlib import Path
 
 import pytest
 
-
 REPO = Path(__file__).resolve().parents[1]
 UNREACHABLE_INDEX = "http://127.0.0.1:9/"  # the discard port: nothing answers
 RUN_TIMEOUT_S = 300

@@ -17,12 +17,25 @@ import pytest
 
 from voicevibe.config import ConfigError, OscConfig
 from voicevibe.config_files import load_config
-from voicevibe.events import (FireCue, Freeze, NewSeed, NextCue, Panic, PhraseEnd, SeedLock, SetGain, SetGate,
-                              SetRate, SetTransition, Word)
-from voicevibe.look import SeedState, blend_datagram, blend_json, blend_weights, transition_steps
-from voicevibe.midi_map import Learned, MappingError, MidiRouter, format_mapping, parse_mapping
-from voicevibe.show import ShowError, load_show
-from voicevibe.triggers import Trigger, TriggerMatcher, normalize_words, parse_word_list, phrase_problem
+from voicevibe.events import (
+    FireCue,
+    Freeze,
+    NewSeed,
+    NextCue,
+    Panic,
+    PhraseEnd,
+    SeedLock,
+    SetGain,
+    SetGate,
+    SetRate,
+    SetTransition,
+    Word,
+)
+from voicevibe.midi.mapping import MappingError, format_mapping, parse_mapping
+from voicevibe.midi.router import Learned, MidiRouter
+from voicevibe.show.file import ShowError, load_show
+from voicevibe.show.transitions import SeedState, blend_datagram, blend_json, blend_weights, transition_steps
+from voicevibe.show.triggers import Trigger, TriggerMatcher, normalize_words, parse_word_list, phrase_problem
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -70,7 +83,7 @@ def test_a_show_file_loads_with_defaults_keys_and_lookups(tmp_path):
 
 
 def test_the_example_show_loads_with_the_real_style_presets():
-    from voicevibe.fallback import load_assets
+    from voicevibe.brain.assets import load_assets
 
     show = load_show(ROOT / "examples" / "night-swim.toml", styles=load_assets("").styles)
     assert len(show.cues) == 5 and show.by_key("b").name == "Black" and show.find("storm").phrase

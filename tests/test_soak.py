@@ -8,17 +8,15 @@ from __future__ import annotations
 
 import functools
 import time
-from collections.abc import Iterator
 
 import numpy as np
 import pytest
 import soundfile
 
-from stagethreads import stage_threads
-from oscpeer import UdpPeer
-from test_app import drain, show_config
-from voicevibe.app import Pipeline
+from support.shows import drain, show_config
+from support.threads import stage_threads
 from voicevibe.events import ImagePrompt, PipelineStats, SayText, Status, Stopped
+from voicevibe.runtime.pipeline import Pipeline
 from voicevibe.testing.faults import stt_slow
 from voicevibe.testing.soak import ShowSource, run_soak
 
@@ -62,12 +60,6 @@ def test_the_show_source_is_generated_on_the_fly_with_a_nonstop_stretch(speech_b
 
 
 # ---- backpressure -------------------------------------------------------------------------------
-
-@pytest.fixture
-def peer() -> Iterator[UdpPeer]:
-    with UdpPeer() as p:
-        yield p
-
 
 @pytest.mark.timing
 def test_a_slow_stt_drops_old_audio_warns_and_keeps_osc_live(tmp_path, fast_checkpoint, speech_blocks, peer):

@@ -14,8 +14,15 @@ from moshi_mlx.modules.kv_cache import RotatingKVCache
 from voicevibe.config import BLOCK, SttConfig
 from voicevibe.events import PhraseEnd, SegmentReset, Word
 from voicevibe.hub import ModelError, locate_stt
-from voicevibe.stt import (NO_TEXT_TOKENS, WALL_STEPS, PauseTracker, SlidingKVCache, SttEngine, load_model,
-                           segment_limits)
+from voicevibe.speech.engine import (
+    NO_TEXT_TOKENS,
+    WALL_STEPS,
+    PauseTracker,
+    SlidingKVCache,
+    SttEngine,
+    load_model,
+    segment_limits,
+)
 from voicevibe.testing.checkpoint import lm_config_dict
 from voicevibe.testing.fastcodec import FastMimi
 from voicevibe.testing.reference import load_reference, reference_tokens

@@ -18,12 +18,12 @@ from pathlib import Path
 
 import pytest
 
-from speech import long_show
+from support.speech import long_show
 from voicevibe.audio import FileSource
 from voicevibe.config import SttConfig
 from voicevibe.events import SegmentReset, Word
 from voicevibe.hub import locate_stt
-from voicevibe.stt import NO_TEXT_TOKENS, WALL_STEPS, SttEngine, load_model
+from voicevibe.speech.engine import NO_TEXT_TOKENS, WALL_STEPS, SttEngine, load_model
 from voicevibe.testing.checkpoint import CARD, N_Q
 from voicevibe.testing.fastcodec import FastMimi
 

@@ -6,7 +6,6 @@ the heartbeat, is in test_gui_show.py.)
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import json
 import os
@@ -14,95 +13,20 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy
 import pytest
 import soundfile
 
-from stagethreads import stage_threads
-from oscpeer import UdpPeer
-from test_app import drain, show_config
-from voicevibe.app import Pipeline
-from voicevibe.config import Config
-from voicevibe.engines import Engines
-from voicevibe.events import (ImagePrompt, PipelineStats, SayText, Status, Stopped, WorkerState, Word)
-from voicevibe.supervisor import BACKOFF_SECONDS
+from support.shows import WAIT, Collector, alive, brain_show, children, drain, show_config, until
+from support.threads import stage_threads
+from voicevibe.events import ImagePrompt, PipelineStats, SayText, Status, Stopped, Word, WorkerState
+from voicevibe.runtime.controls import Controls
+from voicevibe.runtime.engines import Engines
+from voicevibe.runtime.pipeline import Pipeline
 from voicevibe.testing.faults import crash_at_load, scripted_brain, stt_always_failing
-
-WAIT = 120.0  # a deadline for something that must happen, not a speed check
-
-
-def until(what: Callable[[], object], timeout: float = WAIT, every: float = 0.05) -> object:
-    """Poll `what()` until it is true; fail after `timeout`."""
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        value = what()
-        if value:
-            return value
-        time.sleep(every)
-    raise AssertionError(f"gave up waiting after {timeout:.0f} s")
-
-
-def children(pid: int) -> set[int]:
-    """The live worker processes (multiprocessing's spawned children) of `pid`, from /proc."""
-    found = set()
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-            command = (entry / "cmdline").read_bytes()
-        except OSError:
-            continue
-        fields = stat[stat.rindex(")") + 2:].split()  # after "pid (comm) ": state, ppid, ...
-        if int(fields[1]) == pid and fields[0] != "Z" and b"spawn_main" in command:
-            found.add(int(entry.name))
-    return found
-
-
-def alive(pid: int) -> bool:
-    """True while `pid` exists and is not a zombie."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat[stat.rindex(")") + 2] != "Z"
-
-
-class Collector:
-    """Everything the pipeline posted so far (the test drains the shared queue as it goes)."""
-
-    def __init__(self, pipeline: Pipeline) -> None:
-        self.pipeline, self.items = pipeline, []
-
-    def __call__(self) -> list[object]:
-        self.items += drain(self.pipeline.events)
-        return self.items
-
-    def of(self, kind: type, where: Callable[[object], bool] = lambda e: True) -> list:
-        return [e for e in self() if isinstance(e, kind) and where(e)]
-
-
-@pytest.fixture
-def peer():
-    with UdpPeer() as p:
-        yield p
-
-
-@contextlib.contextmanager
-def brain_show(config: Config, **scripted: object) -> Iterator[tuple[Engines, Pipeline, Collector]]:
-    """A running show with no script whose brain worker is `scripted_brain(**scripted)`, loaded."""
-    engines = Engines(config, brain_loader=functools.partial(scripted_brain, **scripted))
-    pipeline = Pipeline(config, engines=engines, script=[])
-    try:
-        pipeline.start()
-        until(lambda: engines.brain.worker.ready)
-        yield engines, pipeline, Collector(pipeline)
-    finally:
-        pipeline.stop()
-        engines.close()
+from voicevibe.workers.supervisor import BACKOFF_SECONDS
 
 
 def test_kill_9_of_the_brain_gives_fallback_prompts_saying_so_until_model_prompts_resume(tmp_path, peer):
@@ -137,7 +61,8 @@ def test_a_brain_that_hangs_in_native_code_gets_a_fallback_in_time_and_is_replac
     config = show_config(tmp_path, "unused", peer, brain={"model": "bundled", "time_budget_seconds": 0.5},
                          supervisor={"hang_seconds": 3})
     engines = Engines(config, brain_loader=functools.partial(scripted_brain, hang=True))
-    pipeline = Pipeline(config, engines=engines, script=["a lighthouse in a storm"])
+    controls = Controls(config, engines)
+    pipeline = Pipeline(config, controls=controls, script=["a lighthouse in a storm"])
     try:
         pipeline.start()
         assert pipeline.wait(WAIT)  # the fallback answered: the script went on
@@ -145,6 +70,7 @@ def test_a_brain_that_hangs_in_native_code_gets_a_fallback_in_time_and_is_replac
         until(lambda: engines.brain.worker.pid != first_pid and engines.brain.worker.ready)
     finally:
         pipeline.stop()
+        controls.close()
         engines.close()
     events = drain(pipeline.events)
     (prompt,) = [e for e in events if isinstance(e, ImagePrompt)]
@@ -184,15 +110,15 @@ def test_an_unexpected_brain_error_or_a_failing_front_end_still_leaves_a_prompt_
     with brain_show(config, fails_on="wolf") as (engines, pipeline, seen):
         pipeline.apply(SayText("a wolf under the moon"))  # the model wrapper raises a TypeError
         until(lambda: seen.of(ImagePrompt))
-        deliver = engines.brain.deliver
+        deliver = engines.brain._sink
 
         def broken_once(item: object) -> None:  # a bug downstream, on the pipe's reader thread
-            engines.brain.deliver = deliver
+            engines.brain._sink = deliver
             raise RuntimeError("simulated bug in a front end")
 
-        engines.brain.deliver = broken_once
+        engines.brain._sink = broken_once
         pipeline.apply(SayText("a harbour at dawn"))  # its prompt is lost to the bug...
-        until(lambda: engines.brain.deliver is deliver)
+        until(lambda: engines.brain._sink is deliver)
         pipeline.apply(SayText("a field of sunflowers"))  # ...but the reader thread lives on
         until(lambda: len(seen.of(ImagePrompt)) == 2)
     wolf, sunflowers = seen.of(ImagePrompt)
@@ -321,9 +247,10 @@ def test_changing_a_model_setting_restarts_only_that_worker(tmp_path, fast_check
 def test_start_stop_start_keeps_the_models_loaded(tmp_path, fast_checkpoint, speech_wav, peer):
     config = show_config(tmp_path, fast_checkpoint, peer)
     engines = Engines(config)
+    controls = Controls(config, engines)
     try:
         for run in range(2):
-            pipeline = Pipeline(config, engines=engines, input_spec=str(speech_wav))
+            pipeline = Pipeline(config, controls=controls, input_spec=str(speech_wav))
             pipeline.start()
             assert pipeline.wait(WAIT)
             pipeline.stop()
@@ -333,6 +260,7 @@ def test_start_stop_start_keeps_the_models_loaded(tmp_path, fast_checkpoint, spe
                 pid = engines.stt.worker.pid
         assert engines.stt.worker.pid == pid and engines.stt.worker.restarts == 0
     finally:
+        controls.close()
         engines.close()
     loads = [e for e in drain(engines.events) if isinstance(e, WorkerState) and e.state == "loading"]
     assert not loads  # loading was reported during the first show only, none after

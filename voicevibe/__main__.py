@@ -2,8 +2,8 @@
 
 import sys
 
-from .cli import main
-from .launcher import run_from_bundle
+from voicevibe.cli import main
+from voicevibe.launcher import run_from_bundle
 
 if __name__ == "__main__":
     sys.exit(run_from_bundle(main))

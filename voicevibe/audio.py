@@ -16,7 +16,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import soundfile as sf
@@ -142,7 +142,7 @@ class Reblocker:
         if size < 1:
             raise ValueError(f"block size must be >= 1, got {size}")
         self.size = size
-        self._rest = np.zeros(0, dtype=np.float32)
+        self._rest: np.ndarray = np.zeros(0, dtype=np.float32)
 
     @property
     def pending(self) -> int:
@@ -422,6 +422,22 @@ class MicSource:
         self.stop()
 
 
+class Source(Protocol):
+    """An input the audio feed reads: a FileSource, a MicSource, or a test's stand-in."""
+
+    dropped_blocks: int
+
+    def __enter__(self) -> Source: ...
+
+    def __exit__(self, *exc: object) -> None: ...
+
+    def blocks(self) -> Iterator[np.ndarray]:
+        """24 kHz BLOCK-sample float32 blocks until the input ends or stop() is called."""
+
+    def stop(self) -> None:
+        """End blocks() from another thread."""
+
+
 def open_source(spec: str, config: Config) -> FileSource | MicSource:
     """An existing path is a rehearsal file; anything else names a microphone."""
     if spec and Path(spec).expanduser().is_file():
@@ -430,7 +446,7 @@ def open_source(spec: str, config: Config) -> FileSource | MicSource:
     return MicSource(spec or None, channel=config.audio.channel, queue_seconds=config.audio.queue_seconds)
 
 
-def describe(source: Any) -> str:
+def describe(source: object) -> str:
     """A short name of the input for status lines."""
     if isinstance(source, MicSource):
         return f"microphone {source.device.index} '{source.device.name}' at {source.device_rate:g} Hz"

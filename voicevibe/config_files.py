@@ -23,7 +23,7 @@ else:  # pragma: no cover - exercised on Python 3.10 only
 
 import platformdirs
 
-from .config import APP_NAME, REPO_CONFIG, SECTIONS, Config, ConfigError, allowed
+from voicevibe.config import APP_NAME, REPO_CONFIG, SECTIONS, Config, ConfigError, allowed
 
 
 def user_config_path() -> Path:

@@ -45,8 +45,24 @@ from pythonosc.osc_message import ParseError as MessageParseError
 from pythonosc.parsing import osc_types
 
 from voicevibe.config import ConfigError, ControlConfig
-from voicevibe.events import (Command, FireCue, Freeze, NewSeed, NextCue, Panic, PauseBrain, PreviousCue, ResetMemory,
-                              SeedLock, SetAgc, SetGain, SetGate, SetStyle, SetTransition, SetVibe)
+from voicevibe.events import (
+    Command,
+    FireCue,
+    Freeze,
+    NewSeed,
+    NextCue,
+    Panic,
+    PauseBrain,
+    PreviousCue,
+    ResetMemory,
+    SeedLock,
+    SetAgc,
+    SetGain,
+    SetGate,
+    SetStyle,
+    SetTransition,
+    SetVibe,
+)
 from voicevibe.ratelimit import RateLimiter
 
 log = logging.getLogger(__name__)
@@ -61,9 +77,11 @@ MAX_BUNDLE_DEPTH = 4
 ACCEPTED_TAGS = set("ihfdsTF")  # blobs, arrays, time tags... are never a control value
 REPORT_SECONDS = 5.0  # at most one rejection report per sender this often; the rest are counted
 POLL_SECONDS = 0.2  # how often the server thread checks for close()
-FLAGS = {"agc": SetAgc, "freeze": Freeze, "panic": Panic, "pause": PauseBrain, "seed/lock": SeedLock}
-BUTTONS = {"reset": ResetMemory, "seed/new": NewSeed, "cue/next": lambda: NextCue(via="osc"),
-           "cue/previous": lambda: PreviousCue(via="osc")}  # nothing, or a flag whose 0 is a release
+FLAGS: dict[str, Callable[[bool], Command]] = {
+    "agc": SetAgc, "freeze": Freeze, "panic": Panic, "pause": PauseBrain, "seed/lock": SeedLock}
+BUTTONS: dict[str, Callable[[], Command]] = {
+    "reset": ResetMemory, "seed/new": NewSeed, "cue/next": lambda: NextCue(via="osc"),
+    "cue/previous": lambda: PreviousCue(via="osc")}  # nothing, or a flag whose 0 is a release
 TRANSITION_SECONDS = (0.0, 30.0)  # the show.transition_seconds range
 MAX_CUE_NAME_CHARS = 100
 

@@ -21,11 +21,12 @@ import math
 import threading
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any, TypedDict
 
 import numpy as np
 
-from .config import SAMPLE_RATE, ConfigError, DspConfig
-from .events import Levels  # noqa: F401 - the meters this stage makes
+from voicevibe.config import SAMPLE_RATE, ConfigError, DspConfig
+from voicevibe.events import Levels  # noqa: F401 - the meters this stage makes
 
 HOP_SECONDS = 0.002  # control step: 48 samples at 24 kHz, 40 per 1920-sample block
 DETECTOR_RELEASE_SECONDS = 0.030  # AGC level detector decay: bridges a 50 Hz voice's troughs (10 ms)
@@ -177,7 +178,7 @@ def _pregain(state: DspState, law: _Law, hops: int) -> tuple[np.ndarray, float]:
     pg[0] = state.pregain_from if start else state.pregain_to
     if start:
         pg[1] = state.pregain_to
-    pregain_ln = state.pregain_ln
+    pregain_ln = law.pregain_ln if state.pregain_ln is None else state.pregain_ln
     if pregain_ln == law.pregain_ln:
         pg[first_new + 1:] = state.pregain_to
         return pg, pregain_ln
@@ -189,8 +190,21 @@ def _pregain(state: DspState, law: _Law, hops: int) -> tuple[np.ndarray, float]:
     return pg, pregain_ln
 
 
+class _GateAgc(TypedDict):
+    """The gate's and the AGC's part of the next DspState."""
+
+    agc_ln: float
+    agc_from: float
+    agc_to: float
+    gate_from: float
+    gate_to: float
+    gate_open: bool
+    quiet_samples: int
+    envelope: float
+
+
 def _gate_and_agc(peaks: list[float], state: DspState,
-                  law: _Law) -> tuple[np.ndarray, dict[str, float | int | bool]]:
+                  law: _Law) -> tuple[np.ndarray, _GateAgc]:
     """AGC x gate gain at each hop boundary, decided from the peak of the hop before; new state."""
     start, hops = state.hop_pos, len(peaks)
     agc_then = state.agc_from if start else state.agc_to
@@ -233,7 +247,7 @@ def _gate_and_agc(peaks: list[float], state: DspState,
         elif gate_gain > 0.0:  # snap: 1 - 5 * 0.2 is 5.6e-17, and gated must mean exact zeros
             gate_gain = 0.0 if gate_gain - fade_step < SETTLED else gate_gain - fade_step
         after[j] = agc_gain * gate_gain
-    changes = dict(agc_ln=agc_ln, agc_from=agc_from, agc_to=agc_gain, gate_from=gate_from,
+    changes = _GateAgc(agc_ln=agc_ln, agc_from=agc_from, agc_to=agc_gain, gate_from=gate_from,
                    gate_to=gate_gain, gate_open=is_open, quiet_samples=quiet, envelope=envelope)
     return np.array([agc_then * gate_then, *after]), changes
 
@@ -307,7 +321,7 @@ class Dsp:
         with self._lock:
             return self._params
 
-    def update(self, **changes: object) -> DspConfig:
+    def update(self, **changes: Any) -> DspConfig:  # Any: each setting has its own type; DspConfig checks them
         """Change some settings atomically; raises ConfigError (params unchanged) on a bad one."""
         known = {f.name for f in dataclasses.fields(DspConfig)}
         unknown = sorted(set(changes) - known)

@@ -1,21 +1,19 @@
-"""Everything the stages exchange: frozen dataclasses, nothing else.
+"""The app's vocabulary: frozen dataclasses, nothing else.
 
-Three kinds, each a union at the end of its part:
+Two kinds, each a union at the end of its part:
 - `Event`: what the show produces (words, phrases, prompts, levels, status...), read by front ends
   and written to the session log.
 - `Command`: what an operator asks for (one meaning everywhere: window, keys, terminal, OSC
-  control in), applied by `Pipeline.apply`.
-- worker messages: what crosses the pipe to and from a model's worker process.
+  control in, MIDI), carried out by `runtime.controls.Controls.apply`.
+What crosses the pipe to and from a model's worker process is in `workers/messages.py`.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Literal
-
-import numpy as np
 
 # ---- the show's events ---------------------------------------------------------------------------
 
@@ -45,13 +43,16 @@ class PhraseEnd:
     reason: Literal["vad", "end"] = "vad"
 
 
+ResetReason = Literal["pause", "quiet", "limit"]  # a phrase's pause, a quiet moment, the segment cap
+
+
 @dataclass(frozen=True)
 class SegmentReset:
     """The STT state (LM cache and Mimi) was reset between two frames, without losing any."""
 
     step: int  # first frame of the new segment
     segment_frames: int  # real audio frames the closed segment consumed
-    reason: Literal["pause", "quiet", "limit"]
+    reason: ResetReason
 
 
 @dataclass(frozen=True)
@@ -200,15 +201,16 @@ class DownloadDone:
     brain: bool  # the brain's GGUF arrived
 
 
+SpeechEvent = Word | PhraseEnd | SegmentReset  # what the speech engine emits
 Event = (Word | PhraseEnd | SegmentReset | Status | Phrase | ImagePrompt | Summary | Levels | TargetStatus
-         | WorkerState | PipelineStats | CueFired | PhraseDropped | Stopped)
+         | WorkerState | PipelineStats | CueFired | PhraseDropped | Stopped | DownloadProgress | DownloadDone)
 
 EVENT_TYPES: dict[type, str] = {Word: "word", PhraseEnd: "phrase_end", SegmentReset: "reset", Status: "status",
                                 Phrase: "phrase", ImagePrompt: "image_prompt", Summary: "summary",
                                 WorkerState: "worker", CueFired: "cue", PhraseDropped: "phrase_dropped"}
 
 
-def to_json_dict(event: Any) -> dict[str, Any]:
+def to_json_dict(event: Any) -> dict[str, Any]:  # Any: an event or command dataclass
     """The event as a flat JSON-ready dict with a `type` field first."""
     return {"type": EVENT_TYPES.get(type(event)) or snake_name(type(event)), **dataclasses.asdict(event)}
 
@@ -367,129 +369,3 @@ SHOW_COMMANDS = (FireCue, NextCue, PreviousCue, SeedLock, NewSeed, SetTransition
 BrainCommand = PauseBrain | SetStyle | SetVibe | ResetMemory | SetHistory | SetRate | MakeSummary
 Command = SetGain | SetGate | SetAgc | Freeze | Panic | SendPrompt | SayText | BrainCommand | ShowCommand
 BRAIN_COMMANDS = (PauseBrain, SetStyle, SetVibe, ResetMemory, SetHistory, SetRate, MakeSummary)
-
-
-# ---- worker messages (across a process boundary) -------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Shutdown:
-    """Main -> worker: finish and exit."""
-
-
-@dataclass(frozen=True)
-class WorkerLoading:
-    """Worker -> main: loading its model; `progress` 0..1 when known."""
-
-    message: str
-    progress: float | None = None
-
-
-@dataclass(frozen=True)
-class WorkerReady:
-    """Worker -> main: the model is loaded and warm; `detail` says which and how."""
-
-    detail: str
-
-
-@dataclass(frozen=True)
-class WorkerFailed:
-    """Worker -> main: the model cannot load; the message names the file and the fix. The worker exits."""
-
-    message: str
-
-
-@dataclass(frozen=True)
-class SttBegin:
-    """Main -> STT worker: a new stream starts (fresh model state) with these settings."""
-
-    config: Any  # SttConfig (config.py imports nothing from here; typed loosely to avoid a cycle)
-
-
-@dataclass(frozen=True)
-class AudioBlock:
-    """Main -> STT worker: one conditioned 80 ms block: 1920 float32 samples at 24 kHz, as raw bytes
-    (pickling bytes costs a fifth of pickling the array: bench/RESULTS-workers.md)."""
-
-    seq: int
-    pcm: bytes
-
-    @classmethod
-    def of(cls, seq: int, samples: np.ndarray) -> AudioBlock:
-        """A block from its samples."""
-        return cls(seq, np.ascontiguousarray(samples, dtype=np.float32).tobytes())
-
-    def samples(self) -> np.ndarray:
-        """The samples again (read-only view of the bytes)."""
-        return np.frombuffer(self.pcm, dtype=np.float32)
-
-
-@dataclass(frozen=True)
-class SttFlush:
-    """Main -> STT worker: the input ended; feed silence so the last words come out."""
-
-    seq: int
-
-
-@dataclass(frozen=True)
-class SttCounters:
-    """The STT engine's counters for the current stream."""
-
-    frames_in: int = 0  # audio blocks received
-    frames_fed: int = 0  # audio frames whose codes reached the LM
-    steps: int = 0  # LM steps, flush steps included
-    resets: int = 0
-    max_segment: int = 0  # the segment cap, in blocks
-    step_errors: int = 0  # step exceptions recovered with fresh state
-
-
-@dataclass(frozen=True)
-class SttStepped:
-    """STT worker -> main: the events of one block (or of the flush, `flushed` true)."""
-
-    seq: int
-    events: tuple[Word | PhraseEnd | SegmentReset | Status, ...]
-    seconds: float  # compute time in the worker
-    counters: SttCounters = field(default_factory=SttCounters)
-    flushed: bool = False
-    stepped: bool = True  # False: a block of a skipped backlog, answered unstepped (its 0 s is no compute time)
-    sent_at: float = 0.0  # time.monotonic() in the worker when it sent this (the clock is system-wide)
-
-
-@dataclass(frozen=True)
-class BrainPhrase:
-    """Main -> brain worker: a phrase to answer; `seq` numbers phrases for the idle and hang checks."""
-
-    seq: int
-    phrase: Phrase
-
-
-@dataclass(frozen=True)
-class BrainConfigure:
-    """Main -> brain worker: new settings that need no reload (style, vibe, rate, budget...)."""
-
-    config: Any  # BrainConfig
-
-
-@dataclass(frozen=True)
-class BrainTook:
-    """Brain worker -> main: it started answering the phrases up to `seq` (merged into one)."""
-
-    seq: int
-
-
-@dataclass(frozen=True)
-class BrainAnswer:
-    """Brain worker -> main: the answer to the phrases up to `seq` (None: paused, stale or blocked,
-    or, with `error`, a step that failed: the main process answers with the fallback)."""
-
-    seq: int
-    prompt: ImagePrompt | None
-    error: str = ""
-
-
-@dataclass(frozen=True)
-class BrainSummary:
-    """Brain worker -> main: a summary of the session."""
-
-    summary: Summary

@@ -25,10 +25,9 @@ from huggingface_hub.file_download import repo_folder_name
 from huggingface_hub.utils import HfHubHTTPError
 from requests.exceptions import RequestException
 
-from .config import Config
-from .events import DownloadDone, DownloadProgress
-from .hub import DEFAULT_LM_NAME, KNOWN_FILES, ModelError, fetch_file, gguf_help, is_repo_id, locate_stt
-from .llm import BUNDLED, NO_MODEL
+from voicevibe.config import BUNDLED, NO_MODEL, Config
+from voicevibe.events import DownloadDone, DownloadProgress
+from voicevibe.hub import DEFAULT_LM_NAME, KNOWN_FILES, ModelError, fetch_file, gguf_help, is_repo_id, locate_stt
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +84,8 @@ def cached(repo: str, filename: str) -> Path | None:
 
 def _sized(repo: str, files: list[str]) -> int | None:
     sizes = [KNOWN_SIZES.get((repo, name)) for name in files]
-    return None if any(size is None for size in sizes) else sum(sizes)  # type: ignore[misc]
+    known = [size for size in sizes if size is not None]
+    return sum(known) if len(known) == len(sizes) else None
 
 
 def stt_files(repo: str) -> list[str]:

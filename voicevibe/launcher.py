@@ -32,8 +32,8 @@ from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 
-from . import __version__, macos
-from .pycheck import MIN_MACOS
+from voicevibe import __version__, macos
+from voicevibe.pycheck import MIN_MACOS
 
 log = logging.getLogger(__name__)
 

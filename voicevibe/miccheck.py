@@ -14,10 +14,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .audio import AudioError, MicSource
-from .config import SAMPLE_RATE
-from .events import Status
-from .macos import silent_input_fix
+from voicevibe.audio import AudioError, MicSource
+from voicevibe.config import SAMPLE_RATE
+from voicevibe.events import Status
+from voicevibe.macos import silent_input_fix
 
 SILENT_SECONDS = 1.0  # this much exact-zero input from a live device is reported
 CHECK_SECONDS = 1.5  # doctor's level check listens this long (the first blocks may be a start-up burst)

@@ -24,7 +24,7 @@ inside a UTF-8 character) with a warning.
 | transition     | -                | -                      | /scope/transition_steps | i steps |
 
 Scope sets a pipeline parameter for every `/scope/<key>` it receives, so its preset sends the
-prompt and its transition steps only. Seeds, blends and transitions are look.py's (`ShowSender`).
+prompt and its transition steps only. Seeds, blends and transitions are look.py's (`TransitionSender`).
 `osc.addresses` overrides any address ("name=/address", empty: off).
 """
 
@@ -41,6 +41,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Literal
 
 from pythonosc.osc_bundle_builder import IMMEDIATELY, OscBundleBuilder
 from pythonosc.osc_message import OscMessage
@@ -289,6 +290,7 @@ class _Target:
 
 
 Report = Callable[[TargetStatus | Status], None]
+Held = Literal["prompt", "summary"]  # what freeze holds back: the newest of each
 
 
 class OscSender:
@@ -303,8 +305,7 @@ class OscSender:
         self._lock = threading.Lock()
         self._targets = [_Target(host, port) for host, port in config.target_list()]
         self._frozen = self._panicked = self._closed = False
-        self._held_prompt: list[bytes] | None = None
-        self._held_summary: list[bytes] | None = None
+        self._held: dict[Held, list[bytes]] = {}  # while frozen: the newest prompt's and summary's datagrams
         self._beats = 0
         self._last_beat = float("-inf")
         pending: list[TargetStatus | Status] = []
@@ -331,15 +332,15 @@ class OscSender:
 
     def send_prompt(self, prompt: ImagePrompt) -> float | None:
         """Send a prompt; the monotonic time it left, or None when held (freeze) or blocked (panic)."""
-        return self._send(prompt_datagrams(prompt, self.config), hold="_held_prompt")
+        return self._send(prompt_datagrams(prompt, self.config), hold="prompt")
 
     def send_text(self, text: str) -> float | None:
         """Send a prompt typed by the operator, bypassing the brain; like send_prompt."""
-        return self._send(text_datagrams(text, self.config), hold="_held_prompt")
+        return self._send(text_datagrams(text, self.config), hold="prompt")
 
     def send_summary(self, summary: Summary) -> float | None:
         """Send the summary messages (held while frozen, the newest kept)."""
-        return self._send(summary_datagrams(summary, self.config), hold="_held_summary")
+        return self._send(summary_datagrams(summary, self.config), hold="summary")
 
     def send_phrase(self, phrase: Phrase) -> float | None:
         """Send a closed transcript phrase (when configured)."""
@@ -372,8 +373,7 @@ class OscSender:
             self._dispatch([flag] if flag else [], None, False, pending)
             sent_at = None
             if not on:
-                held, summary = self._held_prompt or [], self._held_summary or []
-                self._held_prompt = self._held_summary = None
+                held, summary = self._held.pop("prompt", []), self._held.pop("summary", [])
                 sent_at = self._dispatch(held, None, False, pending)
                 self._dispatch(summary, None, False, pending)
         self._emit(pending)
@@ -400,7 +400,7 @@ class OscSender:
             for target in self._targets:
                 target.close()
 
-    def _send(self, datagrams: list[bytes], *, hold: str | None = None, force: bool = False) -> float | None:
+    def _send(self, datagrams: list[bytes], *, hold: Held | None = None, force: bool = False) -> float | None:
         """Dispatch under the lock, then hand reports to the callback."""
         pending: list[TargetStatus | Status] = []
         with self._lock:
@@ -408,13 +408,13 @@ class OscSender:
         self._emit(pending)
         return sent_at
 
-    def _dispatch(self, datagrams: list[bytes], hold: str | None, force: bool,
+    def _dispatch(self, datagrams: list[bytes], hold: Held | None, force: bool,
                   pending: list[TargetStatus | Status]) -> float | None:
-        """With the lock held: drop (panic), hold (freeze: `hold` names the slot) or send to every target."""
+        """With the lock held: drop (panic), hold (freeze: the newest of its kind is kept) or send to every target."""
         if self._closed or not datagrams or self._panicked and not force:
             return None
-        if hold and self._frozen and not force:
-            setattr(self, hold, datagrams)
+        if hold is not None and self._frozen and not force:
+            self._held[hold] = datagrams
             return None
         if not self._targets:
             return None

@@ -34,7 +34,8 @@ class Facts:
     @classmethod
     def current(cls) -> Facts:
         """The facts of the running interpreter (Tk is asked without opening a window)."""
-        return cls(tuple(sys.version_info[:3]), sys.platform, platform.machine(), tk_version(),
+        major, minor, micro = sys.version_info[:3]
+        return cls((major, minor, micro), sys.platform, platform.machine(), tk_version(),
                    platform.mac_ver()[0] if sys.platform == "darwin" else "")
 
 
@@ -55,7 +56,7 @@ def _dotted(version: tuple[int, ...]) -> str:
     return ".".join(map(str, version))
 
 
-Finding = "tuple[str, str]"  # (what is wrong, how to fix it); a string, so an old Python can read this file
+Finding = tuple[str, str]  # (what is wrong, how to fix it); typing.Tuple, so an old Python can read this file
 
 
 def python_problem(facts: Facts) -> Finding | None:
@@ -87,8 +88,8 @@ def tk_problem(facts: Facts) -> Finding | None:
     """No tkinter: no window."""
     if facts.tk_version is not None:
         return None
-    return (f"Python {_dotted(facts.version)} has no Tk (tkinter), which the window needs",
-            INSTALL_HINT if facts.platform == "darwin" else "apt install python3-tk (or your distribution's Tk package)")
+    fix = INSTALL_HINT if facts.platform == "darwin" else "apt install python3-tk (or your distribution's Tk package)"
+    return f"Python {_dotted(facts.version)} has no Tk (tkinter), which the window needs", fix
 
 
 def problems(facts: Facts) -> list[str]:

@@ -14,9 +14,21 @@ import time
 from collections.abc import Iterator
 from typing import IO, TextIO
 
-from .app import Pipeline
-from .events import (CueFired, ImagePrompt, Levels, Phrase, PhraseDropped, PhraseEnd, SayText, Status, Stopped, Summary,
-                     Word, WorkerState)
+from voicevibe.events import (
+    CueFired,
+    ImagePrompt,
+    Levels,
+    Phrase,
+    PhraseDropped,
+    PhraseEnd,
+    SayText,
+    Status,
+    Stopped,
+    Summary,
+    Word,
+    WorkerState,
+)
+from voicevibe.runtime.pipeline import Pipeline
 
 EXIT_OK, EXIT_ERROR = 0, 2
 LEVEL_SECONDS = 5.0  # a level line this often

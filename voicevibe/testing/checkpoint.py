@@ -29,7 +29,7 @@ from mlx.utils import tree_flatten
 from moshi_mlx import models
 from safetensors.numpy import save_file
 
-from .fastcodec import write_fast_codec
+from voicevibe.testing.fastcodec import write_fast_codec
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,8 @@
 """Worker loaders that misbehave on purpose, for the fault tests (they run in the worker process).
 
-Each is a module-level function (so it crosses the process boundary by name) wrapping the real
-loader: a native crash at load, a step that raises at a given block, a brain model that hangs
+Each is a module-level function (so it crosses the process boundary by name; the model's code is
+imported inside it, in the worker only) wrapping the real loader: a native crash at load, a step
+that raises at a given block, a brain model that hangs
 in "C code" (ignoring its stop requests, as a wedged llama.cpp call would) or that answers slowly.
 """
 
@@ -13,10 +14,9 @@ import json
 import time
 from typing import Any
 
-from ..brain import LoadedModel
-from ..config import BrainConfig, SttConfig
-from ..fallback import Assets
-from ..stt_worker import load_stt
+from voicevibe.brain.assets import Assets
+from voicevibe.brain.prompting import LoadedModel
+from voicevibe.config import BrainConfig, SttConfig
 
 
 def crash_at_load(config: SttConfig | BrainConfig, *args: Any, after: float = 0.0) -> Any:
@@ -28,6 +28,8 @@ def crash_at_load(config: SttConfig | BrainConfig, *args: Any, after: float = 0.
 
 def stt_failing_at(config: SttConfig, progress: Any, block: int) -> Any:
     """The real speech model, whose Mimi encoder raises at its `block`-th call (counted per process)."""
+    from voicevibe.speech.worker import load_stt  # MLX: imported in the worker process only
+
     model = load_stt(config, progress)
     calls = [0]
     real_new_mimi = model.new_mimi
@@ -50,6 +52,8 @@ def stt_failing_at(config: SttConfig, progress: Any, block: int) -> Any:
 def stt_slow(config: SttConfig, progress: Any, seconds: float, build_seconds: float = 0.0) -> Any:
     """The real speech model, made slower than real time: each block's encoding takes `seconds` more,
     and each stream's codec (built at its start and at every state reset) `build_seconds` more."""
+    from voicevibe.speech.worker import load_stt  # MLX: imported in the worker process only
+
     model = load_stt(config, progress)
     real_new_mimi = model.new_mimi
 
@@ -69,6 +73,8 @@ def stt_slow(config: SttConfig, progress: Any, seconds: float, build_seconds: fl
 
 def stt_always_failing(config: SttConfig, progress: Any) -> Any:
     """The real speech model, whose every step raises: the worker must not loop on it forever."""
+    from voicevibe.speech.worker import load_stt  # MLX: imported in the worker process only
+
     model = load_stt(config, progress)
 
     class Broken:
@@ -102,7 +108,7 @@ class ScriptedPrompts:
         while time.monotonic() < end:
             reason = should_stop()
             if reason:
-                from ..llm import Abandoned
+                from voicevibe.brain.prompting import Abandoned
 
                 raise Abandoned(reason)
             time.sleep(0.01)

@@ -17,9 +17,9 @@ import numpy as np
 import rustymimi
 from moshi_mlx import models, utils
 
-from ..config import BLOCK
-from ..hub import SttFiles
-from ..stt import DTYPES, QUANTIZED, MimiEncoder, safetensors_names
+from voicevibe.config import BLOCK
+from voicevibe.hub import SttFiles
+from voicevibe.speech.engine import DTYPES, QUANTIZED, MimiEncoder, safetensors_names
 
 
 def load_reference(files: SttFiles, dtype: str = "f32") -> tuple[models.Lm, models.LmConfig]:

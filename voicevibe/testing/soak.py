@@ -24,15 +24,15 @@ from typing import Any
 
 import numpy as np
 
-from ..app import Pipeline
-from ..brain import LoadedModel
-from ..config import BLOCK, FRAME_SECONDS, Config
-from ..config_files import load_config
-from ..events import ImagePrompt, Phrase, PipelineStats, SegmentReset, Status, Stopped, Word
-from ..hub import locate_stt
-from ..llm import PromptRequest
-from .fastcodec import is_fast_codec
-from .peer import OscPeer
+from voicevibe.brain.prompting import LoadedModel, PromptRequest
+from voicevibe.config import BLOCK, FRAME_SECONDS, Config
+from voicevibe.config_files import load_config
+from voicevibe.events import ImagePrompt, Phrase, PipelineStats, SegmentReset, Status, Stopped, Word
+from voicevibe.hub import locate_stt
+from voicevibe.runtime.outbox import QUEUE_SIZE as OUTBOX_SIZE
+from voicevibe.runtime.pipeline import Pipeline
+from voicevibe.testing.fastcodec import is_fast_codec
+from voicevibe.testing.peer import OscPeer
 
 BLOCKS_PER_MINUTE = round(60 / FRAME_SECONDS)
 SOAK_PROMPTS = ("a lighthouse in a violet storm", "a fox made of paper in the snow",
@@ -143,7 +143,7 @@ class Sample:
     audio_minutes: float
     rss_mb: float
     events_qsize: int
-    brain_qsize: int
+    brain_qsize: int  # the outbox: the brain's answers on their way out
     recorder_qsize: int
 
 
@@ -246,9 +246,8 @@ def run_soak(checkpoint: Path, speech_blocks: list[np.ndarray], workdir: Path, *
 
     def sample(start: float) -> None:
         recorder = getattr(pipeline.log, "_recorder", None)
-        dispatcher = pipeline.dispatcher
         result.samples.append(Sample(time.monotonic() - start, source.blocks_out / BLOCKS_PER_MINUTE, rss_mb(),
-                                     pipeline.events.qsize(), dispatcher._queue.qsize() if dispatcher else 0,
+                                     pipeline.events.qsize(), pipeline.controls.outbox.qsize(),
                                      recorder._queue.qsize() if recorder is not None else 0))
         if progress is not None:
             progress(result.samples[-1])
@@ -256,8 +255,7 @@ def run_soak(checkpoint: Path, speech_blocks: list[np.ndarray], workdir: Path, *
     def watch_queues() -> None:
         while result.stopped is None and consumer.is_alive():
             recorder = getattr(pipeline.log, "_recorder", None)
-            dispatcher = pipeline.dispatcher
-            for name, q in (("events", pipeline.events), ("brain", dispatcher._queue if dispatcher else None),
+            for name, q in (("events", pipeline.events), ("brain", pipeline.controls.outbox),
                             ("recorder", recorder._queue if recorder is not None else None)):
                 if q is not None and q.qsize() > result.queue_peaks[name]:
                     result.queue_peaks[name] = q.qsize()
@@ -273,7 +271,7 @@ def run_soak(checkpoint: Path, speech_blocks: list[np.ndarray], workdir: Path, *
         pipeline.start()
         result.log_path = str(pipeline.log_path)
         recorder = getattr(pipeline.log, "_recorder", None)
-        result.queue_limits = {"events": pipeline.events.maxsize, "brain": pipeline.dispatcher._queue.maxsize,
+        result.queue_limits = {"events": pipeline.events.maxsize, "brain": OUTBOX_SIZE,
                                "recorder": recorder._queue.maxsize if recorder is not None else 0}
         while not pipeline.wait(sample_seconds):
             sample(start)

@@ -1,0 +1,1 @@
+"""`voicevibe doctor`: what a show needs, whether it is there, and the fix for each."""

@@ -1,0 +1,1 @@
+"""The performance window (customtkinter): panels, cues, MIDI, first launch, platform details."""

@@ -1,0 +1,106 @@
+"""The window's OSC panel (each target's counters, control in) and its status bar (the models, the engine's
+figures, the message line, the session log)."""
+
+from __future__ import annotations
+
+import tkinter as tk
+from collections.abc import Callable
+from typing import Any
+
+import customtkinter as ctk
+
+from voicevibe.events import PipelineStats, Status, TargetStatus, WorkerState
+from voicevibe.gui.host import WindowHost
+from voicevibe.gui.widgets import AMBER, FONT_SMALL, RED, TargetRows, title
+
+PAD = {"padx": 10, "pady": 3}
+
+
+class OscPanel:
+    """The OSC targets with their counters, and the control-in state."""
+
+    def __init__(self, w: WindowHost, parent: tk.Misc) -> None:
+        osc, control, ui = w.config.osc, w.config.control, w.ui
+        title(parent, "OSC").pack(fill="x", **PAD)
+        targets = osc.targets.strip() or "(none: nothing is sent)"
+        ctk.CTkLabel(parent, text=f"targets {targets} · preset {osc.preset}", font=FONT_SMALL, anchor="w",
+                     wraplength=600, justify="left").pack(fill="x", padx=10)
+        ui.targets = TargetRows(parent)
+        ui.targets.pack(fill="x", padx=10)
+        state = f"listening on {control.host}:{control.port} (from {control.allow})" if control.enabled else "off"
+        ui.control_status = ctk.CTkLabel(parent, text=f"control in: {state}", font=FONT_SMALL, anchor="w")
+        ui.control_status.pack(fill="x", padx=10)
+        self.ui = ui
+
+    def views(self) -> dict[type, Callable[[Any], None]]:
+        """The events this panel shows."""
+        return {TargetStatus: self.ui.targets.update_status}
+
+
+class StatusBar:
+    """The bottom bar: speech model (with its load progress), brain, figures, message line, session log."""
+
+    def __init__(self, w: WindowHost, root: ctk.CTk) -> None:
+        self.ui = ui = w.ui
+        bar = ctk.CTkFrame(root)
+        bar.grid(row=2, column=0, columnspan=2, sticky="ew", padx=8, pady=(0, 8))
+        ui.model_status = ctk.CTkLabel(bar, text="speech: not started", font=FONT_SMALL, anchor="w")
+        ui.model_status.grid(row=0, column=0, sticky="w", padx=8)
+        ui.progress = ctk.CTkProgressBar(bar, width=140, mode="determinate")
+        ui.progress.set(0)
+        ui.progress.grid(row=0, column=1, padx=8)
+        ui.brain_status = ctk.CTkLabel(bar, text="brain: not started", font=FONT_SMALL, anchor="w")
+        ui.brain_status.grid(row=0, column=2, sticky="w", padx=8)
+        ui.stats = ctk.CTkLabel(bar, text="STT real-time factor - · brain - · dropped blocks 0", font=FONT_SMALL)
+        ui.stats.grid(row=0, column=3, sticky="w", padx=8)
+        ui.message = ctk.CTkLabel(bar, text="ready", font=FONT_SMALL, anchor="w")
+        ui.message.grid(row=1, column=0, columnspan=3, sticky="w", padx=8)
+        ui.log_path = ctk.CTkLabel(bar, text="log: -", font=FONT_SMALL, anchor="w")
+        ui.log_path.grid(row=1, column=3, sticky="w", padx=8)
+
+    def message(self, text: str, level: str = "info") -> None:
+        """The message line."""
+        self.ui.message.configure(text=text, text_color={"error": RED, "warning": AMBER}.get(level, "gray85"))
+
+    def show_stats(self, stats: PipelineStats) -> None:
+        """The once-a-second engine figures."""
+        self.ui.stats.configure(text=f"STT real-time factor {stats.stt_rtf:.2f} · brain {stats.brain_latency_ms:.0f} ms"
+                                     f" · dropped blocks {stats.dropped_blocks}")
+        self.ui.log_path.configure(text=f"log: {stats.log_path}")
+
+    def show_status(self, status: Status) -> bool:
+        """A Status in its part of the bar; True when it also belongs on the message line."""
+        ui = self.ui
+        if status.stage == "stt":
+            ui.model_status.configure(text=f"speech: {status.message}")
+        elif status.stage == "brain":
+            ui.brain_status.configure(text=f"brain: {status.message}")
+        elif status.stage == "control":
+            ui.control_status.configure(text=f"control in: {status.message}")
+        return status.level != "info" or status.stage not in ("stt", "brain", "control")
+
+    def show_worker(self, state: WorkerState) -> None:
+        """A model worker's state: the speech engine's with its load progress."""
+        ui = self.ui
+        colour = RED if state.state == "failed" else AMBER if state.state in ("restarting", "starting") else "gray85"
+        if state.stage == "stt":
+            ui.model_status.configure(text=f"speech: {state.message}", text_color=colour)
+            if state.progress is not None:
+                ui.progress.stop()
+                ui.progress.configure(mode="determinate")
+                ui.progress.set(state.progress)
+            elif state.state in ("starting", "restarting"):
+                ui.progress.configure(mode="indeterminate")
+                ui.progress.start()
+            else:
+                ui.progress.stop()
+                ui.progress.configure(mode="determinate")
+                ui.progress.set(0.0)
+        else:
+            ui.brain_status.configure(text=f"brain: {state.message}", text_color=colour)
+        if state.state in ("restarting", "failed"):
+            self.message(f"[{state.stage}] {state.message}", "error" if state.state == "failed" else "warning")
+
+    def views(self) -> dict[type, Callable[[Any], None]]:
+        """The events the bar shows (a Status goes through the window: it may also be a message)."""
+        return {PipelineStats: self.show_stats, WorkerState: self.show_worker}

@@ -1,0 +1,1 @@
+"""MIDI control: the mapping grammar, the router to commands, the input port."""

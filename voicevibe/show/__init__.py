@@ -1,0 +1,1 @@
+"""Show control: show files, cues, spoken triggers, seeds and transitions."""
