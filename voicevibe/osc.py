@@ -24,7 +24,7 @@ inside a UTF-8 character) with a warning.
 | transition     | -                | -                      | /scope/transition_steps | i steps |
 
 Scope sets a pipeline parameter for every `/scope/<key>` it receives, so its preset sends the
-prompt and its transition steps only. Seeds, blends and transitions are look.py's (`TransitionSender`).
+prompt and its transition steps only. Seeds, blends and transitions are show/transitions.py's (`TransitionSender`).
 `osc.addresses` overrides any address ("name=/address", empty: off).
 """
 
@@ -75,9 +75,9 @@ class Addresses:
     heartbeat: str = ""
     panic: str = ""
     freeze: str = ""
-    seed: str = ""  # i the seed, with each prompt (look.py)
-    blend: str = ""  # s a JSON weighted prompt list during a transition (look.py)
-    transition: str = ""  # i generation steps of the next prompt change, before it (look.py)
+    seed: str = ""  # i the seed, with each prompt (show/transitions.py)
+    blend: str = ""  # s a JSON weighted prompt list during a transition (show/transitions.py)
+    transition: str = ""  # i generation steps of the next prompt change, before it (show/transitions.py)
 
 
 PRESETS: dict[str, Addresses] = {

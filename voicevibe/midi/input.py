@@ -12,7 +12,7 @@ With the rtmidi backend, messages wait in rtmidi's own (C++) queue and a thread 
 every POLL_SECONDS: mido's ports would run a Python callback on the MIDI system's thread, which is
 JACK's process thread on Linux, and a callback waiting for Python's global lock there makes JACK
 miss cycles (their MIDI events are lost) or drop the client. Each message goes through the
-`MidiRouter` (midi_map.py); a malformed or unmapped message is counted and ignored.
+`MidiRouter` (midi/router.py); a malformed or unmapped message is counted and ignored.
 """
 
 from __future__ import annotations
