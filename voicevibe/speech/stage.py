@@ -55,6 +55,7 @@ class SttStage(Stage):
         self.down = 0  # blocks not sent: the engine not running (loading, restarting, failed)
         self.lost = 0  # blocks sent to a worker that died before answering
         self.restarts = 0  # worker processes restarted during a stream
+        self.on_step: Callable[[float], None] | None = None  # each stepped block's compute time (doctor --speed)
 
     def worker_args(self) -> tuple[object, ...]:
         """The shared skip counter."""
@@ -137,6 +138,8 @@ class SttStage(Stage):
                 self._flushed = message.seq
             elif message.stepped:
                 self._seconds.append(message.seconds)
+                if self.on_step is not None:
+                    self.on_step(message.seconds)
             self.counters = message.counters
             if self._sink is not None and message.events:
                 self._sink(message.events)  # a queue's put, under the lock: a finished stream's last words come first
