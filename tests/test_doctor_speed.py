@@ -100,3 +100,17 @@ def test_the_command_times_the_brain_and_works_without_a_synthesizer(fast_checkp
     assert "no speech synthesizer found (say)" in out
     assert re.search(r"brain          median \d+ ms over 3 phrases \(budget 4000 ms\), 0 fallback prompt\(s\); "
                      r"soak-scripted", out), out
+
+
+def test_a_brain_over_its_budget_fails_the_command_and_what_it_said_while_loading_is_shown(
+        fast_checkpoint: Path, capsys: pytest.CaptureFixture) -> None:
+    config = load_config(overrides=[{"stt": {"model": str(fast_checkpoint)},
+                                     "brain": {"model": "bundled", "time_budget_seconds": 0.3}}],
+                         include_defaults_files=False)
+    code = speed.main(config, brain_loader="support.brains:too_slow_standing_in")
+    out = capsys.readouterr().out
+    assert code == 1, out
+    assert re.search(r"brain          median \d+ ms over 3 phrases \(budget 300 ms\), 3 fallback prompt\(s\)", out), out
+    assert "brain said     the configured brain model is not on disk: too-slow stands in" in out
+    assert "is over its budget (300 ms, brain.time_budget_seconds)" in out
+    assert "Verdict: this machine cannot keep up (see above)." in out

@@ -5,6 +5,7 @@ with a fake `xcode-select` on PATH. (setup.sh's side is in test_setup.py.)"""
 from __future__ import annotations
 
 import os
+import tkinter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -59,6 +60,27 @@ def test_tk_patchlevel_is_read_without_a_display(monkeypatch: pytest.MonkeyPatch
     assert level.startswith("8.6.") and level.split(".")[2].isdigit()
     assert tk_patchlevel("9.9") == ""  # a level of another Tk than tkinter's is not taken
     assert Facts.current().tk_patchlevel == level
+
+
+class TclWithoutTkIndex:
+    """A Tcl interpreter whose package path has no Tk index: Tcl's own patchlevel must stand in."""
+
+    def eval(self, script: str) -> str:
+        return ""
+
+    def call(self, *args: str) -> str:
+        return "8.6.12"
+
+
+def test_tk_patchlevel_falls_back_to_tcl_and_gives_up_without_tcl(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(tkinter, "Tcl", TclWithoutTkIndex)
+    assert tk_patchlevel("8.6") == "8.6.12"
+
+    def no_tcl() -> None:
+        raise tkinter.TclError("Can't find a usable init.tcl")
+
+    monkeypatch.setattr(tkinter, "Tcl", no_tcl)
+    assert tk_patchlevel("8.6") == ""
 
 
 def test_doctor_fails_tk_8_6_12_on_a_mac(tmp_path: Path) -> None:

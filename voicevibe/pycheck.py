@@ -67,14 +67,16 @@ def tk_patchlevel(version: str) -> str:
     python.org's installers and Homebrew's tcl-tk build Tcl and Tk from the same release. "" when unknown."""
     try:
         import tkinter
-
+    except ImportError:
+        return ""
+    try:
         tcl = tkinter.Tcl()
         tcl.eval("catch {package require voicevibe-no-such-package}")
         listed = [v for v in str(tcl.eval("package versions Tk")).split() if v.startswith(version + ".")]
         if listed:
             return max(listed, key=_version_tuple)
         level = str(tcl.call("info", "patchlevel"))
-    except (ImportError, RuntimeError):  # tkinter.TclError is a RuntimeError
+    except tkinter.TclError:  # no Tcl library to start an interpreter with
         return ""
     return level if level.startswith(version + ".") else ""
 

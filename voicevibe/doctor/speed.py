@@ -29,7 +29,7 @@ import numpy as np
 from voicevibe.audio import AudioError, FileSource
 from voicevibe.brain.stage import OVERDUE_GRACE_SECONDS, Answer
 from voicevibe.config import BLOCK, FRAME_SECONDS, SAMPLE_RATE, Config
-from voicevibe.events import ImagePrompt, Phrase
+from voicevibe.events import ImagePrompt, Phrase, Status
 from voicevibe.runtime.engines import BRAIN_LOADER, STT_LOADER, Engines
 from voicevibe.workers.stage import Loader
 
@@ -77,6 +77,7 @@ class BrainSpeed:
     budget_ms: float
     fallbacks: int
     model: str
+    notes: tuple[str, ...] = ()  # what the brain said while loading (a missing model and what stands in)
 
     @property
     def median(self) -> float:
@@ -179,10 +180,15 @@ def measure_speech(engines: Engines, config: Config, blocks: list[np.ndarray], l
     return SpeechSpeed(tuple(s * 1000 for s in measured), len(blocks) * FRAME_SECONDS, load_seconds)
 
 
-def measure_brain(engines: Engines, config: Config, phrases: Sequence[str] = PHRASES) -> BrainSpeed:
-    """Send each phrase to the brain's worker, one at a time; the time until its prompt came back."""
-    answers: queue.Queue[Answer] = queue.Queue()
-    engines.brain.attach(answers.put)
+def measure_brain(engines: Engines, config: Config, answers: queue.Queue[Answer],
+                  phrases: Sequence[str] = PHRASES) -> BrainSpeed:
+    """Send each phrase to the brain's worker, one at a time; the time until its prompt came back. `answers` is
+    the brain's sink, attached before it loaded: what it said while loading becomes the notes."""
+    notes = []
+    while not answers.empty():
+        said = answers.get_nowait()
+        if isinstance(said, Status):
+            notes.append(said.message)
     budget = config.brain.time_budget_seconds
     latencies, fallbacks, model = [], 0, ""
     for text in phrases:
@@ -192,7 +198,7 @@ def measure_brain(engines: Engines, config: Config, phrases: Sequence[str] = PHR
         latencies.append((time.monotonic() - sent) * 1000)  # no prompt at all: as slow as we waited
         fallbacks += prompt is None or prompt.source == "fallback"
         model = model or (prompt.model if prompt is not None else "")
-    return BrainSpeed(tuple(latencies), budget * 1000, fallbacks, model or config.brain.model)
+    return BrainSpeed(tuple(latencies), budget * 1000, fallbacks, model or config.brain.model, tuple(notes))
 
 
 def _next_prompt(answers: queue.Queue[Answer], deadline: float) -> ImagePrompt | None:
@@ -221,6 +227,7 @@ def render(speech: SpeechSpeed, brain: BrainSpeed | None, result: Verdict, *, br
     if brain is not None:
         lines.append(f"  brain          median {brain.median:.0f} ms over {len(brain.latencies_ms)} phrases "
                      f"(budget {brain.budget_ms:.0f} ms), {brain.fallbacks} fallback prompt(s); {brain.model}")
+        lines += [f"  brain said     {note}" for note in brain.notes]
     else:
         lines.append(f"  brain          not timed: {brain_note}")
     lines += [f"  note: {reason}" for reason in result.reasons]
@@ -235,6 +242,8 @@ def main(config: Config, *, stt_loader: Loader = STT_LOADER, brain_loader: Loade
     print(f"VoiceVibe doctor --speed: can this machine keep up? (speech model {config.stt.model}, {config.stt.dtype})",
           flush=True)
     engines = Engines(config, stt_loader=stt_loader, brain_loader=brain_loader)
+    answers: queue.Queue[Answer] = queue.Queue()
+    engines.brain.attach(answers.put)
     stop = threading.Event()
     timer = threading.Timer(LOAD_TIMEOUT_SECONDS, stop.set)
     timer.start()
@@ -256,7 +265,7 @@ def main(config: Config, *, stt_loader: Loader = STT_LOADER, brain_loader: Loade
         elif not engines.brain.wait_ready(stop):
             note = engines.brain.absent_reason() + " (fallback prompts go out)"
         else:
-            brain = measure_brain(engines, config)
+            brain = measure_brain(engines, config, answers)
         result = verdict(speech, brain)
         print(render(speech, brain, result, brain_note=note))
         return EXIT_KEEPS_UP if result.keeps_up else EXIT_TOO_SLOW
