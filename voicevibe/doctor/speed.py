@@ -4,7 +4,8 @@ It loads the configured speech model in its worker process (the show's own `Engi
 20 s of speech as fast as it takes it, and times every step in the worker; then it sends a few phrases
 through the brain's worker and times each prompt. It prints the speech engine's real-time factor and its
 per-step p50/p95 against the 80 ms a block of audio lasts, the brain's median against its time budget,
-and a verdict: exit 1 when this machine cannot keep up.
+and a verdict: exit 1 when this machine cannot keep up. The two are timed one after the other; in a show
+they share the machine, hence the warning when the speech engine keeps up without headroom (TIGHT_RTF).
 
 The speech comes from the system's synthesizer (`say` on macOS, espeak-ng elsewhere); without one a
 generated signal stands in, and the output says so: a step costs the same whatever is said.
