@@ -133,7 +133,10 @@ def report(result: SoakResult, warmup_minutes: float, png: Path, load: str) -> s
         f"| dropped blocks / STT restarts | {result.dropped_blocks} / {result.stt_restarts} |",
         f"| max queue sizes (size/bound) | {queues} |",
         f"| RSS start / after warm-up ({warmup_minutes:g} min) / peak after / end | {result.samples[0].rss_mb:.0f} / "
-        f"{warm.rss_mb:.0f} / {peak:.0f} / {last.rss_mb:.0f} MB |",
+        f"{warm.rss_mb:.0f} / {peak:.0f} / {last.rss_mb:.0f} MB (psutil: the main process and the workers, as the "
+        "session log's `memory` lines) |",
+        f"| speech worker's MLX memory at the end: active / cache | {last.mlx_active_mb:.0f} / {last.mlx_cache_mb:.0f} "
+        "MB |",
         f"| session log size | {result.log_bytes / 1e6:.1f} MB |", "",
         f"![RSS over the show]({png.name})", "",
         "Warnings shown during the show: " + (f"{len(result.warnings)}, first: {result.warnings[0]}"
@@ -154,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     minutes = args.hours * 60
     nonstop_from = args.nonstop_from if args.nonstop_from is not None else min(60.0, minutes / 3)
     warmup = args.warmup_minutes if args.warmup_minutes is not None else min(20.0, minutes / 6)
-    load = Path("/proc/loadavg").read_text().strip()
+    load = " ".join(f"{x:.2f}" for x in os.getloadavg())
     suffix = "" if args.codec == "fast" else "-real"
     checkpoint = tiny_checkpoint(args.codec)
     with tempfile.TemporaryDirectory(prefix="voicevibe-soak-") as tmp:
@@ -172,10 +175,12 @@ def main(argv: list[str] | None = None) -> int:
     plot(result, png, warmup)
     with (args.out / f"soak-samples{suffix}.csv").open("w", newline="") as fh:
         writer = csv.writer(fh)
-        writer.writerow(["wall_seconds", "audio_minutes", "rss_mb", "events_qsize", "brain_qsize", "recorder_qsize"])
+        writer.writerow(["wall_seconds", "audio_minutes", "rss_mb", "events_qsize", "brain_qsize", "recorder_qsize",
+                         "mlx_active_mb", "mlx_cache_mb"])
         for s in result.samples:
             writer.writerow([f"{s.wall_seconds:.1f}", f"{s.audio_minutes:.2f}", f"{s.rss_mb:.1f}",
-                             s.events_qsize, s.brain_qsize, s.recorder_qsize])
+                             s.events_qsize, s.brain_qsize, s.recorder_qsize, f"{s.mlx_active_mb:.1f}",
+                             f"{s.mlx_cache_mb:.1f}"])
     text = report(result, warmup, png, load)
     (args.out / f"RESULTS-soak{suffix}.md").write_text(text, encoding="utf-8")
     print(text)

@@ -45,8 +45,8 @@ pick_python() {
 
 system_packages() {
   if is_mac; then
-    [ $WITH_TEST = 1 ] && brew_test_tools
-    return  # the app needs no system package: sounddevice and soundfile wheels bundle their libraries
+    if [ $WITH_TEST = 1 ]; then brew_test_tools; fi
+    return 0  # the app needs no system package: sounddevice and soundfile wheels bundle their libraries
   fi
   command -v apt-get >/dev/null || return
   local pkgs="libportaudio2 libsndfile1 python3-tk"
@@ -87,6 +87,15 @@ key_of() {  # a short hash of stdin, by the venv's Python (sha1sum is not on eve
   "$VENV/bin/python" -c 'import hashlib, sys; print(hashlib.sha1(sys.stdin.buffer.read()).hexdigest()[:12])'
 }
 
+xcode_tools() {  # llama-cpp-python has no macOS wheel: pip compiles it, which needs the command line tools
+  is_mac || return 0
+  local dir; dir=$(xcode-select -p 2>/dev/null) && [ -d "$dir" ] && return 0
+  echo "error: the Xcode command line tools are missing: llama-cpp-python $LLAMA_VERSION is built from source on macOS" >&2
+  echo "  (with Metal, a few minutes), and that needs their compiler." >&2
+  echo "  Install them with: xcode-select --install (a dialog opens; then run make run again)" >&2
+  exit 2
+}
+
 llama_cpp() {
   # pip's wheel cache ignores CMAKE_ARGS; so build our own wheel once, keyed by the flags, outside the
   # clone, and install from it.
@@ -97,6 +106,7 @@ llama_cpp() {
   local key; key=$(printf '%s %s %s' "$LLAMA_VERSION" "$args" "$("$VENV/bin/python" -c 'import sys; print(sys.version_info[:2])')" | key_of)
   local wheels="${XDG_CACHE_HOME:-$HOME/.cache}/voicevibe/wheels/$key"
   if ! ls "$wheels"/llama_cpp_python-*.whl >/dev/null 2>&1; then
+    xcode_tools
     echo "building llama-cpp-python $LLAMA_VERSION (CMAKE_ARGS='$args'; 4-6 min on 2 cores, once)"
     mkdir -p "$wheels"
     CMAKE_ARGS="$args" "$VENV/bin/pip" wheel -q --no-cache-dir --no-deps -w "$wheels" "llama-cpp-python==$LLAMA_VERSION"
@@ -126,6 +136,8 @@ if [ ! -x "$VENV/bin/python" ]; then
   PY=$(pick_python)
   "$PY" -m venv "$VENV"
 fi
+# macOS asks before an app reads Documents, Desktop, Downloads or iCloud Drive: warn about a checkout there
+"$VENV/bin/python" voicevibe/pycheck.py --place "$PWD" "$VENV" || true
 KEY=$(setup_key)
 if installed "$KEY"; then
   echo "setup: up to date ($("$VENV/bin/python" --version), $VENV, $MODE): no install needed"

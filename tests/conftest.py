@@ -17,15 +17,15 @@ import pytest
 from support.threads import mark_test_start
 
 pytest_plugins = ["support.builds", "support.shows", "support.osc", "support.gui", "support.pulse",
-                  "support.standin", "support.hubserver"]
+                  "support.standin", "support.hubserver", "support.midi"]
 
 REAL_CACHE = Path.home() / ".cache"  # models and the assembled bundled GGUF stay shared between tests
 # Fixtures for one shared resource: the tests using them run in the serial group, as do the `timing` tests.
-SERIAL_FIXTURES = {"display", "virtual_mic", "jack"}
+SERIAL_FIXTURES = {"display", "virtual_mic", "midi_ports"}
 
 
 def is_serial(item: pytest.Item) -> bool:
-    """A test that uses one shared resource (a display, the virtual mic, JACK) or measures time."""
+    """A test that uses one shared resource (a display, the virtual mic, the MIDI system) or measures time."""
     shared = SERIAL_FIXTURES & set(getattr(item, "fixturenames", ()))
     return bool(shared) or item.get_closest_marker("timing") is not None
 

@@ -62,7 +62,9 @@ def mac_probe(config: Config, **changes: object) -> doctor.Probe:
     probe = doctor.Probe(config, facts=Facts((3, 12, 4), "darwin", "arm64", "8.6", "14.5"), platform="darwin",
                          mlx_metal=lambda: True, llama_gpu=lambda: True, input_devices=lambda: [MAC_MIC],
                          listen=lambda spec, channel: LevelCheck("0 'MacBook Air Microphone'", 1.5, 0.02, False),
-                         memory=lambda: (12_000_000_000, 16_000_000_000))
+                         memory=lambda: (12_000_000_000, 16_000_000_000),
+                         install_places=lambda: {"checkout": Path("/Users/ada/VoiceVibe")},
+                         xcode_tools=lambda: "/Library/Developer/CommandLineTools")
     return dataclasses.replace(probe, **changes)
 
 

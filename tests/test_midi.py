@@ -1,16 +1,10 @@
-"""MIDI through real ports: a JACK server with the dummy driver (no sound hardware here, and no ALSA
-sequencer: /dev/snd does not exist), python-rtmidi's JACK API, and a fake controller that is a real
-JACK MIDI client. The engine's gain, panic, MIDI learn, reconnection, and the window's MIDI panel
-(under Xvfb) with its mapping surviving a restart of the window.
-
-Every port is closed before jackd stops: closing an rtmidi JACK port after its server died crashes.
+"""MIDI through real ports (tests/support/midi.py: a JACK server with the dummy driver on Linux, CoreMIDI on
+macOS) and a fake controller that is a real virtual MIDI port. The engine's gain, panic, MIDI learn,
+reconnection, and the window's MIDI panel (under Xvfb) with its mapping surviving a restart of the window.
 """
 
 from __future__ import annotations
 
-import os
-import shutil
-import signal
 import subprocess
 import sys
 import threading
@@ -24,6 +18,7 @@ import pytest
 
 from support.fakes import RecordingControls, RecordingPipeline
 from support.gui import pump, window_for
+from support.midi import PORT, MidiPorts, midi_system
 from support.shows import until
 from voicevibe.config import Config
 from voicevibe.config_files import load_config
@@ -33,65 +28,19 @@ from voicevibe.runtime.pipeline import Pipeline
 from voicevibe.runtime.session import read_log
 from voicevibe.testing.peer import OscPeer
 
-os.environ.setdefault("JACK_NO_START_SERVER", "1")  # libjack must never start a server of its own
-JACK = "mido.backends.rtmidi/UNIX_JACK"
 ROOT = Path(__file__).resolve().parent.parent
-CONTROLLER = "fakectl:FakeCtrl"  # how the app sees the fake controller's output port
-
-
-@pytest.fixture(scope="module")
-def jack() -> Iterator[Any]:
-    """jackd with the dummy driver (no realtime, 128-frame periods: ~2.7 ms), for this file's tests.
-
-    PortAudio (the window rescans the audio devices) also becomes a JACK client while jackd runs; it
-    is shut down before jackd stops and started again after (Pa_Terminate on a dead JACK server
-    aborts the process), so later tests see the same audio devices as before."""
-    if shutil.which("jackd") is None:
-        raise RuntimeError("jackd not found: apt-get install jackd2 (scripts/setup.sh --test does)")
-    # A server of our own name: any other JACK client on the machine (another test run's PortAudio...) connects
-    # to "default", and one that stops reading its notifications would stall every client of the server.
-    name = f"voicevibe-test-{os.getpid()}"
-    old_name = os.environ.get("JACK_DEFAULT_SERVER")
-    os.environ["JACK_DEFAULT_SERVER"] = name  # libjack reads it at each client open: rtmidi's and PortAudio's
-    # -r: no realtime; -t: a client may stall 10 s (a loaded CI box) before JACK drops it; -p 1024: 21 ms periods,
-    # so a loaded machine misses fewer cycles (a missed cycle loses its MIDI events, as on a real rig)
-    proc = subprocess.Popen(["jackd", "-n", name, "-r", "-t", "10000", "-d", "dummy", "-r", "48000", "-p", "1024"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    backend = mido.Backend(JACK, load=True)
-    deadline = time.monotonic() + 20
-    while True:
-        try:
-            backend.get_input_names()  # a JACK client can be made: the server is up
-            break
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                raise RuntimeError(f"jackd did not start (exit {proc.poll()})") from None
-            time.sleep(0.05)
-    yield backend
-    audio = sys.modules.get("sounddevice")
-    if audio is not None:
-        audio._terminate()
-    proc.send_signal(signal.SIGTERM)  # every port of the tests is closed by now
-    proc.wait(timeout=10)
-    if old_name is None:
-        os.environ.pop("JACK_DEFAULT_SERVER", None)
-    else:
-        os.environ["JACK_DEFAULT_SERVER"] = old_name
-    if audio is not None:
-        audio._initialize()
 
 
 @pytest.fixture
-def controller(jack: Any) -> Iterator[Any]:
-    """A fake controller: a JACK MIDI client with one output port."""
-    out = jack.open_output("FakeCtrl", client_name="fakectl")
+def controller(midi_ports: MidiPorts) -> Iterator[Any]:
+    """A fake controller: a MIDI client with one virtual output port."""
+    out = midi_ports.open_controller()
     yield out
     out.close()
 
 
-def midi_config(**midi: Any) -> Config:
-    settings = {"backend": JACK, "port": "fakectl", "reconnect_seconds": 0.2, **midi}
+def midi_config(ports: MidiPorts, **midi: Any) -> Config:
+    settings = {"backend": ports.setting, "port": PORT, "reconnect_seconds": 0.2, **midi}
     return load_config(overrides=[{"midi": settings}], include_defaults_files=False)
 
 
@@ -106,7 +55,7 @@ def note(number: int, velocity: int, channel: int = 9) -> mido.Message:
 def live(midi: MidiInput, controller: Any, timeout: float = 20.0) -> None:
     """Wait until messages flow: a JACK connection takes effect at a later cycle, so an unmapped probe CC
     is sent until the router counts it (a message sent before that would be lost, as on a real rig)."""
-    until(lambda: midi.connected == CONTROLLER, timeout=timeout)
+    until(lambda: PORT in (midi.connected or ""), timeout=timeout)
     seen = midi.counts["unmapped"]
     deadline = time.monotonic() + timeout
     while midi.counts["unmapped"] == seen:
@@ -128,12 +77,12 @@ def send_until(controller: Any, message: mido.Message, done: Callable[[], object
             assert time.monotonic() < deadline, f"{message} had no effect"
 
 
-def test_voicevibe_midi_lists_the_controller(jack, controller):
-    done = subprocess.run([sys.executable, "-m", "voicevibe", "midi", "--set", f'midi.backend="{JACK}"'],
+def test_voicevibe_midi_lists_the_controller(midi_ports, controller):
+    done = subprocess.run([sys.executable, "-m", "voicevibe", "midi", "--set", f'midi.backend="{midi_ports.setting}"'],
                           capture_output=True, text=True, timeout=60, cwd=ROOT)
     assert done.returncode == 0, done.stderr
-    assert CONTROLLER in done.stdout.splitlines()
-    assert CONTROLLER in list_ports(midi_config().midi)
+    assert midi_ports.controller in done.stdout.splitlines()
+    assert midi_ports.controller in list_ports(midi_config(midi_ports).midi)
 
 
 def test_a_backend_that_cannot_start_is_named_with_the_fix():
@@ -145,13 +94,13 @@ def test_a_backend_that_cannot_start_is_named_with_the_fix():
     assert done.returncode == 2 and "midi.backend" in done.stderr
 
 
-def test_a_cc_moves_the_engine_gain_and_a_note_fires_panic(jack, controller, tmp_path):
+def test_a_cc_moves_the_engine_gain_and_a_note_fires_panic(midi_ports, controller, tmp_path):
     with OscPeer() as peer:
         config = load_config(overrides=[{
             "stt": {"model": str(tmp_path / "none")}, "brain": {"model": "none"},
             "osc": {"targets": f"127.0.0.1:{peer.port}", "preset": "vocevibe"},
             "session": {"log_dir": str(tmp_path / "log")},
-            "midi": {"backend": JACK, "port": "FakeCtrl", "reconnect_seconds": 0.2,
+            "midi": {"backend": midi_ports.setting, "port": PORT, "reconnect_seconds": 0.2,
                      "mapping": "gain=cc:1:7, panic=note:10:36"}}], include_defaults_files=False)
         pipeline = Pipeline(config, script=[])
         pipeline.start()
@@ -179,12 +128,12 @@ def test_a_cc_moves_the_engine_gain_and_a_note_fires_panic(jack, controller, tmp
     assert [c["action"] for c in controls] == ["set_gain", "set_gain", "panic", "panic"]
 
 
-def test_learn_maps_a_new_cc_and_an_unplugged_controller_comes_back(jack, tmp_path):
+def test_learn_maps_a_new_cc_and_an_unplugged_controller_comes_back(midi_ports, tmp_path):
     commands: list[Any] = []
     learned: list[Any] = []
     statuses: list[Status] = []
-    midi = MidiInput(midi_config().midi, commands.append, on_learn=learned.append, report=statuses.append)
-    out = jack.open_output("FakeCtrl", client_name="fakectl")
+    midi = MidiInput(midi_config(midi_ports).midi, commands.append, on_learn=learned.append, report=statuses.append)
+    out = midi_ports.open_controller()
     try:
         midi.start()
         live(midi, out)
@@ -197,10 +146,10 @@ def test_learn_maps_a_new_cc_and_an_unplugged_controller_comes_back(jack, tmp_pa
         out.close()  # unplugged
         until(lambda: any("unplugged" in s.message and s.level == "warning" for s in statuses), timeout=10)
         assert midi.connected is None
-        out = jack.open_output("FakeCtrl", client_name="fakectl")  # plugged back in
+        out = midi_ports.open_controller()  # plugged back in
         live(midi, out)
         send_until(out, cc(21, 0), lambda: commands[-1].threshold == 0.0)
-        assert statuses[-1].message == f"MIDI: listening to {CONTROLLER}"
+        assert statuses[-1].message == f"MIDI: listening to {midi_ports.controller}"
     finally:
         midi.close()
         out.close()
@@ -210,12 +159,12 @@ SHOW = '[[cue]]\nname = "Harbour"\nprompt = "a harbour at dusk"\n[[cue]]\nname =
 
 
 def test_the_window_learns_a_cc_fires_cues_and_panic_and_keeps_the_mapping_after_a_restart(
-        jack, controller, display, guard, tmp_path):
+        midi_ports, controller, display, guard, tmp_path):
     settings = tmp_path / "settings.toml"
     show = tmp_path / "show.toml"
     show.write_text(SHOW, encoding="utf-8")
     with OscPeer() as peer:
-        layer = {"midi": {"backend": JACK, "port": "fakectl", "reconnect_seconds": 0.2,
+        layer = {"midi": {"backend": midi_ports.setting, "port": PORT, "reconnect_seconds": 0.2,
                           "mapping": "panic=note:10:36"},
                  "osc": {"targets": f"127.0.0.1:{peer.port}", "preset": "generic"}, "show": {"file": str(show)}}
         config = load_config(overrides=[layer], include_defaults_files=False)
@@ -223,7 +172,7 @@ def test_the_window_learns_a_cc_fires_cues_and_panic_and_keeps_the_mapping_after
                         settings_file=settings) as w:
             live(w.midi.input, controller)
             w.midi.refresh_ports()
-            assert w.midi.port_menu.get() == CONTROLLER
+            assert w.midi.port_menu.get() == midi_ports.controller
             w.midi.arm("gain")
             controller.send(cc(30, 100))
             pump(w.root, lambda: w.midi.bindings["gain"].cget("text") == "cc:1:30")
@@ -247,7 +196,7 @@ def test_the_window_learns_a_cc_fires_cues_and_panic_and_keeps_the_mapping_after
         # The window is closed (its port too); a new launch reads the saved settings over the config.
         saved = settings.read_text(encoding="utf-8")
         assert "gain=cc:1:30" in saved and "cue2=note:1:50" in saved
-        config = load_config([settings], [{"osc": layer["osc"], "midi": {"backend": JACK, "port": "fakectl",
+        config = load_config([settings], [{"osc": layer["osc"], "midi": {"backend": midi_ports.setting, "port": PORT,
                                                                         "reconnect_seconds": 0.2}}],
                              include_defaults_files=False)
         with window_for(config, guard, pipeline_factory=RecordingPipeline, controls=RecordingControls(config),
@@ -263,14 +212,14 @@ def test_the_window_learns_a_cc_fires_cues_and_panic_and_keeps_the_mapping_after
             assert w.ui.gain.value == 24.0
 
 
-def test_a_headless_run_with_midi_fires_a_cue_from_a_pad(jack, controller, tmp_path):
+def test_a_headless_run_with_midi_fires_a_cue_from_a_pad(midi_ports, controller, tmp_path):
     show = tmp_path / "show.toml"
     show.write_text(SHOW, encoding="utf-8")
     with OscPeer() as peer:
         proc = subprocess.Popen(
             [sys.executable, "-m", "voicevibe", "run", "--no-gui", "--script", "-", "--show", str(show),
-             "--midi", "fakectl", "--osc", f"127.0.0.1:{peer.port}", "--preset", "generic",
-             "--set", f'midi.backend="{JACK}"', "--set", 'midi.mapping="cue2=note:10:38"',
+             "--midi", PORT, "--osc", f"127.0.0.1:{peer.port}", "--preset", "generic",
+             "--set", f'midi.backend="{midi_ports.setting}"', "--set", 'midi.mapping="cue2=note:10:38"',
              "--set", 'brain.model="none"', "--set", f'stt.model="{tmp_path / "none"}"',
              "--set", f'session.log_dir="{tmp_path / "log"}"'],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
@@ -278,7 +227,8 @@ def test_a_headless_run_with_midi_fires_a_cue_from_a_pad(jack, controller, tmp_p
         reader = threading.Thread(target=lambda: lines.extend(proc.stderr), name="stderr")
         reader.start()
         try:
-            until(lambda: any(f"[midi] MIDI: listening to {CONTROLLER}" in line for line in lines), timeout=60)
+            listening = f"[midi] MIDI: listening to {midi_ports.controller}"
+            until(lambda: any(listening in line for line in lines), timeout=60)
             deadline = time.monotonic() + 20
             while not peer.on("/prompt"):  # a pad hit in a JACK cycle a loaded machine missed is lost: hit again
                 assert time.monotonic() < deadline, "".join(lines)
@@ -292,3 +242,13 @@ def test_a_headless_run_with_midi_fires_a_cue_from_a_pad(jack, controller, tmp_p
     assert proc.returncode == 0, "".join(lines)
     assert peer.on("/prompt")[0].params == ["a storm"] and peer.on("/seed")
     assert "=> cue 2 Storm: a storm   [midi" in out
+
+
+@pytest.mark.parametrize(("platform", "apis", "system"), [
+    ("linux", ["LINUX_ALSA", "UNIX_JACK"], "UNIX_JACK"),  # no ALSA sequencer without sound hardware: JACK
+    ("darwin", ["MACOSX_CORE"], "MACOSX_CORE"),  # CoreMIDI's virtual ports need no server
+    ("linux", ["LINUX_ALSA"], None),  # a python-rtmidi built without JACK
+    ("win32", ["WINDOWS_MM"], None),  # Windows' MultiMedia API has no virtual ports
+])
+def test_the_tests_midi_system_is_chosen_by_platform(platform: str, apis: list[str], system: str | None) -> None:
+    assert midi_system(platform, apis) == system

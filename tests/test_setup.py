@@ -202,3 +202,81 @@ def test_make_test_on_a_mac_installs_the_missing_test_tools_with_homebrew(tmp_pa
     else:
         assert "the tests need espeak-ng ffmpeg liblo; install Homebrew" in done.stderr
     assert "apt-get" not in done.stdout + done.stderr
+
+
+# ---- a Mac's first night: Tk's patchlevel, a checkout in a protected folder, the Xcode tools -----------------
+
+FAKE_TCL = """
+class _FakeTcl:
+    def eval(self, script):
+        return {patch!r} if script == "package versions Tk" else ""
+    def call(self, *args):
+        return {patch!r}
+tkinter.Tcl = _FakeTcl
+"""
+
+
+def with_tk_patchlevel(python: Path, patch: str) -> Path:
+    """A fake_python whose Tk reports this patchlevel."""
+    site = python.parent / f"site-{python.name}" / "sitecustomize.py"
+    site.write_text(site.read_text() + FAKE_TCL.format(patch=patch))
+    return python
+
+
+def test_a_mac_python_with_tk_8_6_12_is_passed_over_for_one_with_8_6_13(tmp_path: Path) -> None:
+    copy = checkout(tmp_path)
+    bin_dir = tmp_path / "bin"
+    with_tk_patchlevel(fake_python(bin_dir, "python3.12", platform="darwin", machine="arm64", mac="14.5"), "8.6.12")
+    with_tk_patchlevel(fake_python(bin_dir, "python3.11", platform="darwin", machine="arm64", mac="14.5"), "8.6.13")
+    done = which_python(copy, bin_dir)
+    assert done.returncode == 0 and done.stdout.strip() == "python3.11", done.stderr
+    assert "using python3.11: Python 3.12.4, Tk 8.6.13, arm64, macOS 14.5" in done.stderr
+    (bin_dir / "python3.11").unlink()
+    for other in ("python3.11", "python3.10", "python3"):  # this machine's own Pythons are not candidates here
+        script(bin_dir / other, "echo 'not this one'; exit 1")
+    done = which_python(copy, bin_dir)
+    assert done.returncode == 2
+    assert "python3.12: " in done.stderr and "Tk 8.6.12: on macOS 14 and later" in done.stderr
+
+
+@pytest.mark.parametrize("folder", ["Documents", "VoiceVibe"])
+def test_setup_warns_about_a_checkout_in_a_protected_folder(tmp_path: Path, folder: str) -> None:
+    home = tmp_path / "home"
+    copy = checkout(home / folder)
+    stand_in_venv(copy, tmp_path / "pip.log")
+    (copy / ".venv" / "bin" / "python").unlink()
+    fake_python(copy / ".venv" / "bin", "python", platform="darwin", machine="arm64", mac="14.5")
+    done = subprocess.run(["bash", "scripts/setup.sh"], cwd=copy, capture_output=True, text=True, timeout=RUN_TIMEOUT_S,
+                          env={**os.environ, "HOME": str(home), "PIP_INDEX_URL": UNREACHABLE_INDEX})
+    assert done.returncode == 0, done.stderr
+    warned = f"warning: {copy} is in Documents: macOS asks before an app reads Documents"
+    if folder == "Documents":
+        assert warned in done.stderr and "such as ~/VoiceVibe" in done.stderr
+        assert done.stderr.count("warning:") == 1  # the .venv inside the checkout is not a second warning
+    else:
+        assert "warning:" not in done.stderr
+
+
+@pytest.mark.parametrize("xcode", [False, True])
+def test_a_mac_without_the_xcode_tools_stops_before_building_llama_cpp(tmp_path: Path, xcode: bool) -> None:
+    copy = checkout(tmp_path)
+    pip_log = tmp_path / "pip.log"
+    stand_in_venv(copy, pip_log)
+    old_llama = tmp_path / "old-llama"  # the venv's llama-cpp-python is not the pinned one: a build is due
+    old_llama.mkdir()
+    (old_llama / "llama_cpp.py").write_text("__version__ = '0.3.1'\n")
+    script(copy / ".venv" / "bin" / "python", f'PYTHONPATH="{old_llama}" exec "{sys.executable}" "$@"')
+    bin_dir = mac_path(tmp_path, "printf")
+    tools = tmp_path / "CommandLineTools"
+    tools.mkdir()
+    script(bin_dir / "xcode-select", f'echo "{tools}"' if xcode else
+           'echo "xcode-select: error: unable to get active developer directory" >&2; exit 2')
+    done = subprocess.run(["bash", "scripts/setup.sh"], cwd=copy, capture_output=True, text=True,
+                          timeout=RUN_TIMEOUT_S, env={"PATH": str(bin_dir), "HOME": str(tmp_path)})
+    if xcode:
+        assert "building llama-cpp-python 0.3.36" in done.stdout, done.stderr
+        assert "wheel -q --no-cache-dir --no-deps" in pip_log.read_text()
+    else:
+        assert done.returncode == 2
+        assert "the Xcode command line tools are missing" in done.stderr and "xcode-select --install" in done.stderr
+        assert "wheel" not in pip_log.read_text() and "building" not in done.stdout  # stopped before the build

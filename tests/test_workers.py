@@ -19,7 +19,7 @@ import numpy
 import pytest
 import soundfile
 
-from support.shows import WAIT, Collector, alive, brain_show, children, drain, show_config, until
+from support.shows import WAIT, Collector, alive, brain_show, children, drain, mapped_files, show_config, until
 from support.threads import stage_threads
 from voicevibe.events import ImagePrompt, PipelineStats, SayText, Status, Stopped, Word, WorkerState
 from voicevibe.runtime.controls import Controls
@@ -291,12 +291,9 @@ MODEL_LIBRARIES = ("libmlx", "rustymimi", "libllama")
 
 
 def libraries(pid: int) -> set[str]:
-    """Which of the model libraries a process has mapped (from /proc/PID/maps)."""
-    try:
-        maps = Path(f"/proc/{pid}/maps").read_text()
-    except OSError:
-        return set()
-    return {name for name in MODEL_LIBRARIES if name in maps}
+    """Which of the model libraries a process has mapped."""
+    maps = mapped_files(pid)
+    return {name for name in MODEL_LIBRARIES if any(name in path for path in maps)}
 
 
 @pytest.mark.parametrize("how", ["ctrl-c", "kill -9"])
@@ -326,3 +323,13 @@ def test_ctrl_c_or_kill_9_of_the_main_process_leaves_no_worker(how, tmp_path, fa
         assert show.returncode == 130 and "Traceback" not in stderr, stderr
     else:
         assert show.returncode == -signal.SIGKILL
+
+
+def test_mapped_libraries_are_found_with_psutil_and_with_lsof_alike() -> None:
+    """The two ways `libraries` reads a process's maps (psutil on Linux, lsof on macOS) agree on shared libraries."""
+    def shared(paths: set[str]) -> set[str]:
+        return {Path(p).name for p in paths if ".so" in Path(p).name}
+
+    by_psutil, by_lsof = mapped_files(os.getpid(), lsof=False), mapped_files(os.getpid(), lsof=True)
+    assert any("numpy" in p for p in by_psutil)
+    assert shared(by_psutil) == shared(by_lsof) != set()

@@ -119,6 +119,8 @@ def build_parser() -> argparse.ArgumentParser:
     doc.add_argument("--input", help="the input to check (audio.input): device index, name part, or a file")
     doc.add_argument("--channel", type=int, help="input channel to check (audio.channel)")
     doc.add_argument("--osc", action="append", metavar="HOST:PORT", help="OSC receiver to check (osc.targets)")
+    doc.add_argument("--speed", action="store_true", help="time the speech model and the brain on this machine "
+                     "(about a minute): real-time factor, step p50/p95, brain latency; exit 1 if it cannot keep up")
 
     cfg = sub.add_parser("config", parents=[common], help="print the effective configuration")
     cfg.add_argument("--defaults", action="store_true", help="print every key with its default and doc")
@@ -420,6 +422,10 @@ def main(argv: list[str] | None = None) -> int:
             return EXIT_OK
         if args.command == "models":
             return cmd_models_download(config)
+        if args.command == "doctor" and args.speed:
+            from voicevibe.doctor.speed import main as speed
+
+            return speed(config)
         if args.command == "doctor":
             from voicevibe.doctor.checks import main as doctor
 

@@ -224,6 +224,9 @@ class SttConfig:
     max_segment_seconds: float = setting(300.0, "Hard cap: without a pause, state is reset at a quiet "
                                          "moment before this (the model's wall is 327.68 s).",
                                          lo=4.0, hi=315.0)
+    mlx_cache_mb: int = setting(512, "MLX keeps freed GPU buffers for reuse up to this much (MB); capped so that "
+                                "hours of a show do not grow it (MLX's own default is the whole memory limit). "
+                                "0: no cache.", lo=0, hi=65536)
 
     def __post_init__(self) -> None:
         _validate(self)
@@ -396,6 +399,9 @@ class SupervisorConfig:
     max_restarts: int = setting(5, "A worker that stops this many times within restart_window_seconds is not "
                                 "restarted again (a crash loop); Start tries again.", lo=1, hi=100)
     restart_window_seconds: float = setting(60.0, "The window for max_restarts.", lo=5.0, hi=3600.0)
+    memory_log_seconds: float = setting(60.0, "During a show, every this often the session log gets each "
+                                        "process's resident memory and the speech model's MLX memory (active, "
+                                        "peak, cache).", lo=1.0, hi=3600.0)
 
     def __post_init__(self) -> None:
         _validate(self)

@@ -51,3 +51,24 @@ def crash_then_hang(config: Any, assets: Any) -> LoadedModel:
 
 def crashes_always(config: Any, assets: Any) -> LoadedModel:
     return LoadedModel(CrashesAlways())
+
+
+class TooSlow:
+    """Answers the warm-up at once, then thinks about each phrase until the brain gives up on it."""
+
+    name = "too-slow"
+
+    def generate(self, request: Any, should_stop: Any) -> str:
+        if request.phrase == "warm up":
+            return json.dumps({"style": "cinematic", "prompt": "warm", "mood": "calm"})
+        while not (reason := should_stop()):
+            time.sleep(0.01)
+        raise Abandoned(reason)
+
+    def summarize(self, request: Any, should_stop: Any) -> str:
+        raise RuntimeError("no summaries here")
+
+
+def too_slow_standing_in(config: Any, assets: Any) -> LoadedModel:
+    """A brain over any budget, loaded with a note, as the bundled model standing in for a missing one is."""
+    return LoadedModel(TooSlow(), note="the configured brain model is not on disk: too-slow stands in")

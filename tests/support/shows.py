@@ -10,6 +10,8 @@ from __future__ import annotations
 import contextlib
 import functools
 import queue
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -81,6 +83,18 @@ def children(pid: int) -> set[int]:
         except psutil.NoSuchProcess:
             continue
     return found
+
+
+def mapped_files(pid: int, *, lsof: bool = sys.platform == "darwin") -> set[str]:
+    """The files a process has mapped: psutil's memory maps (it reads /proc on Linux), or `lsof` on macOS, where
+    psutil has no memory maps; empty when the process is gone."""
+    try:
+        if not lsof:
+            return {m.path for m in psutil.Process(pid).memory_maps()}
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return set()
+    listed = subprocess.run(["lsof", "-n", "-P", "-p", str(pid), "-Fn"], capture_output=True, text=True, timeout=30)
+    return {line[1:] for line in listed.stdout.splitlines() if line.startswith("n/")}
 
 
 def alive(pid: int) -> bool:

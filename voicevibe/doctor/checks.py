@@ -26,6 +26,7 @@ from pathlib import Path
 from voicevibe import macos
 from voicevibe.audio import AudioError, list_input_devices
 from voicevibe.config import Config, ConfigError, is_server_url, parse_targets
+from voicevibe.doctor.mac import check_install_folder, check_xcode_tools, install_places, xcode_tools
 from voicevibe.doctor.rows import Row
 from voicevibe.firstrun import KNOWN_SIZES, human_size
 from voicevibe.hub import ModelError, is_repo_id, locate_stt
@@ -75,6 +76,8 @@ class Probe:
     listen: Callable[[str | None, int], LevelCheck] = lambda spec, channel: level_check(spec, channel=channel)
     memory: Callable[[], tuple[int, int]] = _memory  # (available, total) bytes
     resolve: Callable[[str, int], object] = lambda host, port: socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)
+    install_places: Callable[[], dict[str, Path]] = install_places  # the checkout and the virtualenv
+    xcode_tools: Callable[[], str | None] = xcode_tools  # `xcode-select -p`'s folder, None without the tools
 
     @property
     def mac(self) -> bool:
@@ -104,7 +107,7 @@ def check_python(probe: Probe) -> list[Row]:
         rows.append(Row("Tk", False, f"Tk {facts.tk_version}: trackpad scrolling handled; a mouse wheel jumps",
                         "for Tk 8.6 use python.org's Python 3.12 (make run picks it first)", needed=False))
     else:
-        rows.append(Row("Tk", True, f"Tk {facts.tk_version}"))
+        rows.append(Row("Tk", True, f"Tk {facts.tk_patchlevel or facts.tk_version}"))
     if probe.mac:
         rows.append(_finding("Apple Silicon", machine_problem(facts), f"{facts.machine} Python"))
         rows.append(_finding("macOS", macos_problem(facts), f"macOS {facts.mac_version or '?'}"))
@@ -277,7 +280,7 @@ def check_server(probe: Probe) -> list[Row]:
 
 
 CHECKS: list[Check] = [check_python, check_metal, check_microphone, check_models, check_server, check_osc,
-                       check_memory, check_log_folder]
+                       check_memory, check_log_folder, check_install_folder, check_xcode_tools]
 
 
 # ---- helpers ------------------------------------------------------------------------------------

@@ -3,7 +3,7 @@
 `Health` runs a show's periodic work on a thread of its own: the OSC heartbeat (checked every
 TICK_SECONDS; the sender sends one every `osc.heartbeat_seconds`), and once a second the OSC
 targets' counters, the `PipelineStats` and, when input blocks were dropped, one warning naming
-why (`DropWarnings`).
+why (`DropWarnings`); and the memory log (runtime/memory.py).
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from voicevibe.config import FRAME_SECONDS, Config
 from voicevibe.events import PipelineStats, Status
 from voicevibe.runtime.feed import EventFeed
+from voicevibe.runtime.memory import MemoryWatch
 from voicevibe.runtime.outbox import Outbox
 from voicevibe.show.transitions import TransitionSender
 from voicevibe.speech.stage import SttStage
@@ -74,8 +75,9 @@ class Health:
     """A show's periodic work on its own thread; `stats()` from any thread."""
 
     def __init__(self, config: Config, feed: EventFeed, osc: TransitionSender, stt: SttStage, outbox: Outbox,
-                 *, unread: Callable[[], int], log_path: str) -> None:
+                 *, unread: Callable[[], int], log_path: str, memory: MemoryWatch | None = None) -> None:
         self.feed, self.osc, self.stt, self.outbox = feed, osc, stt, outbox
+        self.memory = memory  # the memory log (every supervisor.memory_log_seconds)
         self.unread, self.log_path = unread, log_path
         self.warnings = DropWarnings(config.audio.queue_seconds)
         self._stop = threading.Event()
@@ -106,6 +108,8 @@ class Health:
         while not self._stop.wait(TICK_SECONDS):
             self.osc.heartbeat()
             now = time.monotonic()
+            if self.memory is not None:
+                self.memory.tick(now)
             if now >= next_stats:
                 next_stats = now + STATS_SECONDS
                 self._report(now)

@@ -26,6 +26,7 @@ from voicevibe.runtime.controls import Controls
 from voicevibe.runtime.engines import Engines
 from voicevibe.runtime.health import Health
 from voicevibe.runtime.latency import LatencyStats
+from voicevibe.runtime.memory import MemoryWatch
 from voicevibe.runtime.phrase_gate import PhraseGate
 from voicevibe.runtime.session import SessionLog
 from voicevibe.show.control import ShowControl
@@ -76,6 +77,7 @@ class Pipeline:
         self.log: SessionLog | None = None
         self.audio: AudioFeed | None = None
         self.health: Health | None = None
+        self.memory: MemoryWatch | None = None  # the memory log of the running show
         self.control_server: ControlServer | None = None
         self.latency = LatencyStats()
         self.error: str | None = None
@@ -161,10 +163,12 @@ class Pipeline:
             self.audio = AudioFeed(self.config, self.input_spec, stt=self.stt, dsp=self.controls.dsp, osc=self.osc,
                                    feed=feed, gate=self.gate, stopping=self._stopping,
                                    record=self.log.record if self.record_audio else None, opener=self._source_opener)
-        audio = self.audio
+        audio, engines = self.audio, self.engines
+        self.memory = MemoryWatch(self.config.supervisor.memory_log_seconds, self.stt,
+                                  lambda: {"stt": engines.stt.worker.pid, "brain": engines.brain.worker.pid}, feed.log)
         self.health = Health(self.config, feed, self.osc, self.stt, self.controls.outbox,
                              unread=(lambda: audio.dropped_blocks) if audio is not None else (lambda: 0),
-                             log_path=str(self.log_path or ""))
+                             log_path=str(self.log_path or ""), memory=self.memory)
         self.gate.start()
         self.health.start()
         stages = [(name, target) for name, target in (("audio", audio.run if audio is not None else None),

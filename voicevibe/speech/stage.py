@@ -20,7 +20,16 @@ import numpy as np
 
 from voicevibe.config import FRAME_SECONDS, Config, SttConfig
 from voicevibe.events import PhraseEnd, SegmentReset, Status, Word
-from voicevibe.workers.messages import AudioBlock, FromWorker, SttBegin, SttCounters, SttFlush, SttStepped
+from voicevibe.workers.messages import (
+    AudioBlock,
+    FromWorker,
+    SttBegin,
+    SttCounters,
+    SttFlush,
+    SttMemory,
+    SttMemoryQuery,
+    SttStepped,
+)
 from voicevibe.workers.stage import Loader, Report, Stage
 
 log = logging.getLogger(__name__)
@@ -55,6 +64,9 @@ class SttStage(Stage):
         self.down = 0  # blocks not sent: the engine not running (loading, restarting, failed)
         self.lost = 0  # blocks sent to a worker that died before answering
         self.restarts = 0  # worker processes restarted during a stream
+        self.on_step: Callable[[float], None] | None = None  # each stepped block's compute time (doctor --speed)
+        self.memory: SttMemory | None = None  # the worker's last answer to `ask_memory`
+        self._memory_asked = 0
 
     def worker_args(self) -> tuple[object, ...]:
         """The shared skip counter."""
@@ -117,6 +129,14 @@ class SttStage(Stage):
             self._skip.value = max(self._skip.value, seq)  # a flush not done in time is dropped too
             self._stream = self._sink = None
 
+    def ask_memory(self) -> int:
+        """Ask the worker for MLX's memory figures; the question's number (`memory.seq` once answered), 0 when
+        the worker is not running."""
+        with self._cond:
+            self._memory_asked += 1
+            seq = self._memory_asked
+        return seq if self.worker.ready and self.worker.send(SttMemoryQuery(seq)) else 0
+
     def on_ready(self) -> None:
         """A restarted worker carries on with the stream."""
         with self._cond:
@@ -127,6 +147,9 @@ class SttStage(Stage):
     def on_message(self, message: FromWorker) -> None:
         """A block's answer: counted first (the engine answered), then its events handed on, in order, without
         waiting on what is done with them (the phrase gate's own thread does that)."""
+        if isinstance(message, SttMemory):
+            self.memory = message
+            return
         if not isinstance(message, SttStepped):
             log.warning("speech engine sent an unexpected %s", type(message).__name__)
             return
@@ -137,6 +160,8 @@ class SttStage(Stage):
                 self._flushed = message.seq
             elif message.stepped:
                 self._seconds.append(message.seconds)
+                if self.on_step is not None:
+                    self.on_step(message.seconds)
             self.counters = message.counters
             if self._sink is not None and message.events:
                 self._sink(message.events)  # a queue's put, under the lock: a finished stream's last words come first

@@ -14,6 +14,8 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
+import mlx.core as mx
+
 from voicevibe.config import SttConfig
 from voicevibe.events import SpeechEvent, Status
 from voicevibe.hub import ModelError, locate_stt
@@ -23,6 +25,8 @@ from voicevibe.workers.messages import (
     Shutdown,
     SttBegin,
     SttFlush,
+    SttMemory,
+    SttMemoryQuery,
     SttStepped,
     WorkerFailed,
     WorkerLoading,
@@ -44,6 +48,18 @@ def load_stt(config: SttConfig, progress: Progress) -> SttModel:
     return load_model(locate_stt(config.model, allow_download=False), config.dtype, progress=progress)
 
 
+def cap_cache(config: SttConfig) -> int:
+    """Cap the buffers MLX keeps for reuse at stt.mlx_cache_mb (set again at each stream); the cap in bytes."""
+    limit = config.mlx_cache_mb * 1024 * 1024
+    mx.set_cache_limit(limit)
+    return limit
+
+
+def mlx_memory(seq: int, cache_limit: int) -> SttMemory:
+    """MLX's memory figures now (mlx 0.26's top-level calls; `mx.metal.*` are their deprecated names)."""
+    return SttMemory(seq, mx.get_active_memory(), mx.get_peak_memory(), mx.get_cache_memory(), cache_limit)
+
+
 def run_stt_worker(link: Link, loader: SttLoader | str, config: SttConfig, skip: Any) -> int:
     """Load the model (`loader`: a callable, or its "module:function"), then step one engine per stream until
     Shutdown.
@@ -52,6 +68,7 @@ def run_stt_worker(link: Link, loader: SttLoader | str, config: SttConfig, skip:
     Stop) are answered without being stepped, so a backlog never delays a Stop.
     """
     link.send(WorkerLoading(f"loading speech model {config.model} ({config.dtype})", 0.0))
+    cache_limit = cap_cache(config)
     try:
         model = resolve(loader)(config, lambda message, fraction: link.send(WorkerLoading(message, fraction)))
     except ModelError as e:
@@ -66,7 +83,10 @@ def run_stt_worker(link: Link, loader: SttLoader | str, config: SttConfig, skip:
         message = link.recv()
         if isinstance(message, Shutdown):
             return 0
-        if isinstance(message, SttBegin):
+        if isinstance(message, SttMemoryQuery):
+            link.send(mlx_memory(message.seq, cache_limit))
+        elif isinstance(message, SttBegin):
+            cache_limit = cap_cache(message.config)
             engine.close()
             engine = SttEngine(model, message.config)
             step_errors = 0

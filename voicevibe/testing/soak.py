@@ -12,7 +12,6 @@ rustymimi: the LM, its caches and resets, DSP, brain, OSC, the session log and i
 from __future__ import annotations
 
 import json
-import multiprocessing
 import os
 import threading
 import time
@@ -29,6 +28,7 @@ from voicevibe.config import BLOCK, FRAME_SECONDS, Config
 from voicevibe.config_files import load_config
 from voicevibe.events import ImagePrompt, Phrase, PipelineStats, SegmentReset, Status, Stopped, Word
 from voicevibe.hub import locate_stt
+from voicevibe.runtime.memory import MB, MemoryReport, process_rss
 from voicevibe.runtime.outbox import QUEUE_SIZE as OUTBOX_SIZE
 from voicevibe.runtime.pipeline import Pipeline
 from voicevibe.testing.fastcodec import is_fast_codec
@@ -122,17 +122,12 @@ class ShowSource:
             yield block
 
 
-def rss_mb() -> float:
-    """Resident memory (VmRSS) of this process and its worker processes, in MB."""
-    total = 0
-    for pid in [os.getpid(), *(p.pid for p in multiprocessing.active_children())]:
-        try:
-            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    total += int(line.split()[1])
-        except OSError:
-            continue  # a worker that just exited
-    return total / 1024
+def memory_now(pipeline: Pipeline) -> MemoryReport:
+    """The show's memory as its session log states it (runtime/memory.py: psutil's RSS of the main process and
+    the workers, the speech worker's MLX figures); before the show starts, the main process alone."""
+    if pipeline.memory is not None:
+        return pipeline.memory.reading()
+    return MemoryReport(process_rss({"main": os.getpid()}), None)
 
 
 @dataclass
@@ -141,10 +136,12 @@ class Sample:
 
     wall_seconds: float
     audio_minutes: float
-    rss_mb: float
+    rss_mb: float  # the main process and the workers together
     events_qsize: int
     brain_qsize: int  # the outbox: the brain's answers on their way out
     recorder_qsize: int
+    mlx_active_mb: float = 0.0  # the speech worker's MLX figures (0: not answered yet)
+    mlx_cache_mb: float = 0.0
 
 
 @dataclass
@@ -195,7 +192,7 @@ class SoakResult:
 
 
 def soak_config(checkpoint: Path, log_dir: Path, osc_port: int, *, reset_after: float | None = None,
-                max_segment: float | None = None) -> Config:
+                max_segment: float | None = None, memory_seconds: float = 60.0) -> Config:
     """The show's config: the checkpoint, OSC to the local peer with levels and transcript, control in."""
     stt: dict[str, Any] = {"model": str(checkpoint)}
     if reset_after is not None:
@@ -206,7 +203,8 @@ def soak_config(checkpoint: Path, log_dir: Path, osc_port: int, *, reset_after: 
              "osc": {"targets": f"127.0.0.1:{osc_port}", "preset": "vocevibe", "send_level": True,
                      "send_transcript": True},
              "control": {"enabled": True, "port": 0},
-             "session": {"log_dir": str(log_dir)}, "brain": {"model": "none"}}
+             "session": {"log_dir": str(log_dir)}, "brain": {"model": "none"},
+             "supervisor": {"memory_log_seconds": memory_seconds}}
     return load_config(overrides=[layer], include_defaults_files=False)
 
 
@@ -218,7 +216,8 @@ def run_soak(checkpoint: Path, speech_blocks: list[np.ndarray], workdir: Path, *
     says which codec runs (write_checkpoint's `codec`)."""
     peer = OscPeer(keep=False).start()
     result = SoakResult(minutes, "fast" if is_fast_codec(locate_stt(str(checkpoint)).mimi) else "real")
-    config = soak_config(checkpoint, workdir / "log", peer.port, reset_after=reset_after, max_segment=max_segment)
+    config = soak_config(checkpoint, workdir / "log", peer.port, reset_after=reset_after, max_segment=max_segment,
+                         memory_seconds=max(1.0, sample_seconds))
     source = ShowSource(speech_blocks, minutes, nonstop_from=nonstop_from, nonstop_minutes=nonstop_minutes)
     pipeline = Pipeline(config, input_spec="soak", record_audio=record_audio,
                         brain_loader=scripted_brain,
@@ -246,9 +245,12 @@ def run_soak(checkpoint: Path, speech_blocks: list[np.ndarray], workdir: Path, *
 
     def sample(start: float) -> None:
         recorder = getattr(pipeline.log, "_recorder", None)
-        result.samples.append(Sample(time.monotonic() - start, source.blocks_out / BLOCKS_PER_MINUTE, rss_mb(),
-                                     pipeline.events.qsize(), pipeline.controls.outbox.qsize(),
-                                     recorder._queue.qsize() if recorder is not None else 0))
+        memory = memory_now(pipeline)
+        mlx = memory.mlx
+        result.samples.append(Sample(time.monotonic() - start, source.blocks_out / BLOCKS_PER_MINUTE,
+                                     memory.total_rss / MB, pipeline.events.qsize(), pipeline.controls.outbox.qsize(),
+                                     recorder._queue.qsize() if recorder is not None else 0,
+                                     mlx.active / MB if mlx else 0.0, mlx.cache / MB if mlx else 0.0))
         if progress is not None:
             progress(result.samples[-1])
 

@@ -108,6 +108,25 @@ class SttStepped:
 
 
 @dataclass(frozen=True)
+class SttMemoryQuery:
+    """Main -> STT worker: report MLX's memory figures (answered between blocks)."""
+
+    seq: int
+
+
+@dataclass(frozen=True)
+class SttMemory:
+    """STT worker -> main: MLX's memory in bytes: in use by arrays, the most ever in use, freed buffers kept
+    for reuse, and the cap on those."""
+
+    seq: int
+    active: int
+    peak: int
+    cache: int
+    cache_limit: int
+
+
+@dataclass(frozen=True)
 class BrainPhrase:
     """Main -> brain worker: a phrase to answer; `seq` numbers phrases for the idle and hang checks."""
 
@@ -148,8 +167,8 @@ class BrainSummary:
 
 
 Lifecycle = WorkerLoading | WorkerReady | WorkerFailed  # any worker, while it loads its model
-ToSpeech = SttBegin | AudioBlock | SttFlush | Shutdown
-FromSpeech = Lifecycle | SttStepped
+ToSpeech = SttBegin | AudioBlock | SttFlush | SttMemoryQuery | Shutdown
+FromSpeech = Lifecycle | SttStepped | SttMemory
 ToBrain = BrainPhrase | BrainConfigure | PauseBrain | ResetMemory | MakeSummary | Shutdown  # settings go whole
 FromBrain = Lifecycle | BrainTook | BrainAnswer | BrainSummary | Status
 ToWorker = ToSpeech | ToBrain
