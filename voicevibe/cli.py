@@ -362,6 +362,7 @@ def cmd_replay(args: argparse.Namespace, config: Config) -> int:
     if not args.speed > 0:
         raise ConfigError(f"--speed {args.speed}: must be above 0 (2 = twice as fast)")
     with OscSender(config.osc, report=lambda item: log.warning("%s", getattr(item, "message", item))) as sender:
+        sender.wait_for_lookups(10.0)  # the targets' names first: a command line may wait, the window never does
         count = replay(args.log, sender.send_text, speed=args.speed)
     print(f"replayed {count} prompt(s) from {args.log} to {config.osc.targets}")
     return EXIT_OK
