@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from support.devices import FakeAudioSystem, install_devices, layout
+from support.devices import FakeAudioSystem, Layout, install_devices, layout
 from support.shows import drain, show_config, until
-from voicevibe import audio
+from voicevibe import audio, cli
 from voicevibe.audio import AudioError, MicSource
 from voicevibe.config import Config
 from voicevibe.events import Status
@@ -30,8 +30,9 @@ AFTER = layout("MacBook Pro Microphone", "MacBook Pro Speakers>", "AirPods Pro",
                default="AirPods Pro")
 
 
-def show(monkeypatch: pytest.MonkeyPatch, *layouts: tuple) -> None:
-    install_devices(monkeypatch, *layouts[0], apis=("Core Audio",))
+def show(monkeypatch: pytest.MonkeyPatch, shown: Layout) -> None:
+    """PortAudio lists `shown` (Core Audio, as on a Mac)."""
+    install_devices(monkeypatch, *shown, apis=("Core Audio",))
 
 
 def test_the_saved_name_opens_the_same_input_after_airpods_renumber_the_devices(monkeypatch: pytest.MonkeyPatch
@@ -100,3 +101,12 @@ def test_after_an_unplug_the_same_input_is_reopened_by_name_never_the_airpods(
     assert missing and "2 'AirPods Pro'" in missing[0] and "retrying every 0.1 s" in missing[0]
     assert sum(m.startswith("listening to microphone") for m in statuses) == 2
     assert any("is a device index" in m and repr(SCARLETT) in m for m in statuses) == (spec == "2")
+
+
+def test_devices_lists_the_host_api_and_the_name_to_save(monkeypatch: pytest.MonkeyPatch,
+                                                         capsys: pytest.CaptureFixture[str]) -> None:
+    show(monkeypatch, AFTER)
+    assert cli.main(["devices"]) == 0
+    out = capsys.readouterr().out
+    assert "*   2  AirPods Pro  (Core Audio, 1 ch, 48000 Hz)" in out
+    assert 'audio.input = "MacBook Pro Microphone, Core Audio"' in out

@@ -377,7 +377,9 @@ def cmd_devices() -> int:
         return EXIT_OK
     for d in devices:
         mark = "*" if d.is_default else " "
-        print(f"{mark} {d.index:3d}  {d.name}  ({d.channels} ch, {d.default_samplerate:.0f} Hz)")
+        api = f"{d.hostapi}, " if d.hostapi else ""
+        print(f"{mark} {d.index:3d}  {d.name}  ({api}{d.channels} ch, {d.default_samplerate:.0f} Hz)")
+    print(f'the numbers change when devices come and go: name the input, e.g. audio.input = "{devices[0].key}"')
     return EXIT_OK
 
 
