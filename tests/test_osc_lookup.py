@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import errno
 import os
+import socket
 import threading
 
 import pytest
@@ -130,3 +131,17 @@ def test_a_connect_refused_by_the_permission_says_so_too(monkeypatch: pytest.Mon
         (status,) = sender.statuses()
     assert status.last_error.startswith(f"cannot reach {SLOW}:9000: {os.strerror(errno.EHOSTUNREACH)}")
     assert macos.LOCAL_NETWORK_SETTINGS in status.last_error
+
+
+def test_a_lookup_that_breaks_still_answers_and_is_retried() -> None:
+    def broken(host: str, port: int) -> socket.socket:
+        raise RuntimeError("resolver bug")
+
+    clock = FakeClock()
+    with osc.OscSender(OscConfig(targets=f"{SLOW}:9000", send_json=False), clock=clock, connect=broken) as sender:
+        assert sender.wait_for_lookups(10)  # an answer came: the target does not wait forever
+        (status,) = sender.statuses()
+        assert status.failing and "the lookup failed (RuntimeError: resolver bug)" in status.last_error
+        clock.now += osc.RETRY_SECONDS
+        sender.send_text("again")
+        assert sender.wait_for_lookups(10) and sender.statuses()[0].errors == 1

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import errno
 import ipaddress
+import logging
 import socket
 import threading
 from collections import deque
@@ -20,6 +21,8 @@ from collections.abc import Callable
 
 from voicevibe import macos
 from voicevibe.events import TargetStatus
+
+log = logging.getLogger(__name__)
 
 FAILING_SECONDS = 30.0  # a target is shown failing this long after its last error (UDP has no "ok")
 PENDING_DATAGRAMS = 64  # datagrams kept while a target's first lookup runs (a prompt is 1-4); older ones are lost
@@ -110,6 +113,9 @@ class Target:
             outcome: Outcome = connect(self.host, self.port)
         except OSError as e:
             outcome = e
+        except Exception as e:  # the top of the lookup's thread: the target must get an answer, or it waits forever
+            log.exception("looking up %s failed", self.name)
+            outcome = OSError(f"the lookup failed ({type(e).__name__}: {e})")
         done(self, outcome)
 
     def close(self) -> None:
