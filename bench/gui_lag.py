@@ -1,6 +1,11 @@
 """The window's event-loop lag while the full-size STT checkpoint runs a rehearsal on this CPU.
 
     flock /tmp/bench.lock .venv/bin/python bench/gui_lag.py [--checkpoint DIR] [--seconds 90]
+    flock /tmp/bench.lock .venv/bin/python bench/gui_lag.py --slow-lookup --checkpoint TINY_DIR [--seconds 30]
+
+`--slow-lookup`: one OSC target's name takes 5 s to (not) resolve, the other is a local receiver; the
+operator presses F (freeze) twice a second and the heartbeat goes every 0.5 s. Results go to
+bench/RESULTS-gui-lookup.md: the lag, and what the other target received while the slow name was looked up.
 
 A 10 ms after() tick is scheduled over and over on the Tk thread; its lateness (when it ran
 minus when it was due) is the lag an operator feels on a slider or the panic key. Measured
@@ -17,8 +22,10 @@ import datetime
 import faulthandler
 import os
 import platform
+import socket
 import sys
 import tempfile
+import threading
 import time
 from contextlib import ExitStack
 from pathlib import Path
@@ -36,11 +43,16 @@ from support.speech import write_speech  # noqa: E402
 from support.xvfb import xvfb  # noqa: E402
 from voicevibe.config_files import load_config  # noqa: E402
 from voicevibe.gui.window import PerformanceWindow  # noqa: E402
+from voicevibe.testing.peer import OscPeer  # noqa: E402
 
 TICK_MS = 10
 STALL_MS = 50.0  # a tick this late is a stall an operator would notice
 TRACE_AFTER_S = 0.3  # --trace-stalls: where every thread is when the Tk thread is this late
 RESULTS = ROOT / "bench" / "RESULTS-gui.md"
+LOOKUP_RESULTS = ROOT / "bench" / "RESULTS-gui-lookup.md"
+SLOW_HOST = "render-pc.local"  # an unreachable .local name: mDNS waits, then gives up
+LOOKUP_SECONDS = 5.0
+FREEZE_EVERY_MS = 500
 DEFAULT_CHECKPOINT = Path("/tmp/stt-full-vad")  # python -m voicevibe.testing.checkpoint DIR --size full --vad
 
 
@@ -163,11 +175,97 @@ def run(checkpoint: Path, seconds: float, idle_seconds: float, trace: IO[str] | 
     ])
 
 
+class SlowNames:
+    """socket.getaddrinfo where SLOW_HOST takes LOOKUP_SECONDS and then does not resolve; other names are real.
+
+    Records each slow lookup's thread and span, to show where it ran and what arrived meanwhile."""
+
+    def __init__(self) -> None:
+        self.real = socket.getaddrinfo
+        self.calls: list[tuple[str, float, float]] = []  # (thread name, start, end)
+
+    def __call__(self, host: object, *args: object, **kwargs: object) -> list:
+        if host != SLOW_HOST:
+            return self.real(host, *args, **kwargs)  # type: ignore[arg-type]
+        start = time.monotonic()
+        time.sleep(LOOKUP_SECONDS)
+        self.calls.append((threading.current_thread().name, start, time.monotonic()))
+        raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+
+
+def run_slow_lookup(checkpoint: Path, seconds: float, idle_seconds: float) -> str:
+    names = SlowNames()
+    socket.getaddrinfo = names  # type: ignore[assignment]  # the app's own lookup path, with a slow name service
+    with tempfile.TemporaryDirectory() as tmp, OscPeer() as peer:
+        speech = write_speech(Path(tmp) / "speech.wav")
+        config = load_config([], [{"stt": {"model": str(checkpoint)}, "brain": {"model": "none"}},
+                                  {"osc": {"targets": f"{SLOW_HOST}:9000, 127.0.0.1:{peer.port}",
+                                           "heartbeat_seconds": 0.5}}], include_defaults_files=False)
+        root = ctk.CTk()
+        built = time.monotonic()
+        window = PerformanceWindow(config, root, input_spec=str(speech), settings_file=Path(tmp) / "settings.toml")
+        built = time.monotonic() - built
+        presses = [0]
+
+        def press_f() -> None:  # the operator's freeze key, on the Tk thread like the real key
+            window.screen.toggle_freeze()
+            presses[0] += 1
+            root.after(FREEZE_EVERY_MS, press_f)
+
+        probe = LagProbe(root)
+        t0 = time.monotonic()
+        root.after(int(idle_seconds * 1000), window.start)
+        root.after(int(idle_seconds * 1000), press_f)
+        root.after(int((idle_seconds + seconds) * 1000), root.quit)
+        probe.start()
+        root.mainloop()
+        end = time.monotonic()
+        probe.stop()
+        statuses = window.controls.osc.statuses()
+        window.close()
+        arrivals = [at for at, _ in peer.datagrams]
+        load = os.getloadavg()
+    start = t0 + idle_seconds
+    during = [(thread, a, b) for thread, a, b in names.calls if a >= start and b <= end]
+    meanwhile = [sum(a <= at < b for at in arrivals) for _, a, b in during]
+    threads = sorted({thread.split(" ")[0] for thread, _, _ in names.calls})
+    slow, fast = statuses
+    return "\n".join([
+        "# GUI event-loop lag with an OSC target whose name takes 5 s to look up",
+        "",
+        "Written by `bench/gui_lag.py --slow-lookup` (run under `flock /tmp/voicevibe-heavy.lock`); one run.",
+        "",
+        f"- Date: {datetime.date.today()}; {platform.platform()}; Python {platform.python_version()}; "
+        f"{os.cpu_count()} CPUs; load average at the end {load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f}",
+        f"- Targets: `{SLOW_HOST}:9000`, whose getaddrinfo sleeps {LOOKUP_SECONDS:g} s then fails (EAI_NONAME; the "
+        "app's own lookup code, with socket.getaddrinfo slowed), and a local OSC receiver.",
+        f"- A rehearsal through the real Pipeline (tiny checkpoint `{checkpoint.name}`, fallback brain), heartbeat "
+        f"every 0.5 s, the F key's freeze toggled on the Tk thread every {FREEZE_EVERY_MS} ms ({presses[0]} presses)."
+        f" Measured for {seconds:.0f} s after Start.",
+        f"- Building the window (it makes the OSC sender): {built * 1000:.0f} ms.",
+        "",
+        f"| phase | ticks | p50 lateness | p95 | p99 | max | ticks > {STALL_MS:.0f} ms |",
+        "|---|---|---|---|---|---|---|",
+        f"| idle (window open) {stats(probe.between(t0 + 1, start))}",
+        f"| show running, slow name looked up again every 5 s {stats(probe.between(start, end))}",
+        "",
+        f"- Slow lookups during the show: {len(during)}, on threads: {', '.join(threads) or 'none'}.",
+        f"- Datagrams the local receiver got while each of them ran: {meanwhile or 'none'} "
+        f"(all {len(arrivals)} over the run).",
+        f"- Sender counters at the end: `{slow.target}` sent {slow.sent}, lost {slow.errors} "
+        f"({slow.last_error!r}); `{fast.target}` sent {fast.sent}, lost {fast.errors}.",
+        "",
+        "Goal: p95 under 50 ms, and the local receiver keeps receiving while the slow name is looked up.",
+        "",
+    ])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoint", type=Path, default=DEFAULT_CHECKPOINT)
     parser.add_argument("--seconds", type=float, default=90.0, help="how long to measure after Start")
     parser.add_argument("--idle-seconds", type=float, default=10.0)
+    parser.add_argument("--slow-lookup", action="store_true", help="an OSC target whose name takes 5 s to look up")
     parser.add_argument("--trace-stalls", type=Path, help=f"write every thread's stack here when a tick is "
                         f"{TRACE_AFTER_S * 1000:.0f} ms late (faulthandler)")
     args = parser.parse_args()
@@ -179,8 +277,11 @@ def main() -> None:
             os.environ["DISPLAY"] = stack.enter_context(xvfb())
         ctk.set_appearance_mode("dark")
         trace = stack.enter_context(open(args.trace_stalls, "w")) if args.trace_stalls else None
-        text = run(args.checkpoint, args.seconds, args.idle_seconds, trace)
-    RESULTS.write_text(text, encoding="utf-8")
+        if args.slow_lookup:
+            text = run_slow_lookup(args.checkpoint, args.seconds, args.idle_seconds)
+        else:
+            text = run(args.checkpoint, args.seconds, args.idle_seconds, trace)
+    (LOOKUP_RESULTS if args.slow_lookup else RESULTS).write_text(text, encoding="utf-8")
     print(text)
 
 

@@ -28,6 +28,7 @@ from voicevibe.config import BLOCK, SAMPLE_RATE
 
 sys.path.insert(0, str(Path(__file__).parent))
 from support import pulse
+from support.devices import fake_device, install_devices
 
 # ---------------------------------------------------------------- helpers
 
@@ -332,29 +333,9 @@ def test_text_file_error_says_it_is_not_audio(tmp_path: Path) -> None:
 
 # ---------------------------------------------------------------- device listing and choice
 
-def fake_device(index: int, name: str, inputs: int, rate: float = 48000.0) -> dict[str, Any]:
-    return {"index": index, "name": name, "max_input_channels": inputs, "max_output_channels": 2,
-            "default_samplerate": rate, "hostapi": 0}
-
-
 STUDIO = [fake_device(0, "pulse", 32, 44100.0), fake_device(1, "default", 32, 44100.0),
           fake_device(2, "HDMI Output", 0), fake_device(3, "USB Audio Scarlett 2i2", 2),
           fake_device(4, "USB Audio Webcam", 1, 16000.0), fake_device(5, "Mic", 1), fake_device(6, "Mic 2", 1)]
-
-
-def install_devices(monkeypatch: pytest.MonkeyPatch, devices: list[dict[str, Any]],
-                    default: int | None) -> None:
-    """Make sounddevice report `devices`, with `default` as the default input."""
-    def query_devices(device: Any = None, kind: str | None = None) -> Any:
-        if kind == "input":
-            if default is None:
-                raise sd.PortAudioError("Error querying device -1")
-            return devices[default]
-        if device is not None:
-            return devices[device]
-        return sd.DeviceList(devices)
-
-    monkeypatch.setattr(sd, "query_devices", query_devices)
 
 
 def test_list_input_devices_keeps_inputs_and_marks_the_default(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -362,7 +343,8 @@ def test_list_input_devices_keeps_inputs_and_marks_the_default(monkeypatch: pyte
     devices = audio.list_input_devices()
     assert [d.index for d in devices] == [0, 1, 3, 4, 5, 6]
     assert [d.index for d in devices if d.is_default] == [1]
-    assert devices[2] == InputDevice(3, "USB Audio Scarlett 2i2", 2, 48000.0, False)
+    assert devices[2] == InputDevice(3, "USB Audio Scarlett 2i2", 2, 48000.0, False, "ALSA")
+    assert devices[2].key == "USB Audio Scarlett 2i2, ALSA"
 
 
 @pytest.mark.parametrize(("spec", "index"), [

@@ -21,7 +21,7 @@ import pytest
 from support.brains import crash_then_hang, crashes_always
 from support.shows import drain, run_to_end, show_config
 from support.threads import stage_threads
-from voicevibe import osc
+from voicevibe import osc, osc_targets
 from voicevibe.audio import AudioError
 from voicevibe.config import BLOCK, OscConfig
 from voicevibe.events import ImagePrompt, SayText, Status, Stopped
@@ -123,7 +123,7 @@ def test_an_osc_target_that_dies_and_returns_gets_prompts_again_and_recovers():
             errors_then = status.errors
             sender.send_prompt(make_prompt("still there"))
             assert sender.statuses()[0].errors == errors_then  # no new errors once it is back
-            clock.now += osc.FAILING_SECONDS + 1
+            clock.now += osc_targets.FAILING_SECONDS + 1
             (status,) = sender.statuses()
             assert not status.failing and status.last_send is not None
         finally:

@@ -222,9 +222,11 @@ def test_unreachable_and_unknown_hosts_never_raise() -> None:
     config = OscConfig(targets="203.0.113.1:2992, no-such-host.invalid:2992")
     with osc.OscSender(config, reports.append, clock=clock) as sender:
         for _ in range(3):
-            sender.send_prompt(make_prompt())
+            sender.send_prompt(make_prompt())  # they wait for the first lookups, then leave or are counted lost
+        assert sender.wait_for_lookups(30)
         clock.now += osc.RETRY_SECONDS
-        sender.send_prompt(make_prompt())
+        sender.send_prompt(make_prompt())  # the name is looked up again (its own thread); these are lost at once
+        assert sender.wait_for_lookups(30)
         unreachable, unknown = sender.statuses()
         assert unreachable.sent + unreachable.errors == 16  # 4 prompts of 4 messages, none lost from the count
         assert unknown.sent == 0 and unknown.errors == 16 and unknown.failing

@@ -42,15 +42,22 @@ class AudioError(RuntimeError):
 class InputDevice:
     """One PortAudio device that can record."""
 
-    index: int
+    index: int  # PortAudio's number: it changes when a device comes or goes (AirPods, an iPhone, a virtual device)
     name: str
     channels: int
     default_samplerate: float
     is_default: bool
+    hostapi: str = ""  # Core Audio, ALSA, JACK...
 
     def label(self) -> str:
         """Short human form, e.g. `3 'USB Audio'`."""
         return f"{self.index} '{self.name}'"
+
+    @property
+    def key(self) -> str:
+        """What names this device across unplugging and renumbering: `name, host API` (sounddevice's form);
+        `resolve_device` matches it exactly."""
+        return f"{self.name}, {self.hostapi}" if self.hostapi else self.name
 
 
 def _sounddevice() -> ModuleType:
@@ -81,12 +88,14 @@ def list_input_devices() -> list[InputDevice]:
     sd = _sounddevice()
     try:
         devices = sd.query_devices()
+        apis = [str(api["name"]) for api in sd.query_hostapis()]
     except sd.PortAudioError as e:
         raise AudioError(f"cannot list audio devices: {e} — check the audio system is running") from e
     default = _default_input_index(sd)
     return [
         InputDevice(index=int(d["index"]), name=str(d["name"]), channels=int(d["max_input_channels"]),
-                    default_samplerate=float(d["default_samplerate"]), is_default=d["index"] == default)
+                    default_samplerate=float(d["default_samplerate"]), is_default=d["index"] == default,
+                    hostapi=apis[d["hostapi"]] if 0 <= d["hostapi"] < len(apis) else "")
         for d in devices if d["max_input_channels"] > 0
     ]
 
@@ -105,7 +114,8 @@ def describe_inputs(devices: Sequence[InputDevice]) -> str:
 
 
 def resolve_device(spec: str | int | None) -> InputDevice:
-    """Pick an input: '' or None = default, digits = index, else a case-insensitive name part."""
+    """Pick an input: '' or None = default, digits = index, `name, host API` (a device's `key`, as the window
+    saves it) = exactly that device, else a case-insensitive name part. Never another device in its place."""
     devices = list_input_devices()
     if not devices:
         raise AudioError("no audio inputs found (PortAudio lists no input device) — plug in a microphone "
@@ -124,6 +134,15 @@ def resolve_device(spec: str | int | None) -> InputDevice:
         raise AudioError(f"no input device with index {text}; available inputs: "
                          f"{describe_inputs(devices)} — {FIX_INPUT}")
     wanted = text.casefold()
+    keyed = [d for d in devices if d.hostapi and d.key.casefold() == wanted]
+    if len(keyed) > 1:
+        raise AudioError(f"{len(keyed)} inputs are called {text!r} ({describe_inputs(keyed)}) — pick one by its "
+                         "index (--input N; indices change when devices come and go)")
+    if keyed or is_device_key(text):
+        if not keyed:
+            raise AudioError(f"microphone {text!r} is not connected; available inputs: {describe_inputs(devices)} — "
+                             "plug it in (it is opened when it appears), or pick another input")
+        return keyed[0]
     matches = [d for d in devices if wanted in d.name.casefold()]
     exact = [d for d in matches if d.name.casefold() == wanted]
     if len(matches) == 1 or len(exact) == 1:
@@ -133,6 +152,15 @@ def resolve_device(spec: str | int | None) -> InputDevice:
                          f"{describe_inputs(devices)} — {FIX_INPUT}")
     raise AudioError(f"microphone {text!r} is ambiguous: it matches {describe_inputs(matches)} — "
                      f"{FIX_INPUT} that matches only one")
+
+
+def is_device_key(spec: str) -> bool:
+    """True for `name, host API` with a host API PortAudio has (Core Audio, ALSA...): one device, matched exactly."""
+    name, comma, api = spec.rpartition(", ")
+    if not (comma and name):
+        return False
+    sd = _sounddevice()
+    return api.casefold() in {str(a["name"]).casefold() for a in sd.query_hostapis()}
 
 
 class Reblocker:

@@ -364,6 +364,7 @@ def cmd_replay(args: argparse.Namespace, config: Config) -> int:
     if not args.speed > 0:
         raise ConfigError(f"--speed {args.speed}: must be above 0 (2 = twice as fast)")
     with OscSender(config.osc, report=lambda item: log.warning("%s", getattr(item, "message", item))) as sender:
+        sender.wait_for_lookups(10.0)  # the targets' names first: a command line may wait, the window never does
         count = replay(args.log, sender.send_text, speed=args.speed)
     print(f"replayed {count} prompt(s) from {args.log} to {config.osc.targets}")
     return EXIT_OK
@@ -378,7 +379,9 @@ def cmd_devices() -> int:
         return EXIT_OK
     for d in devices:
         mark = "*" if d.is_default else " "
-        print(f"{mark} {d.index:3d}  {d.name}  ({d.channels} ch, {d.default_samplerate:.0f} Hz)")
+        api = f"{d.hostapi}, " if d.hostapi else ""
+        print(f"{mark} {d.index:3d}  {d.name}  ({api}{d.channels} ch, {d.default_samplerate:.0f} Hz)")
+    print(f'the numbers change when devices come and go: name the input, e.g. audio.input = "{devices[0].key}"')
     return EXIT_OK
 
 

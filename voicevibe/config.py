@@ -168,8 +168,11 @@ def server_url_problem(text: str) -> str | None:
 class AudioConfig:
     """Where the audio comes from."""
 
-    input: str = setting("", "Input: '' = system default microphone; a number = device index; "
-                         "otherwise a device-name substring, or the path of an audio file (rehearsal).")
+    input: str = setting("", "Input: '' = system default microphone; 'name, host API' = that device exactly (what "
+                         "the window saves, e.g. 'MacBook Pro Microphone, Core Audio'); a device-name substring; "
+                         "the path of an audio file (rehearsal); a number = device index (older versions saved "
+                         "these: the window shows that device to check and saves its name at Start). The device "
+                         "opened at Start is the one reopened after an unplug, by name.")
     channel: int = setting(1, "Input channel to use on a multi-channel interface (1 = first).", lo=1, hi=64)
     queue_seconds: float = setting(2.0, "Audio the callback queue may hold before blocks are dropped.",
                                    lo=0.5, hi=30.0)

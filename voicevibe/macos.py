@@ -22,6 +22,11 @@ log = logging.getLogger(__name__)
 
 PLATFORM = sys.platform
 MIC_SETTINGS = "System Settings > Privacy & Security > Microphone"
+LOCAL_NETWORK_SETTINGS = "System Settings > Privacy & Security > Local Network"
+# Since macOS 15 an app needs this permission to send to the LAN (a terminal's tools are exempt, so a rehearsal
+# started from Terminal never meets it); a denied send fails with EHOSTUNREACH, ENETUNREACH or EPERM.
+LOCAL_NETWORK_FIX = (f"allow VoiceVibe in {LOCAL_NETWORK_SETTINGS} (macOS blocks an app's sends to the local "
+                     "network until it is allowed); if it is allowed, check the render PC's address and the network")
 ACTIVITY_REASON = "VoiceVibe live show: audio, speech recognition and OSC must run on time"
 
 

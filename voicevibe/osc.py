@@ -50,13 +50,13 @@ from pythonosc.parsing.osc_types import write_string
 
 from voicevibe.config import OscConfig
 from voicevibe.events import ImagePrompt, Phrase, Status, Summary, TargetStatus
+from voicevibe.osc_targets import Connector, Outcome, Target, connect_udp, is_address, send_error
 from voicevibe.ratelimit import RateLimiter
 
 log = logging.getLogger(__name__)
 
 REPORT_SECONDS = 5.0  # at most one error report per target this often; the rest are counted
-FAILING_SECONDS = 30.0  # a target is shown failing this long after its last error (UDP has no "ok")
-RETRY_SECONDS = 5.0  # an unresolvable host is looked up again at most this often (DNS may block)
+RETRY_SECONDS = 5.0  # an unresolvable host is looked up again at most this often (on its own thread)
 BUNDLE_OVERHEAD = 16 + 4  # "#bundle\0" + time tag, then each element's int32 size
 
 
@@ -253,57 +253,28 @@ def freeze_datagram(on: bool, config: OscConfig) -> bytes | None:
     return osc_message(address, int(on)).dgram if address else None
 
 
-class _Target:
-    """A receiver: its connected UDP socket (so ICMP refusals surface) and counters."""
-
-    def __init__(self, host: str, port: int) -> None:
-        self.host, self.port = host, port
-        self.name = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-        self.sock: socket.socket | None = None
-        self.sent = self.errors = 0
-        self.last_send: float | None = None
-        self.last_error = ""
-        self.last_error_at = self.retry_at = float("-inf")
-
-    def status(self, now: float) -> TargetStatus:
-        """A snapshot of the counters at monotonic time `now`."""
-        failing = now - self.last_error_at < FAILING_SECONDS
-        return TargetStatus(self.name, self.sent, self.errors, self.last_send, self.last_error, failing)
-
-    def open(self) -> None:
-        """Resolve the host and connect a non-blocking UDP socket to it (raises OSError)."""
-        family, kind, proto, _, address = socket.getaddrinfo(self.host, self.port, type=socket.SOCK_DGRAM)[0]
-        sock = socket.socket(family, kind, proto)
-        try:
-            sock.setblocking(False)  # a full send buffer is an error, never a stalled pipeline
-            sock.connect(address)
-        except OSError:
-            sock.close()
-            raise
-        self.sock = sock
-
-    def close(self) -> None:
-        """Close the socket."""
-        if self.sock is not None:
-            self.sock.close()
-            self.sock = None
-
-
 Report = Callable[[TargetStatus | Status], None]
 Held = Literal["prompt", "summary"]  # what freeze holds back: the newest of each
 
 
 class OscSender:
-    """Sends to every target; thread-safe; never raises on a network error (it reports them)."""
+    """Sends to every target; thread-safe; never raises on a network error (it reports them).
+
+    No call waits for a name lookup: each target's host name is looked up on a thread of its own
+    (osc_targets.py); an IP address needs none and is connected at once.
+    `connect` (host, port -> connected UDP socket) is that lookup; tests give a slow or failing one.
+    """
 
     def __init__(self, config: OscConfig, report: Report | None = None, *,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, connect: Connector = connect_udp) -> None:
         self.config = config
         self._report = report
         self._clock = clock
+        self._connect = connect
         self._reports = RateLimiter(REPORT_SECONDS, clock)  # per target
         self._lock = threading.Lock()
-        self._targets = [_Target(host, port) for host, port in config.target_list()]
+        self._looked_up = threading.Condition(self._lock)  # notified when a lookup answers
+        self._targets = [Target(host, port) for host, port in config.target_list()]
         self._frozen = self._panicked = self._closed = False
         self._held: dict[Held, list[bytes]] = {}  # while frozen: the newest prompt's and summary's datagrams
         self._beats = 0
@@ -311,7 +282,7 @@ class OscSender:
         pending: list[TargetStatus | Status] = []
         with self._lock:
             for target in self._targets:
-                self._open(target, pending)
+                self._look_up(target, pending)
         self._emit(pending)
 
     def __enter__(self) -> OscSender:
@@ -393,8 +364,13 @@ class OscSender:
             now = self._clock()
             return [t.status(now) for t in self._targets]
 
+    def wait_for_lookups(self, timeout: float | None) -> bool:
+        """Wait until no target's lookup is running (True), or `timeout` (False); for a command-line send and tests."""
+        with self._looked_up:
+            return self._looked_up.wait_for(lambda: not any(t.looking_up for t in self._targets), timeout)
+
     def close(self) -> None:
-        """Close every socket; later sends do nothing."""
+        """Close every socket; later sends do nothing (a lookup still running closes what it opens)."""
         with self._lock:
             self._closed = True
             for target in self._targets:
@@ -423,31 +399,62 @@ class OscSender:
                 self._send_one(target, dgram, pending)
         return self._clock()
 
-    def _open(self, target: _Target, pending: list[TargetStatus | Status]) -> None:
-        """Try to (re)open a target's socket; an error is noted, and retried later."""
+    def _look_up(self, target: Target, pending: list[TargetStatus | Status]) -> None:
+        """With the lock held: connect to an IP address at once (no lookup), or start the name's lookup on its
+        own thread (its answer comes to `_answered`)."""
         target.retry_at = self._clock() + RETRY_SECONDS
+        if not is_address(target.host):
+            target.start_lookup(self._connect, self._answered)
+            return
         try:
-            target.open()
+            outcome: Outcome = self._connect(target.host, target.port)
         except OSError as e:
-            self._note_error(target, f"cannot reach {target.name}: {e.strerror or e}", pending, datagram=False)
+            outcome = e
+        self._take(target, outcome, pending)
 
-    def _send_one(self, target: _Target, dgram: bytes, pending: list[TargetStatus | Status]) -> None:
-        if target.sock is None and self._clock() >= target.retry_at:
-            self._open(target, pending)
-        if target.sock is None:  # unresolvable: this datagram is lost too
-            target.errors += 1
+    def _answered(self, target: Target, outcome: Outcome) -> None:
+        """On the lookup's thread: the lookup's answer, under the lock."""
+        pending: list[TargetStatus | Status] = []
+        with self._lock:
+            self._take(target, outcome, pending)
+        self._emit(pending)
+
+    def _take(self, target: Target, outcome: Outcome, pending: list[TargetStatus | Status]) -> None:
+        """With the lock held: keep the socket and send what waited, or note the error (what waited is lost)."""
+        target.looking_up, target.answered = False, True
+        if self._closed:
+            if isinstance(outcome, socket.socket):
+                outcome.close()
+        elif isinstance(outcome, OSError):
+            target.errors += len(target.waiting)
+            target.waiting.clear()
+            self._note_error(target, send_error(f"cannot reach {target.name}", outcome), pending, datagram=False)
+        else:
+            target.sock = outcome
+            while target.waiting:
+                self._send_one(target, target.waiting.popleft(), pending)
+        self._looked_up.notify_all()
+
+    def _send_one(self, target: Target, dgram: bytes, pending: list[TargetStatus | Status]) -> None:
+        if target.sock is None:
+            if not target.looking_up and self._clock() >= target.retry_at:
+                self._look_up(target, pending)
+            if not target.answered:  # the first lookup is running: the datagram waits for the address
+                target.errors += target.wait(dgram)
+                return
+            target.errors += 1  # unresolvable: this datagram is lost too
             self._reports.hold(target.name)
             target.last_error_at = self._clock()
             return
         try:
             target.sock.send(dgram)
         except OSError as e:  # ECONNREFUSED from an earlier datagram's ICMP, no route, full buffer...
-            self._note_error(target, f"{target.name}: {e.strerror or e}", pending)
+            self._note_error(target, send_error(target.name, e), pending)
             return
         target.sent += 1
         target.last_send = self._clock()
 
-    def _note_error(self, target: _Target, message: str, pending: list[TargetStatus | Status], *,
+    def _note_error(self, target: Target, message: str, pending: list[TargetStatus | Status], *,
                     datagram: bool = True) -> None:
         """Count a lost datagram; report the error unless this target reported one under REPORT_SECONDS ago."""
         now = self._clock()

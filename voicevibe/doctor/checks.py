@@ -16,7 +16,6 @@ import hashlib
 import logging
 import math
 import re
-import socket
 import tempfile
 import time
 from collections.abc import Callable
@@ -25,12 +24,14 @@ from pathlib import Path
 
 from voicevibe import macos
 from voicevibe.audio import AudioError, list_input_devices
-from voicevibe.config import Config, ConfigError, is_server_url, parse_targets
+from voicevibe.config import Config, is_server_url
 from voicevibe.doctor.mac import check_install_folder, check_xcode_tools, install_places, xcode_tools
+from voicevibe.doctor.network import check_targets
 from voicevibe.doctor.rows import Row
 from voicevibe.firstrun import KNOWN_SIZES, human_size
 from voicevibe.hub import ModelError, is_repo_id, locate_stt
 from voicevibe.miccheck import LevelCheck, level_check
+from voicevibe.osc_targets import Connector, connect_udp
 from voicevibe.pycheck import Facts, machine_problem, macos_problem, notes, python_problem, tk_problem
 from voicevibe.runtime.session import default_log_dir
 
@@ -75,7 +76,7 @@ class Probe:
     input_devices: Callable[[], list] = list_input_devices
     listen: Callable[[str | None, int], LevelCheck] = lambda spec, channel: level_check(spec, channel=channel)
     memory: Callable[[], tuple[int, int]] = _memory  # (available, total) bytes
-    resolve: Callable[[str, int], object] = lambda host, port: socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)
+    connect_udp: Connector = connect_udp  # host, port -> a connected UDP socket (the name looked up)
     install_places: Callable[[], dict[str, Path]] = install_places  # the checkout and the virtualenv
     xcode_tools: Callable[[], str | None] = xcode_tools  # `xcode-select -p`'s folder, None without the tools
 
@@ -223,23 +224,8 @@ def _brain_row(config: Config) -> Row:
 
 
 def check_osc(probe: Probe) -> list[Row]:
-    """Every OSC target's host name resolves (a UDP send never says when it does not)."""
-    try:
-        targets = parse_targets(probe.config.osc.targets)
-    except ConfigError as e:
-        return [Row("OSC targets", False, str(e), "fix osc.targets in config.toml (host:port, comma-separated)")]
-    if not targets:
-        return [Row("OSC targets", True, "none: prompts go nowhere (set osc.targets to the render PC)")]
-    rows = []
-    for host, port in targets:
-        try:
-            probe.resolve(host, port)
-            rows.append(Row("OSC target", True, f"{host}:{port} resolves"))
-        except (socket.gaierror, UnicodeError) as e:
-            rows.append(Row("OSC target", False, f"{host}:{port} does not resolve ({e})",
-                            "use the render PC's IP address in osc.targets (or --osc HOST:PORT), or fix the "
-                            "name on the stage network"))
-    return rows
+    """Every OSC target's name resolves and a probe datagram leaves (macOS: the Local Network permission)."""
+    return check_targets(probe.config.osc.targets, mac=probe.mac, connect=probe.connect_udp)
 
 
 def check_memory(probe: Probe) -> list[Row]:

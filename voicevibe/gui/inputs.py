@@ -1,7 +1,8 @@
 """The window's Input panel: a microphone, a rehearsal file or a script; a typed phrase for the brain; Start.
 
-`selected()` gives what the next show listens to. A typed phrase (Say, or Return in its box) goes to
-the brain at any time, show running or not, as `SayText`.
+`selected()` gives what the next show listens to: a microphone by its name and host API (`InputDevice.key`),
+which the window saves as audio.input, never by its index (macOS renumbers devices when AirPods appear).
+A typed phrase (Say, or Return in its box) goes to the brain at any time, show running or not, as `SayText`.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ class InputPanel:
         self.w = w
         self.can_rescan = can_rescan  # PortAudio looks for devices again only with no stream open
         self.devices: list[InputDevice] = []
+        self.missing = ""  # the saved microphone, when it is not connected
         ui = w.ui
         title(parent, "Input").pack(fill="x", **PAD)
         ui.mode = ctk.CTkSegmentedButton(parent, values=["Microphone", "File", "Script"], font=FONT)
@@ -63,8 +65,10 @@ class InputPanel:
         ui.start_button.pack(fill="x", **PAD)
 
     def refresh_devices(self) -> None:
-        """Ask PortAudio for the inputs again (a rescan only with no stream open) and fill the picker."""
+        """Ask PortAudio for the inputs again (a rescan only with no stream open) and fill the picker; the
+        microphone chosen before stays chosen, even when it is not there any more."""
         ui = self.w.ui
+        chosen = self.chosen_microphone() if self.devices or self.missing else ""
         try:
             if self.can_rescan():
                 rescan_devices()
@@ -73,7 +77,7 @@ class InputPanel:
             devices, problem = [], str(e)
         else:
             problem = "" if devices else "no microphone found: plug one in and press Refresh, or rehearse with a file"
-        self.devices = devices
+        self.devices, self.missing = devices, ""
         names = [_label(d) for d in devices]
         ui.device_menu.configure(values=names or [NO_DEVICE])
         ui.device_menu.set(names[0] if names else NO_DEVICE)
@@ -81,17 +85,47 @@ class InputPanel:
             if d.is_default:
                 ui.device_menu.set(name)
         ui.device_note.configure(text=problem, text_color=AMBER if problem else GREY)
+        if chosen:
+            self.preselect(chosen)
 
     def preselect(self, spec: str) -> None:
-        """A recording (File mode) or a device (by index or part of its name) from the config or the command line."""
+        """A recording (File mode) or a device from the config or the command line: its saved `name, host API`,
+        a part of its name, or (an older version saved these) an index, shown for the operator to check.
+        A saved microphone that is not here stays chosen, marked missing: Start never opens another in its place."""
         ui = self.w.ui
         if spec and Path(spec).expanduser().is_file():
             ui.file_path.set(str(Path(spec).expanduser()))
             ui.mode.set("File")
-        elif spec:
-            for d in self.devices:
-                if spec == str(d.index) or spec.casefold() in d.name.casefold():
-                    ui.device_menu.set(_label(d))
+            return
+        text = spec.strip().casefold()
+        found = ([d for d in self.devices if d.key.casefold() == text]
+                 or [d for d in self.devices if str(d.index) == text]
+                 or [d for d in self.devices if text and text in d.name.casefold()])
+        if found:
+            ui.device_menu.set(_label(found[0]))
+        if text.isdigit() and found:
+            ui.device_note.configure(text=f"audio.input {text} is a device index (an older version saved it): check "
+                                     f"'{found[0].name}' is the microphone; Start saves its name instead",
+                                     text_color=AMBER)
+        elif text and not found and not text.isdigit():
+            self.missing = spec.strip()
+            label = f"{self.missing} — not connected"
+            ui.device_menu.configure(values=[label, *(_label(d) for d in self.devices)])
+            ui.device_menu.set(label)
+            ui.device_note.configure(text=f"the saved microphone {self.missing!r} is not connected: plug it in "
+                                     "(Start waits for it) or pick another", text_color=AMBER)
+
+    def chosen_microphone(self) -> str:
+        """The microphone in the picker as audio.input: its `name, host API`, the missing one's saved name, or
+        (two alike) its index; "" when there is none."""
+        choice = self.w.ui.device_menu.get()
+        if self.missing and choice.startswith(self.missing):
+            return self.missing
+        chosen = [d for d in self.devices if _label(d) == choice]
+        if not chosen:
+            return ""
+        twins = [d for d in self.devices if d.key == chosen[0].key]
+        return chosen[0].key if len(twins) == 1 else str(chosen[0].index)  # two alike: only the index tells
 
     def choose_file(self) -> None:
         """A file dialog for a rehearsal recording."""
@@ -116,10 +150,10 @@ class InputPanel:
             return path, None
         if self.mode == "Script":
             return None, [line.strip() for line in ui.script.get("1.0", "end").splitlines() if line.strip()]
-        choice = ui.device_menu.get()
-        if not self.devices or ":" not in choice:
+        chosen = self.chosen_microphone()
+        if not chosen:
             raise AudioError("no microphone to listen to: plug one in and press Refresh, or rehearse with a file")
-        return choice.split(":", 1)[0], None
+        return chosen, None
 
     def say(self, text: str | None = None) -> None:
         """A typed phrase straight to the brain, as if spoken: show running or not."""
@@ -136,4 +170,5 @@ class InputPanel:
 
 
 def _label(device: InputDevice) -> str:
-    return f"{device.index}: {device.name}" + (" (default)" if device.is_default else "")
+    api = f" ({device.hostapi})" if device.hostapi else ""
+    return f"{device.index}: {device.name}{api}" + (" — default" if device.is_default else "")

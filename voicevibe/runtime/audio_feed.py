@@ -1,6 +1,10 @@
 """A show's audio: the input (a microphone, looked for again while unplugged, or a recording) through the
 DSP to the speech engine, on the audio thread.
 
+The microphone is found by the input's name at Start; after an unplug the same device (its name and
+host API) is looked for again, never whatever now has its index or is the default: until it comes
+back, the status says it is missing and lists the inputs there are.
+
 The audio thread records, conditions, meters and sends each 80 ms block; the speech engine never
 slows it down (the speech stage drops and counts what it cannot take in time). A live input of
 exact zeros for a second is reported (a denied microphone permission on macOS). When the input
@@ -78,10 +82,13 @@ class AudioFeed:
 
     def _listen_with_retries(self, is_file: bool, wait: bool) -> None:
         opener = self.opener or open_source
+        spec = self.spec
         while not self.stopping.is_set():
             try:
-                with opener(self.spec, self.config) as source:
+                with opener(spec, self.config) as source:
                     self._source = source
+                    if isinstance(source, MicSource):
+                        spec = self._pin(spec, source)
                     self.feed.post(Status("audio", f"listening to {describe(source)}"))
                     self._listen(source, wait)
                 return  # the file ended, or the show stopped
@@ -98,6 +105,15 @@ class AudioFeed:
                 if self._source is not None:
                     self._dropped_before += self._source.dropped_blocks
                 self._source = None
+
+    def _pin(self, spec: str, mic: MicSource) -> str:
+        """The microphone opened is the one reopened after an unplug: by its name and host API, never by an index
+        or "the default", which may be another device by then (AirPods take both)."""
+        if spec.strip().isdigit() and spec.strip() != mic.device.key:
+            self.feed.post(Status("audio", f"input {spec.strip()} is a device index, and indices change when devices "
+                                  f"come and go: set audio.input to {mic.device.key!r} (the window saves the name)",
+                                  "warning"))
+        return mic.device.key
 
     def _listen(self, source: Source, wait: bool) -> None:
         """The audio loop: record, condition, meter, send; the speech engine never slows it down."""
