@@ -229,7 +229,8 @@ def test_brain_uses_the_model_and_feeds_back_history_previous_prompt_and_vibe():
     assert first.style == "cinematic" and first.latency_ms > 0
     assert first.text == "cinematic film still, a red boat on a calm sea, dawn, dreamy, dramatic lighting, rich colour"
     second = brain.step(Phrase("il coule", 15, 16))
-    assert model.history[2] == PromptRequest("il coule", CINEMATIC, ("un bateau rouge",), first.text, "dreamy")
+    assert model.history[2] == PromptRequest("il coule", CINEMATIC, ("un bateau rouge",), first.text, "dreamy",
+                                             "coule")  # the French phrase glossed (words the lexicon lacks as said)
     assert second.text.startswith("cinematic film still, a red boat sinking")  # the style is always first
     brain.reset()
     model.enqueue(answer("a lighthouse"))

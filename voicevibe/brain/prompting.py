@@ -59,6 +59,7 @@ class PromptRequest:
     history: tuple[str, ...] = ()  # earlier phrases in the history window, oldest first
     previous_prompt: str = ""
     vibe: str = ""
+    gloss: str = ""  # the phrase's words in English when it is French (Assets.gloss): a 270M reads French badly
 
 
 @dataclass(frozen=True)
@@ -111,10 +112,16 @@ def completion_head(request: PromptRequest) -> str:
     return f'{{"style": "{request.style.name}", "prompt": "{request.style.medium},'
 
 
+def said(speech: str, gloss: str) -> str:
+    """What was said as the model reads it: a French phrase followed by its words in English."""
+    return f"{speech}\nEnglish: {gloss}" if gloss else speech
+
+
 def completion_text(request: PromptRequest, examples: Sequence[Example]) -> str:
     """Few-shot text for a base model; the fixed part comes first so llama.cpp reuses its cache."""
-    shots = "".join(f"Speech: {e.speech}\nJSON: {_answer(request.style, e.scene, e.mood)}\n\n" for e in examples)
-    return f"{INSTRUCTIONS}\n\n{shots}Speech: {request.phrase}\nJSON: {completion_head(request)}"
+    shots = "".join(f"Speech: {said(e.speech, e.gloss)}\nJSON: {_answer(request.style, e.scene, e.mood)}\n\n"
+                    for e in examples)
+    return f"{INSTRUCTIONS}\n\n{shots}Speech: {said(request.phrase, request.gloss)}\nJSON: {completion_head(request)}"
 
 
 def chat_messages(request: PromptRequest, examples: Sequence[Example]) -> list[dict[str, str]]:
