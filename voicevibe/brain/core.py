@@ -64,8 +64,8 @@ SUPERSEDED = "superseded"
 # What llama.cpp (a C library behind ctypes) raises when a decode fails: the phrase gets a fallback prompt.
 MODEL_ERRORS = (RuntimeError, OSError, MemoryError)
 TIMEOUT = "timeout"
-CLOSINGS_KEPT = 8  # the variety rule looks at the closing phrases of the last 8 model prompts...
-CLOSING_REPEATS = 2  # ...and lets one phrase close at most 2 of them: a quarter of a show (the preset's light aside)
+CLOSINGS_KEPT = 20  # the variety rule looks at the closing phrases of the last 20 model prompts...
+CLOSING_SHARE = 0.25  # ...and lets one phrase close at most a quarter of them (the preset's light aside)
 
 
 def merge(older: Phrase, newer: Phrase) -> Phrase:
@@ -174,7 +174,8 @@ class Brain:
         start = time.perf_counter()
         reason = self.absent_reason
         if self.model is not None:
-            request = SummaryRequest(self.digest.summary, self.digest.new_speech, self.style, self.vibe)
+            request = SummaryRequest(self.digest.summary, self.digest.new_speech, self.style, self.vibe,
+                                     self.assets.gloss(self.digest.new_speech))
             should_stop = _stopper(interrupted, start + SUMMARY_BUDGET_SECONDS)
 
             def ask() -> Summary:
@@ -250,11 +251,13 @@ class Brain:
         return f"{self.style.medium}, {restore_said(self._scene(prompt), phrase, self.assets)}"
 
     def _varied(self, prompt: str) -> str:
-        """The variety rule: a closing phrase that already closed CLOSING_REPEATS of the last CLOSINGS_KEPT model
-        prompts is dropped (a small model copies an example's "dark green and grey" whatever was said); the
-        preset's light, added after, is the look the operator chose and is not counted."""
+        """The variety rule: a closing phrase that would close more than CLOSING_SHARE of the last CLOSINGS_KEPT
+        model prompts (this one included; the show's first is free) is dropped: a small model copies an
+        example's "dark green and grey" whatever was said. The preset's light, added after, is the look the
+        operator chose and is not counted."""
         parts = [p.strip() for p in self._scene(prompt).split(",") if p.strip()]
-        while len(parts) > 1 and list(self.closings).count(normalize(parts[-1])) >= CLOSING_REPEATS:
+        allowed = max(1.0, CLOSING_SHARE * (len(self.closings) + 1))
+        while len(parts) > 1 and list(self.closings).count(normalize(parts[-1])) + 1 > allowed:
             parts.pop()
         self.closings.append(normalize(parts[-1]) if len(parts) > 1 else "")
         return f"{self.style.medium}, {', '.join(parts)}"

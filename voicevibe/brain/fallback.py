@@ -85,7 +85,7 @@ def repair_french(text: str, assets: Assets) -> str:
             return word
         english = assets.translate(word)
         if english is not None:
-            return english
+            return word if normalize(english) == key[:-1] else english  # "oranges" is English too
         return "" if key in assets.french_stopwords else word
 
     return " ".join(LETTERS.sub(swap, text).split())

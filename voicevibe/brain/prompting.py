@@ -70,6 +70,7 @@ class SummaryRequest:
     new_speech: str
     style: Style
     vibe: str = ""
+    gloss: str = ""  # the new speech's French words in English (Assets.gloss), as for a phrase
 
 
 class PromptModel(Protocol):
@@ -141,14 +142,15 @@ def chat_messages(request: PromptRequest, examples: Sequence[Example]) -> list[d
 
 def summary_text(request: SummaryRequest, *, open_answer: bool = True) -> str:
     """Few-shot text for the slow brain; the examples first, the session's own text last."""
-    def block(previous: str, speech: str) -> str:
-        return f"Summary so far: {previous or '(nothing yet)'}\nNew speech: {speech}\nJSON: "
+    def block(previous: str, speech: str, gloss: str = "") -> str:
+        return f"Summary so far: {previous or '(nothing yet)'}\nNew speech: {said(speech, gloss)}\nJSON: "
 
     shots = "".join(block(prev, speech) + json.dumps({"summary": summary, "prompt": f"{request.style.medium}, {scene}"})
                     + "\n\n" for prev, speech, summary, scene in SUMMARY_EXAMPLES)
     vibe = f" (overall vibe: {request.vibe})" if request.vibe else ""
     return (f"{SUMMARY_INSTRUCTIONS}{vibe}\n\n{shots}"
-            + block(request.previous_summary, request.new_speech) + (SUMMARY_HEAD if open_answer else ""))
+            + block(request.previous_summary, request.new_speech, request.gloss)
+            + (SUMMARY_HEAD if open_answer else ""))
 
 
 @dataclass(frozen=True)

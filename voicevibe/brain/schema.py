@@ -156,14 +156,17 @@ def checked_json(text: str) -> str:
 MOOD_TEXT = re.compile(r'"mood"\s*:\s*"([a-zA-Z -]{1,24})')
 
 
-def text_answer(style: Style, head: str, text: str) -> str:
+def text_answer(style: Style, head: str, text: str, *, cut: bool = False) -> str:
     """A prompt answer's JSON from a plain-text completion of `head` (the JSON opened up to the medium).
 
     The scene is what the model wrote up to its closing quote (all of it when it wrote none but
     stopped by itself), the mood what follows `"mood": "`, "" when it wrote none; ValueError when
-    nothing usable came.
+    nothing usable came, or max_tokens `cut` the scene before its closing quote (as a local answer cut
+    there is no JSON).
     """
     scene, quote, rest = text.partition('"')
+    if cut and not quote:
+        raise ValueError("not JSON (cut off at brain.max_tokens inside the prompt)")
     mood = MOOD_TEXT.search(quote + rest)
     scene = " ".join(scene.split()).strip(" ,")
     if not scene:

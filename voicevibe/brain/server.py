@@ -97,6 +97,7 @@ class _Reply:
     status: int = 0
     streamed: bool = False  # server-sent events (else `text` is the whole body)
     finished: bool = False  # a finish_reason arrived: the answer is whole
+    cut: bool = False  # ...and it was "length": the answer hit max_tokens
     error: BaseException | None = None
 
 
@@ -153,6 +154,7 @@ class _Call(threading.Thread):
             for choice in chunk.get("choices") or ():  # chat chunks carry a delta, completion chunks a text
                 parts.append((choice.get("delta") or {}).get("content") or choice.get("text") or "")
                 self.reply.finished |= bool(choice.get("finish_reason"))
+                self.reply.cut |= choice.get("finish_reason") == "length"
         self.reply.text = "".join(parts)
 
     def cancel(self) -> None:
@@ -211,8 +213,8 @@ class ServerPromptModel:
     def generate(self, request: PromptRequest, should_stop: Callable[[], str]) -> str:
         """The answer's JSON text `{"style", "prompt", "mood"}`; Abandoned when `should_stop()` says so."""
         if self.output == TEXT:
-            text = self._complete(completion_text(request, self.examples), self.config.max_tokens, should_stop)
-            return text_answer(request.style, completion_head(request), text)
+            text, cut = self._complete(completion_text(request, self.examples), self.config.max_tokens, should_stop)
+            return text_answer(request.style, completion_head(request), text, cut=cut)
         messages = chat_messages(request, self.examples)
         return self._answer(messages, self.config.max_tokens, prompt_schema(request.style),
                             prompt_grammar(request.style), should_stop)
@@ -220,20 +222,23 @@ class ServerPromptModel:
     def summarize(self, request: SummaryRequest, should_stop: Callable[[], str]) -> str:
         """The slow brain's JSON text `{"summary", "prompt"}`, from the same server."""
         if self.output == TEXT:
-            return text_summary(SUMMARY_HEAD + self._complete(summary_text(request), SUMMARY_MAX_TOKENS, should_stop))
+            text, _ = self._complete(summary_text(request), SUMMARY_MAX_TOKENS, should_stop)
+            return text_summary(SUMMARY_HEAD + text)
         messages = [{"role": "user", "content": summary_text(request, open_answer=False) + "(answer with JSON only)"}]
         return self._answer(messages, SUMMARY_MAX_TOKENS, SUMMARY_SCHEMA, summary_grammar(request.style), should_stop)
 
     # ---- asking --------------------------------------------------------------------------------
 
-    def _complete(self, prompt: str, max_tokens: int, should_stop: Callable[[], str]) -> str:
-        """Plain text continuing `prompt` (/v1/completions), up to ANSWER_STOP: what a local model is asked."""
+    def _complete(self, prompt: str, max_tokens: int, should_stop: Callable[[], str]) -> tuple[str, bool]:
+        """Plain text continuing `prompt` (/v1/completions), up to ANSWER_STOP: what a local model is asked;
+        and whether max_tokens cut it."""
         body: dict[str, Any] = {"model": "", "prompt": prompt, "stream": True, "stop": ANSWER_STOP,
                                 "temperature": self.config.temperature, "max_tokens": max_tokens,
                                 "repeat_penalty": REPEAT_PENALTY}  # llama.cpp servers' own; others ignore it
-        return self._ask("/completions", body, should_stop)
+        reply = self._ask("/completions", body, should_stop)
+        return (reply.text if reply.streamed else _message_text(reply)), reply.cut
 
-    def _ask(self, path: str, body: dict[str, Any], should_stop: Callable[[], str]) -> str:
+    def _ask(self, path: str, body: dict[str, Any], should_stop: Callable[[], str]) -> _Reply:
         """One answer's text from the server (the retry wait, preparing, timing and status around it)."""
         now = time.monotonic()
         if now < self._retry_at:
@@ -243,11 +248,10 @@ class ServerPromptModel:
         start = time.perf_counter()
         reply = self._request("POST", path, body, should_stop, REQUEST_CAP_SECONDS)
         self._check(reply)
-        text = reply.text if reply.streamed else _message_text(reply)
         if reply.streamed and not reply.finished:
             raise ServerError("the server ended the answer early (another client's request pre-empted it?)")
         self._answered((time.perf_counter() - start) * 1000.0)
-        return text
+        return reply
 
     def _answer(self, messages: list[dict[str, str]], max_tokens: int, schema: dict[str, Any], grammar: str,
                 should_stop: Callable[[], str]) -> str:
@@ -262,7 +266,8 @@ class ServerPromptModel:
                 body["response_format"] = {"type": "json_object", "schema": schema}
             else:
                 body["grammar"] = grammar
-        return checked_json(self._ask("/chat/completions", body, should_stop))
+        reply = self._ask("/chat/completions", body, should_stop)
+        return checked_json(reply.text if reply.streamed else _message_text(reply))
 
     def prepare(self, should_stop: Callable[[], str] = lambda: "") -> None:
         """Learn the served model's name and the structured output the server takes (again after it was down)."""
@@ -391,7 +396,9 @@ def _message_text(reply: _Reply) -> str:
     """The answer of a server that sent one JSON completion rather than a stream."""
     try:
         choice = json.loads(reply.text)["choices"][0]
-        return str(choice["message"]["content"] or "") if "message" in choice else str(choice["text"] or "")
+        if "message" not in choice:  # a /v1/completions answer
+            return str(choice["text"] or "")
+        return str(choice["message"]["content"] or "")
     except (ValueError, KeyError, IndexError, TypeError) as e:
         raise ValueError(f"the server's answer is no chat completion ({type(e).__name__})") from e
 
