@@ -43,6 +43,24 @@ from voicevibe.config import BrainConfig  # noqa: E402
 from voicevibe.events import ImagePrompt, Phrase  # noqa: E402
 
 OUT = Path(__file__).resolve().parent / "RESULTS-server-brain.md"
+NOTES = """
+## Notes
+
+- What changed: the server brain asked for the whole JSON answer under a schema grammar, which
+  llama-cpp-python's server checks against all 262k tokens of Gemma's vocabulary at every step
+  (10.7 s median at a load of 7-10 in the previous run of this file, 3.1 s above at a load of 2);
+  it now sends the local brain's own few-shot text to /v1/completions and takes the scene and mood
+  as plain text up to a stop sequence (`brain.server_output = text`, what `auto` means now).
+- `--logits_all false` on llama-cpp-python's server: its default (true) computes the output layer
+  for every prompt token; with Gemma's 262k-token vocabulary the ~40 new prompt tokens of a phrase
+  cost 0.4 s more. With the default, the server brain's median was 760 ms against 476 ms in
+  process (1.6x, 6 scenes, 00:00 UTC); with `--logits_all false`, 566 ms against 456 ms.
+- What remains between the two (about 0.1 s): llama-cpp-python's server samples in Python (its
+  repeat penalty, top-k/top-p/min-p chain and stop-string checks at every token), plus HTTP and
+  streaming; the earlier runs of this bench measured the HTTP part alone at 11-21 ms.
+- llama.cpp's own C++ `llama-server` (what Ollama and LM Studio run) was not built: compiling the
+  sources vendored in llama-cpp-python's sdist takes too long on these 2 shared cores today.
+"""  # written after the tables (what the numbers rest on; edit when they change)
 SCENES = Path(__file__).resolve().parent / "fidelity_scenes.json"
 SPACING_SECONDS = 40.0
 
@@ -165,7 +183,7 @@ def report(rows: list[tuple[str, ImagePrompt, ImagePrompt]], old: list[ImageProm
           f"{'yes' if a.text == b.text else 'no: ' + a.text + ' / ' + b.text} |" for t, a, b in rows],
         "",
     ]
-    return "\n".join(lines)
+    return "\n".join(lines) + NOTES
 
 
 if __name__ == "__main__":

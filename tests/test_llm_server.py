@@ -144,7 +144,8 @@ def test_prompts_and_summaries_come_from_the_server_through_the_brain_worker(ser
 
 
 def test_a_newer_phrase_cancels_the_request_in_flight(server):
-    stage, delivered = start_stage(server.url)
+    # The whole answer under a schema grammar: seconds a phrase on this server (plain text takes under one).
+    stage, delivered = start_stage(server.url, server_output="json_object")
     before = disconnects(server)
     try:
         stage.put(Phrase("a lighthouse in the fog", 0.0, 1.0))
@@ -182,7 +183,7 @@ def test_a_500_and_cut_json_from_the_real_server_are_handled_like_local_answers(
     posted: list = []
     # its 500 for OpenAI's response_format shape; then the answer cut at 16 tokens
     for brain, why in ((dict(server_output="json_schema"), "brain server answered HTTP 500"),
-                       (dict(max_tokens=16), "bad model output: not JSON")):
+                       (dict(max_tokens=16, server_output="json_object"), "bad model output: not JSON")):
         config = brain_config(server.url, **brain)
         loaded = load_prompt_model(config, ASSETS)
         loaded.model.attach(posted.append)
