@@ -229,7 +229,8 @@ def test_brain_uses_the_model_and_feeds_back_history_previous_prompt_and_vibe():
     assert first.style == "cinematic" and first.latency_ms > 0
     assert first.text == "cinematic film still, a red boat on a calm sea, dawn, dreamy, dramatic lighting, rich colour"
     second = brain.step(Phrase("il coule", 15, 16))
-    assert model.history[2] == PromptRequest("il coule", CINEMATIC, ("un bateau rouge",), first.text, "dreamy")
+    assert model.history[2] == PromptRequest("il coule", CINEMATIC, ("un bateau rouge",), first.text, "dreamy",
+                                             "coule")  # the French phrase glossed (words the lexicon lacks as said)
     assert second.text.startswith("cinematic film still, a red boat sinking")  # the style is always first
     brain.reset()
     model.enqueue(answer("a lighthouse"))
@@ -483,14 +484,16 @@ def test_summary_from_the_model_is_rolling_and_needs_something_new():
     brain.step(Phrase("un bateau part", 0, 1))
     brain.step(Phrase("la tempête arrive", 1, 2))
     first = brain.summarize()
-    assert model.history[2] == SummaryRequest("", "un bateau part / la tempête arrive", CINEMATIC, "dreamy")
+    assert model.history[2] == SummaryRequest("", "un bateau part / la tempête arrive", CINEMATIC, "dreamy",
+                                              "boat, part, storm, arrive")
     assert isinstance(first, Summary) and first.source == "model" and first.model == "scripted"
     assert first.text == "A boat sails into a storm."
     assert first.image_prompt == "cinematic film still, a boat in a storm, dreamy, dramatic lighting, rich colour"
     assert brain.summarize() is None and len(model.history) == 3  # nothing new said: no summary, no model call
     brain.step(Phrase("une île au loin", 2, 3))
     second = brain.summarize()
-    assert model.history[4] == SummaryRequest("A boat sails into a storm.", "une île au loin", CINEMATIC, "dreamy")
+    assert model.history[4] == SummaryRequest("A boat sails into a storm.", "une île au loin", CINEMATIC, "dreamy",
+                                              "island, loin")
     assert second.image_prompt.startswith("cinematic film still, a boat on an island shore")
 
 

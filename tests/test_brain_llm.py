@@ -185,3 +185,16 @@ def test_an_instruct_model_is_asked_through_its_own_chat_template(prompt_model, 
     assert seen[0] == llm.token_bos() and seen[1] != llm.token_bos()  # one BOS: the template's
     summary = chat.summarize(SummaryRequest("", "la mer est grise / il pleut", CINEMATIC), lambda: "")
     assert parse_summary(summary).prompt.startswith("cinematic film still,")
+
+
+def test_french_scenes_keep_their_key_concepts_on_the_real_model(prompt_model):
+    """Three scenes of bench/fidelity_scenes.json (the fox and sailor the issue quotes, a held-out whale): on
+    the unchanged brain the 270M drew "a red-robed man in the dark" for the fox and a gold moon for silver."""
+    brain = Brain(prompt_model, CONFIG, ASSETS)
+    for phrase, concepts in (("un renard rouge dort sous le pont gelé", ("fox", "red", "bridge", "frozen")),
+                             ("le vieux marin chante pour la lune d'argent", ("sailor", "moon", "silver")),
+                             ("une baleine bleue nage dans le ciel de la nuit", ("whale", "blue", "sky"))):
+        result = brain.step(Phrase(phrase, 0.0, 1.0))
+        assert isinstance(result, ImagePrompt) and result.source == "model", result
+        assert all(c in result.text for c in concepts), result.text
+        assert ASSETS.french_words(result.text) == [], result.text

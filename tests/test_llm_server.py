@@ -15,6 +15,7 @@ import queue
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -143,7 +144,8 @@ def test_prompts_and_summaries_come_from_the_server_through_the_brain_worker(ser
 
 
 def test_a_newer_phrase_cancels_the_request_in_flight(server):
-    stage, delivered = start_stage(server.url)
+    # The whole answer under a schema grammar: seconds a phrase on this server (plain text takes under one).
+    stage, delivered = start_stage(server.url, server_output="json_object")
     before = disconnects(server)
     try:
         stage.put(Phrase("a lighthouse in the fog", 0.0, 1.0))
@@ -181,7 +183,7 @@ def test_a_500_and_cut_json_from_the_real_server_are_handled_like_local_answers(
     posted: list = []
     # its 500 for OpenAI's response_format shape; then the answer cut at 16 tokens
     for brain, why in ((dict(server_output="json_schema"), "brain server answered HTTP 500"),
-                       (dict(max_tokens=16), "bad model output: not JSON")):
+                       (dict(max_tokens=16, server_output="json_object"), "bad model output: not JSON")):
         config = brain_config(server.url, **brain)
         loaded = load_prompt_model(config, ASSETS)
         loaded.model.attach(posted.append)
@@ -189,6 +191,23 @@ def test_a_500_and_cut_json_from_the_real_server_are_handled_like_local_answers(
         assert prompt is not None and prompt.source == "fallback" and prompt.reason.startswith(why), prompt
         assert prompt.model == f"{ALIAS} @ {server.url}" and prompt.text.startswith("cinematic film still, ")
     assert [s.level for s in posted if "HTTP 500" in s.message] == ["warning"]
+
+
+def test_the_server_brain_gives_the_local_brains_prompts_from_the_same_gguf(server):
+    """Plain text on /v1/completions (server_output auto = text): the same few-shot text the local brain
+    gives the same model, so greedy decoding gives the same prompts, French glossed and repaired alike."""
+    from voicevibe.brain.llama import LlamaPromptModel, load_llama
+
+    config = brain_config(server.url)
+    remote = Brain(load_prompt_model(config, ASSETS).model, config, ASSETS)
+    local_config = BrainConfig(model="bundled", time_budget_seconds=60.0, summary=False)
+    local = Brain(LlamaPromptModel(load_llama(Path(server.gguf), local_config), "local", local_config,
+                                   ASSETS.examples), local_config, ASSETS)
+    for phrase in ("un renard rouge dort sous le pont gelé", "a lighthouse stands alone in the storm"):
+        there, here = (brain.step(Phrase(phrase, 0.0, 1.0)) for brain in (remote, local))
+        assert isinstance(there, ImagePrompt) and isinstance(here, ImagePrompt)
+        assert there.source == here.source == "model" and there.text == here.text, (there, here)
+    assert "POST /v1/completions" in server.log()
 
 
 def test_grammar_output_on_the_real_server(server):
@@ -270,7 +289,7 @@ def test_the_api_key_comes_from_the_named_environment_variable(tmp_path, monkeyp
         assert rows[0].fix == "export VV_TEST_KEY=<the server's key> before starting VoiceVibe"
         monkeypatch.setenv("VV_TEST_KEY", "s3cret")
         model = load_prompt_model(config, ASSETS).model
-        assert (model.served, model.output, model.reachable) == (ALIAS, "json_object", True)
+        assert (model.served, model.output, model.reachable) == (ALIAS, "text", True)
     finally:
         keyed.kill()
 

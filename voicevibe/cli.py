@@ -318,15 +318,20 @@ def cmd_prompt(args: argparse.Namespace, config: Config) -> int:
     assets = load_assets(config.brain.blocklist_file)
     assets.style(config.brain.style)  # an unknown style fails before the model loads
     model = None
-    if not args.no_llm and not server_ready(config):
-        return EXIT_BAD_INPUT
+    absent = "--no-llm"
+    if not args.no_llm:
+        failed = server_failure(config)
+        if failed and not args.json:
+            return EXIT_BAD_INPUT
+        if failed:  # --json: every phrase still gets its JSON answer, the fallback's reason saying what failed
+            args.no_llm, absent = True, failed
     if not args.no_llm:
         loaded = load_prompt_model(config.brain, assets)
         if loaded.note:
             print(f"[brain] {loaded.note}", file=sys.stderr, flush=True)
         model = loaded.model
         log.info("brain model: %s", model.name if model else "none")
-    brain = Brain(model, config.brain, assets, absent_reason="--no-llm")
+    brain = Brain(model, config.brain, assets, absent_reason=absent)
     brain.previous_prompt = args.previous
     brain.warm_up()
     phrases = args.phrases or (line.strip() for line in sys.stdin)
@@ -345,15 +350,17 @@ def cmd_prompt(args: argparse.Namespace, config: Config) -> int:
     return EXIT_OK
 
 
-def server_ready(config: Config) -> bool:
-    """With a server as brain.model: check it, print each check to stderr (and the fix for a failed one)."""
+def server_failure(config: Config) -> str:
+    """With a server as brain.model: check it, print each check to stderr (and the fix for a failed one);
+    the first failed check as a fallback's reason, "" when all passed (or brain.model is no server)."""
     from voicevibe.doctor.server import server_checks
 
     rows = server_checks(config.brain)
     for row in rows:
         fix = f" — to fix: {row.fix}" if not row.ok and row.fix else ""
         print(f"[brain] {'ok  ' if row.ok else 'FAIL'} {row.name}: {row.detail}{fix}", file=sys.stderr, flush=True)
-    return all(row.ok for row in rows)
+    failed = next((row for row in rows if not row.ok), None)
+    return f"brain server check failed ({failed.name}: {failed.detail})" if failed else ""
 
 
 def cmd_replay(args: argparse.Namespace, config: Config) -> int:

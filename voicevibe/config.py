@@ -290,8 +290,9 @@ class BrainConfig:
     server_output: str = setting("auto", "How a server is held to the JSON answer: json_schema (OpenAI's "
                                  "response_format: Ollama, LM Studio, llama-server), json_object (with a schema: "
                                  "python -m llama_cpp.server), grammar (GBNF: llama-server, llama_cpp.server), "
-                                 "auto (one probe at start: json_schema, else json_object).",
-                                 choices=("auto", "json_schema", "json_object", "grammar"))
+                                 "text (plain text on /v1/completions, the JSON written by VoiceVibe: as little as "
+                                 "the local brain asks, the fastest), auto (= text).",
+                                 choices=("auto", "text", "json_schema", "json_object", "grammar"))
     switch_model: str = setting("", "The other brain the window's Local/Server switch offers (a server URL when "
                                 "model is a local model, or a local model when model is a server URL); the two "
                                 "swap places when the operator switches. \"\": no switch.")

@@ -21,6 +21,7 @@ class StandIn(ThreadingHTTPServer):
         self.answer: list[str] = []  # the `data:` payloads of the next streamed answers
         self.whole: dict | None = None  # when set: a non-streamed completion instead
         self.headers_seen: list[dict[str, str]] = []
+        self.requests: list[tuple[str, dict]] = []  # (path, JSON body) of every POST
 
     @property
     def url(self) -> str:
@@ -32,6 +33,13 @@ class StandIn(ThreadingHTTPServer):
         pieces = [content[i:i + 7] for i in range(0, len(content), 7)]
         chunks = [{"choices": [{"delta": {"content": p}, "finish_reason": None}]} for p in pieces]
         chunks.append({"choices": [{"delta": {}, "finish_reason": "stop"}]})
+        self.answer = [json.dumps(c) for c in chunks] + ["[DONE]"]
+
+    def stream_text(self, text: str) -> None:
+        """Stream `text` as a /v1/completions answer (chunks with `text`, not `delta`), like a real server."""
+        pieces = [text[i:i + 7] for i in range(0, len(text), 7)]
+        chunks = [{"choices": [{"text": p, "finish_reason": None}]} for p in pieces]
+        chunks.append({"choices": [{"text": "", "finish_reason": "stop"}]})
         self.answer = [json.dumps(c) for c in chunks] + ["[DONE]"]
 
 
@@ -55,6 +63,7 @@ class _Handler(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         self.server.headers_seen.append(dict(self.headers))
         request = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        self.server.requests.append((self.path, request))
         if not request.get("stream"):  # the structured-output probe
             self._send(200, "application/json", json.dumps({"choices": [{"message": {"content": "{"}}]}).encode())
         elif self.server.whole is not None:

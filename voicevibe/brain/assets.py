@@ -4,6 +4,7 @@ every list is matched with."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import re
@@ -55,6 +56,7 @@ class Example:
     speech: str
     scene: str
     mood: str
+    gloss: str = ""  # the speech's words in English when it is French (Assets.gloss), shown to the model beside it
 
 
 @dataclass(frozen=True)
@@ -68,6 +70,11 @@ class Assets:
     french_stopwords: frozenset[str]
     blocklist: frozenset[str]
 
+    @property
+    def english_values(self) -> frozenset[str]:
+        """The lexicon's English words: the visual vocabulary an English phrase's key words are found in."""
+        return frozenset(v.lower() for v in self.lexicon.values())
+
     def translate(self, word: str) -> str | None:
         """The English for a French word in the lexicon (plurals too), else None."""
         key = lexicon_key(word)
@@ -75,6 +82,21 @@ class Assets:
             if candidate and candidate in self.lexicon:
                 return self.lexicon[candidate]
         return None
+
+    def gloss(self, text: str) -> str:
+        """A French phrase's content words in English, in the phrase's order ("renard rouge" -> "fox, red");
+        "" when nothing in it is French. Words the lexicon lacks are kept as said (the model may know them)."""
+        if not self.french_words(text):
+            return ""
+        out: list[str] = []
+        for word in words_of(text):
+            english = self.translate(word)
+            if english is None and (self.is_stopword(word) or len(word) < 2):
+                continue
+            english = english or word.lower()
+            if english not in out:
+                out.append(english)
+        return ", ".join(out)
 
     def is_stopword(self, word: str) -> bool:
         """True for an English or French function word."""
@@ -89,7 +111,7 @@ class Assets:
             if key in self.english_stopwords or len(key) == 1:  # "s" of "mother's", not French "s'"
                 continue
             english = self.translate(word)
-            if (english is not None and normalize(english) != key) or key in self.french_stopwords:
+            if (english is not None and normalize(english) not in (key, key[:-1])) or key in self.french_stopwords:
                 found.append(word)
         return found
 
@@ -153,4 +175,6 @@ def load_assets(extra_blocklist: str = "") -> Assets:
             raise AssetError(f"{extra_blocklist}: cannot read the blocklist file ({e})") from e
         blocked += [w.strip() for w in text.splitlines() if w.strip() and not w.startswith("#")]
     blocklist = frozenset(normalize(w) for w in blocked)
-    return Assets(styles, examples, lexicon, stop.get("en", frozenset()), stop.get("fr", frozenset()), blocklist)
+    assets = Assets(styles, examples, lexicon, stop.get("en", frozenset()), stop.get("fr", frozenset()), blocklist)
+    return dataclasses.replace(assets, examples=tuple(dataclasses.replace(e, gloss=assets.gloss(e.speech))
+                                                      for e in examples))

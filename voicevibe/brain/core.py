@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-from voicevibe.brain.assets import Assets, words_of
+from voicevibe.brain.assets import Assets, normalize, words_of
 from voicevibe.brain.fallback import (
     CLIP_USABLE_TOKENS,
     clip_token_estimate,
@@ -26,6 +26,7 @@ from voicevibe.brain.fallback import (
     finish_prompt,
     fit_clip,
     repair_french,
+    restore_said,
 )
 from voicevibe.brain.prompting import (
     SUMMARY_EXAMPLES,
@@ -63,6 +64,8 @@ SUPERSEDED = "superseded"
 # What llama.cpp (a C library behind ctypes) raises when a decode fails: the phrase gets a fallback prompt.
 MODEL_ERRORS = (RuntimeError, OSError, MemoryError)
 TIMEOUT = "timeout"
+CLOSINGS_KEPT = 20  # the variety rule looks at the closing phrases of the last 20 model prompts...
+CLOSING_SHARE = 0.25  # ...and lets one phrase close at most a quarter of them (the preset's light aside)
 
 
 def merge(older: Phrase, newer: Phrase) -> Phrase:
@@ -98,12 +101,14 @@ class Brain:
         self.history: deque[Phrase] = deque(maxlen=HISTORY_KEPT)
         self.digest = SessionDigest()  # the slow brain's memory of the whole session
         self.previous_prompt = ""
+        self.closings: deque[str] = deque(maxlen=CLOSINGS_KEPT)  # the closing phrases of the last model prompts
         self.paused = False
 
     def reset(self) -> None:
         """Forget history, the previous prompt, the vibe and the session summary."""
         self.history.clear()
         self.digest.reset()
+        self.closings.clear()
         self.previous_prompt = self.vibe = ""
 
     def warm_up(self) -> None:
@@ -137,12 +142,13 @@ class Brain:
             return None
         reason = self.absent_reason
         if self.model is not None:
-            request = PromptRequest(phrase.text, self.style, history, self.previous_prompt, self.vibe)
+            request = PromptRequest(phrase.text, self.style, history, self.previous_prompt, self.vibe,
+                                    self.assets.gloss(phrase.text))
             should_stop = _stopper(newer_waiting, start + self.config.time_budget_seconds)
 
             def ask() -> ImagePrompt:
                 answer = parse_answer(self.model.generate(request, should_stop))  # type: ignore[union-attr]
-                prompt = self._compose(self._checked(answer.prompt))
+                prompt = self._compose(self._varied(self._restored(self._checked(answer.prompt), phrase.text)))
                 return self._result(prompt, phrase, answer.mood, "model", "", start, started_at)
 
             result = _asked(ask, f"over the {self.config.time_budget_seconds:g} s time budget")
@@ -168,7 +174,8 @@ class Brain:
         start = time.perf_counter()
         reason = self.absent_reason
         if self.model is not None:
-            request = SummaryRequest(self.digest.summary, self.digest.new_speech, self.style, self.vibe)
+            request = SummaryRequest(self.digest.summary, self.digest.new_speech, self.style, self.vibe,
+                                     self.assets.gloss(self.digest.new_speech))
             should_stop = _stopper(interrupted, start + SUMMARY_BUDGET_SECONDS)
 
             def ask() -> Summary:
@@ -232,6 +239,28 @@ class Brain:
         if not scene:
             raise ValueError("nothing but the style")
         return prompt
+
+    def _scene(self, prompt: str) -> str:
+        """The model's part of a prompt: what follows the preset's medium."""
+        if prompt.lower().startswith(self.style.medium.lower()):
+            return prompt[len(self.style.medium):].strip(" ,")
+        return prompt
+
+    def _restored(self, prompt: str, phrase: str) -> str:
+        """The prompt with the phrase's visual words the model dropped put back (fallback.restore_said)."""
+        return f"{self.style.medium}, {restore_said(self._scene(prompt), phrase, self.assets)}"
+
+    def _varied(self, prompt: str) -> str:
+        """The variety rule: a closing phrase that would close more than CLOSING_SHARE of the last CLOSINGS_KEPT
+        model prompts (this one included; the show's first is free) is dropped: a small model copies an
+        example's "dark green and grey" whatever was said. The preset's light, added after, is the look the
+        operator chose and is not counted."""
+        parts = [p.strip() for p in self._scene(prompt).split(",") if p.strip()]
+        allowed = max(1.0, CLOSING_SHARE * (len(self.closings) + 1))
+        while len(parts) > 1 and list(self.closings).count(normalize(parts[-1])) + 1 > allowed:
+            parts.pop()
+        self.closings.append(normalize(parts[-1]) if len(parts) > 1 else "")
+        return f"{self.style.medium}, {', '.join(parts)}"
 
     def _compose(self, prompt: str) -> str:
         """Style first (added when an instruct model left it out), then the vibe and the preset's light."""

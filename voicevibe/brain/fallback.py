@@ -85,10 +85,91 @@ def repair_french(text: str, assets: Assets) -> str:
             return word
         english = assets.translate(word)
         if english is not None:
-            return english
+            return word if normalize(english) == key[:-1] else english  # "oranges" is English too
         return "" if key in assets.french_stopwords else word
 
     return " ".join(LETTERS.sub(swap, text).split())
+
+
+IRREGULAR = {"children": "child", "men": "man", "women": "woman", "people": "person", "mice": "mouse",
+             "geese": "goose", "feet": "foot", "teeth": "tooth", "wolves": "wolf", "horses": "horse"}
+
+
+def _is_action(word: str) -> bool:
+    """An -ing form ("sleeping"), not a noun that ends so ("king", "ring")."""
+    return word.endswith("ing") and len(word) > 5
+
+
+def _stem(word: str) -> str:
+    """A rough English stem for matching: "leaves" ~ "leaf", "sleeping" ~ "sleeps", "clouds" ~ "cloud"."""
+    word = word.lower()
+    if word in IRREGULAR:
+        return IRREGULAR[word]
+    if word.endswith("ves") and len(word) > 4:
+        return word[:-3] + "f"
+    for ending in ("ing", "es", "ed", "s"):
+        if word.endswith(ending) and len(word) - len(ending) >= 3:
+            return word[:-len(ending)]
+    return word
+
+
+def said_words(phrase: str, assets: Assets) -> list[tuple[int, str]]:
+    """The phrase's visual words in English with their place in the phrase: lexicon words (French ones
+    translated, English ones as said), not actions (a model says "asleep" for "sleeping") nor function words."""
+    out: list[tuple[int, str]] = []
+    for i, word in enumerate(words_of(phrase)):
+        english = assets.translate(word)
+        if english is None and word.lower() in assets.english_values:
+            english = word.lower()
+        if english and " " not in english and not _is_action(english) and english not in assets.english_stopwords \
+                and english not in {w for _, w in out} and not assets.blocked(english):
+            out.append((i, english))
+    return out
+
+
+def _article(article: str, word: str) -> str:
+    """ "a" or "an" before `word`, in the case `article` was written in."""
+    fixed = "an" if word[:1].lower() in "aeiou" else "a"
+    return fixed.capitalize() if article[:1].isupper() else fixed
+
+
+def _shown(word: str, scene: str) -> re.Match[str] | None:
+    """Where the scene shows `word` (or a form of it: plural, "leaves" for "leaf")."""
+    stem = _stem(word)
+    for match in re.finditer(r"[^\W\d_]+", scene):
+        if match.group(0).lower() == word or _stem(match.group(0)) == stem:
+            return match
+    return None
+
+
+def restore_said(scene: str, phrase: str, assets: Assets) -> str:
+    """The model's scene with the visual words of the phrase it dropped put back.
+
+    A word said next to a word the scene shows ("renard rouge", "vieux vélo") goes in front of
+    it ("a fox" -> "a red fox"); the others are added, in the phrase's order, as a part after the
+    scene's first part.
+    """
+    wanted = said_words(phrase, assets)
+    at = dict(wanted)
+    added = []
+    for i, word in wanted:
+        if _shown(word, scene):
+            continue
+        neighbours = [at[j] for j in (i - 1, i + 1) if j in at and _shown(at[j], scene)]
+        if neighbours:
+            where = _shown(neighbours[0], scene)
+            assert where is not None
+            head = scene[:where.start()]
+            article = re.search(r"\b(an?)\s+$", head, re.IGNORECASE)
+            if article:
+                head = head[:article.start()] + _article(article.group(1), word) + " "
+            scene = f"{head}{word} {scene[where.start():]}"
+        else:
+            added.append(word)
+    if not added:
+        return scene
+    first, sep, rest = scene.partition(",")
+    return f"{first}, {' '.join(added)}{sep}{rest}"
 
 
 def fallback_prompt(phrase: str, style: Style, assets: Assets, *, vibe: str = "", previous: str = "",

@@ -59,6 +59,7 @@ class PromptRequest:
     history: tuple[str, ...] = ()  # earlier phrases in the history window, oldest first
     previous_prompt: str = ""
     vibe: str = ""
+    gloss: str = ""  # the phrase's words in English when it is French (Assets.gloss): a 270M reads French badly
 
 
 @dataclass(frozen=True)
@@ -69,6 +70,7 @@ class SummaryRequest:
     new_speech: str
     style: Style
     vibe: str = ""
+    gloss: str = ""  # the new speech's French words in English (Assets.gloss), as for a phrase
 
 
 class PromptModel(Protocol):
@@ -111,10 +113,16 @@ def completion_head(request: PromptRequest) -> str:
     return f'{{"style": "{request.style.name}", "prompt": "{request.style.medium},'
 
 
+def said(speech: str, gloss: str) -> str:
+    """What was said as the model reads it: a French phrase followed by its words in English."""
+    return f"{speech}\nEnglish: {gloss}" if gloss else speech
+
+
 def completion_text(request: PromptRequest, examples: Sequence[Example]) -> str:
     """Few-shot text for a base model; the fixed part comes first so llama.cpp reuses its cache."""
-    shots = "".join(f"Speech: {e.speech}\nJSON: {_answer(request.style, e.scene, e.mood)}\n\n" for e in examples)
-    return f"{INSTRUCTIONS}\n\n{shots}Speech: {request.phrase}\nJSON: {completion_head(request)}"
+    shots = "".join(f"Speech: {said(e.speech, e.gloss)}\nJSON: {_answer(request.style, e.scene, e.mood)}\n\n"
+                    for e in examples)
+    return f"{INSTRUCTIONS}\n\n{shots}Speech: {said(request.phrase, request.gloss)}\nJSON: {completion_head(request)}"
 
 
 def chat_messages(request: PromptRequest, examples: Sequence[Example]) -> list[dict[str, str]]:
@@ -134,14 +142,15 @@ def chat_messages(request: PromptRequest, examples: Sequence[Example]) -> list[d
 
 def summary_text(request: SummaryRequest, *, open_answer: bool = True) -> str:
     """Few-shot text for the slow brain; the examples first, the session's own text last."""
-    def block(previous: str, speech: str) -> str:
-        return f"Summary so far: {previous or '(nothing yet)'}\nNew speech: {speech}\nJSON: "
+    def block(previous: str, speech: str, gloss: str = "") -> str:
+        return f"Summary so far: {previous or '(nothing yet)'}\nNew speech: {said(speech, gloss)}\nJSON: "
 
     shots = "".join(block(prev, speech) + json.dumps({"summary": summary, "prompt": f"{request.style.medium}, {scene}"})
                     + "\n\n" for prev, speech, summary, scene in SUMMARY_EXAMPLES)
     vibe = f" (overall vibe: {request.vibe})" if request.vibe else ""
     return (f"{SUMMARY_INSTRUCTIONS}{vibe}\n\n{shots}"
-            + block(request.previous_summary, request.new_speech) + (SUMMARY_HEAD if open_answer else ""))
+            + block(request.previous_summary, request.new_speech, request.gloss)
+            + (SUMMARY_HEAD if open_answer else ""))
 
 
 @dataclass(frozen=True)

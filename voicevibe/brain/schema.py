@@ -12,6 +12,7 @@ answer is always checked here too: some servers accept a schema without enforcin
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -84,7 +85,7 @@ def parse_summary(raw: str) -> SummaryAnswer:
 # What each brain.server_output setting sends: "json_schema" is OpenAI's response_format (Ollama, LM Studio,
 # llama-server; llama-cpp-python's server answers it with a 500), "json_object" carries the schema the way
 # llama-cpp-python's server honours it (LM Studio refuses it with a 400), "grammar" is llama.cpp's GBNF field.
-SERVER_OUTPUTS = ("json_schema", "json_object", "grammar")
+SERVER_OUTPUTS = ("json_schema", "json_object", "grammar")  # and "text": plain text, the JSON written by us
 PROMPT_CHARS, MOOD_CHARS, SUMMARY_CHARS = 200, 24, 400
 
 
@@ -150,3 +151,37 @@ def checked_json(text: str) -> str:
     if not isinstance(data, dict):
         raise ValueError("the server's JSON is not an object")
     return json.dumps(data, ensure_ascii=False)
+
+
+MOOD_TEXT = re.compile(r'"mood"\s*:\s*"([a-zA-Z -]{1,24})')
+
+
+def text_answer(style: Style, head: str, text: str, *, cut: bool = False) -> str:
+    """A prompt answer's JSON from a plain-text completion of `head` (the JSON opened up to the medium).
+
+    The scene is what the model wrote up to its closing quote (all of it when it wrote none but
+    stopped by itself), the mood what follows `"mood": "`, "" when it wrote none; ValueError when
+    nothing usable came, or max_tokens `cut` the scene before its closing quote (as a local answer cut
+    there is no JSON).
+    """
+    scene, quote, rest = text.partition('"')
+    if cut and not quote:
+        raise ValueError("not JSON (cut off at brain.max_tokens inside the prompt)")
+    mood = MOOD_TEXT.search(quote + rest)
+    scene = " ".join(scene.split()).strip(" ,")
+    if not scene:
+        raise ValueError("empty prompt")
+    medium = json.loads(head + '"}')["prompt"].rstrip(",")
+    return json.dumps({"style": style.name, "prompt": f"{medium}, {scene}", "mood": mood.group(1) if mood else ""},
+                      ensure_ascii=False)
+
+
+def text_summary(text: str) -> str:
+    """A summary answer's JSON from a plain-text completion of `{"summary": "` (closed when the stop cut it)."""
+    text = text.rstrip()
+    for ending in ("", '"}', "}"):
+        try:
+            return checked_json(text + ending)
+        except ValueError:
+            continue
+    raise ValueError("the summary is not JSON")

@@ -10,8 +10,13 @@ try waits RETRY_SECONDS (the phrases in between get the fallback at once), and t
 answer after that says the server is back. The server's state goes to the operator as
 Status("brain", ...) events from the brain thread.
 
-The answer is held to the prompt's JSON by the server's structured output, per server kind
-(`brain.server_output`), and always checked here too (schema.py).
+What the server is asked, per `brain.server_output`: "text" (the default) asks no more than the
+local brain asks its model: the same few-shot text on /v1/completions, opened up to the preset's
+medium, and the scene and mood as plain text up to a stop sequence; the JSON around them is
+written here (a schema grammar on llama-cpp-python's server checks all 262k tokens of Gemma's
+vocabulary at every step: 10 s a prompt where the local brain takes 0.9 s). The structured
+outputs (json_schema, json_object, grammar) send the chat message and hold the whole answer to
+the prompt's JSON. Either way the answer is checked here too (schema.py).
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ import httpx
 from voicevibe.brain.assets import Assets, Example
 from voicevibe.brain.prompting import (
     REPEAT_PENALTY,
+    SUMMARY_HEAD,
     SUMMARY_MAX_TOKENS,
     Abandoned,
     BackendUnavailable,
@@ -39,9 +45,19 @@ from voicevibe.brain.prompting import (
     PromptRequest,
     SummaryRequest,
     chat_messages,
+    completion_head,
+    completion_text,
     summary_text,
 )
-from voicevibe.brain.schema import SUMMARY_SCHEMA, checked_json, prompt_grammar, prompt_schema, summary_grammar
+from voicevibe.brain.schema import (
+    SUMMARY_SCHEMA,
+    checked_json,
+    prompt_grammar,
+    prompt_schema,
+    summary_grammar,
+    text_answer,
+    text_summary,
+)
 from voicevibe.config import BrainConfig
 from voicevibe.events import Status
 from voicevibe.ratelimit import RateLimiter
@@ -55,6 +71,8 @@ REQUEST_CAP_SECONDS = 30.0  # no request outlives this, not even one nothing els
 WAIT_STEP_SECONDS = 0.02  # how often the brain thread looks at should_stop() while a request is in flight
 RETRY_SECONDS = (0.5, 1.0, 2.0, 4.0)  # waits before trying an unreachable server again; the last repeats
 STATUS_SECONDS = 10.0  # "last answer" statuses at most this often (each one is also a session-log line)
+TEXT = "text"  # brain.server_output: plain text on /v1/completions, the JSON written here
+ANSWER_STOP = ["\n", '"}']  # a plain-text answer ends with its JSON object, or at the line's end
 
 
 def api_base(url: str) -> str:
@@ -79,6 +97,7 @@ class _Reply:
     status: int = 0
     streamed: bool = False  # server-sent events (else `text` is the whole body)
     finished: bool = False  # a finish_reason arrived: the answer is whole
+    cut: bool = False  # ...and it was "length": the answer hit max_tokens
     error: BaseException | None = None
 
 
@@ -132,9 +151,10 @@ class _Call(threading.Thread):
                 raise ValueError("a stream chunk that is not a JSON object")
             if "error" in chunk:
                 raise ServerError(f"the server's stream said: {str(chunk['error'])[:200]}")
-            for choice in chunk.get("choices") or ():
-                parts.append((choice.get("delta") or {}).get("content") or "")
+            for choice in chunk.get("choices") or ():  # chat chunks carry a delta, completion chunks a text
+                parts.append((choice.get("delta") or {}).get("content") or choice.get("text") or "")
                 self.reply.finished |= bool(choice.get("finish_reason"))
+                self.reply.cut |= choice.get("finish_reason") == "length"
         self.reply.text = "".join(parts)
 
     def cancel(self) -> None:
@@ -162,7 +182,7 @@ class ServerPromptModel:
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self.client = httpx.Client(base_url=self.base_url, headers=headers, timeout=PROBE_SECONDS)
         self.served = ""  # the model name sent in requests, once known (brain.server_model or /v1/models)
-        self.output = config.server_output if config.server_output != "auto" else ""
+        self.output = config.server_output if config.server_output != "auto" else TEXT
         self.reachable: bool | None = None  # None until the first contact
         self._prepared = False  # the served model was checked against /v1/models since the last contact
         self.last_ms = 0.0  # the last answer's time on the wire
@@ -192,24 +212,50 @@ class ServerPromptModel:
 
     def generate(self, request: PromptRequest, should_stop: Callable[[], str]) -> str:
         """The answer's JSON text `{"style", "prompt", "mood"}`; Abandoned when `should_stop()` says so."""
+        if self.output == TEXT:
+            text, cut = self._complete(completion_text(request, self.examples), self.config.max_tokens, should_stop)
+            return text_answer(request.style, completion_head(request), text, cut=cut)
         messages = chat_messages(request, self.examples)
         return self._answer(messages, self.config.max_tokens, prompt_schema(request.style),
                             prompt_grammar(request.style), should_stop)
 
     def summarize(self, request: SummaryRequest, should_stop: Callable[[], str]) -> str:
         """The slow brain's JSON text `{"summary", "prompt"}`, from the same server."""
+        if self.output == TEXT:
+            text, _ = self._complete(summary_text(request), SUMMARY_MAX_TOKENS, should_stop)
+            return text_summary(SUMMARY_HEAD + text)
         messages = [{"role": "user", "content": summary_text(request, open_answer=False) + "(answer with JSON only)"}]
         return self._answer(messages, SUMMARY_MAX_TOKENS, SUMMARY_SCHEMA, summary_grammar(request.style), should_stop)
 
     # ---- asking --------------------------------------------------------------------------------
 
-    def _answer(self, messages: list[dict[str, str]], max_tokens: int, schema: dict[str, Any], grammar: str,
-                should_stop: Callable[[], str]) -> str:
+    def _complete(self, prompt: str, max_tokens: int, should_stop: Callable[[], str]) -> tuple[str, bool]:
+        """Plain text continuing `prompt` (/v1/completions), up to ANSWER_STOP: what a local model is asked;
+        and whether max_tokens cut it."""
+        body: dict[str, Any] = {"model": "", "prompt": prompt, "stream": True, "stop": ANSWER_STOP,
+                                "temperature": self.config.temperature, "max_tokens": max_tokens,
+                                "repeat_penalty": REPEAT_PENALTY}  # llama.cpp servers' own; others ignore it
+        reply = self._ask("/completions", body, should_stop)
+        return (reply.text if reply.streamed else _message_text(reply)), reply.cut
+
+    def _ask(self, path: str, body: dict[str, Any], should_stop: Callable[[], str]) -> _Reply:
+        """One answer's text from the server (the retry wait, preparing, timing and status around it)."""
         now = time.monotonic()
         if now < self._retry_at:
             raise Unreachable(f"brain server {self.base_url} unreachable: trying again in {self._retry_at - now:.1f} s")
         self.prepare(should_stop)
-        body: dict[str, Any] = {"model": self.served, "messages": messages, "stream": True,
+        body["model"] = self.served
+        start = time.perf_counter()
+        reply = self._request("POST", path, body, should_stop, REQUEST_CAP_SECONDS)
+        self._check(reply)
+        if reply.streamed and not reply.finished:
+            raise ServerError("the server ended the answer early (another client's request pre-empted it?)")
+        self._answered((time.perf_counter() - start) * 1000.0)
+        return reply
+
+    def _answer(self, messages: list[dict[str, str]], max_tokens: int, schema: dict[str, Any], grammar: str,
+                should_stop: Callable[[], str]) -> str:
+        body: dict[str, Any] = {"model": "", "messages": messages, "stream": True,
                                 "temperature": self.config.temperature, "max_tokens": max_tokens}
         if self.output == "json_schema":
             body["response_format"] = {"type": "json_schema",
@@ -220,14 +266,8 @@ class ServerPromptModel:
                 body["response_format"] = {"type": "json_object", "schema": schema}
             else:
                 body["grammar"] = grammar
-        start = time.perf_counter()
-        reply = self._request("POST", "/chat/completions", body, should_stop, REQUEST_CAP_SECONDS)
-        self._check(reply)
-        text = reply.text if reply.streamed else _message_text(reply)
-        if reply.streamed and not reply.finished:
-            raise ServerError("the server ended the answer early (another client's request pre-empted it?)")
-        self._answered((time.perf_counter() - start) * 1000.0)
-        return checked_json(text)
+        reply = self._ask("/chat/completions", body, should_stop)
+        return checked_json(reply.text if reply.streamed else _message_text(reply))
 
     def prepare(self, should_stop: Callable[[], str] = lambda: "") -> None:
         """Learn the served model's name and the structured output the server takes (again after it was down)."""
@@ -328,7 +368,7 @@ class ServerPromptModel:
         self._failures += 1
         self._retry_at = time.monotonic() + wait
         self._prepared = False  # the server that comes back may run another model, or be another server
-        self.output = self.output if self.config.server_output != "auto" else ""
+        self.output = self.output if self.config.server_output != "auto" else TEXT
         if self.reachable is not False:
             self.reachable = False
             self._post(Status("brain", f"server {self.base_url} unreachable ({why}): fallback prompts until it "
@@ -356,6 +396,8 @@ def _message_text(reply: _Reply) -> str:
     """The answer of a server that sent one JSON completion rather than a stream."""
     try:
         choice = json.loads(reply.text)["choices"][0]
+        if "message" not in choice:  # a /v1/completions answer
+            return str(choice["text"] or "")
         return str(choice["message"]["content"] or "")
     except (ValueError, KeyError, IndexError, TypeError) as e:
         raise ValueError(f"the server's answer is no chat completion ({type(e).__name__})") from e
