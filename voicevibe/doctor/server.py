@@ -1,4 +1,4 @@
-"""Is the brain's server usable? Reachable, the model listed, structured output taken, a test answer in time.
+"""Is the brain's server usable? Reachable, the model listed, the answer format taken, a test answer in time.
 
 `server_checks` gives one row per check, each with what to do when it fails; `voicevibe prompt
 --model URL` prints them, and `voicevibe doctor` can list them beside its own.
@@ -56,10 +56,10 @@ def _check_model(model: ServerPromptModel, config: BrainConfig) -> list[Row]:
     try:
         model.prepare()
     except BackendUnavailable as e:
-        failed = "model listed" if not model.served else "structured output"
+        failed = "model listed" if not model.served else "answer format"
         return rows + [Row(failed, False, *_split(str(e)))]
     rows += [Row("model listed", True, model.served),
-             Row("structured output", True, f"{model.output} (brain.server_output = {config.server_output})")]
+             Row("answer format", True, f"{model.output} (brain.server_output = {config.server_output})")]
     assets = load_assets(config.blocklist_file)
     brain = Brain(model, config, assets)
     start = time.perf_counter()
