@@ -24,9 +24,8 @@ from support.gui import pump, window_for
 from voicevibe.config_files import load_config
 from voicevibe.events import ImagePrompt
 from voicevibe.gui import firstrun
-from voicevibe.gui.screen import TRANSCRIPT_LINES
-from voicevibe.gui.widgets import PROMPTS_SHOWN
 
+TRANSCRIPT_LINES, PROMPTS_SHOWN = 3, 3  # what must show: three lines of the large type, the three newest prompts
 SIZES = ["1440x900", "1470x956", "1512x982", "1728x1117", "1920x1080"]  # MacBook Air/Pro 13-16", a 1080p screen
 PROMPTS = ["cinematic film still, a lighthouse on a cliff at night, storm clouds",
            "watercolor, two dancers in a red room, soft window light",
