@@ -22,7 +22,7 @@ import pytest
 from support.fakes import RecordingControls, RecordingPipeline
 from support.gui import pump, window_for
 from voicevibe.config_files import load_config
-from voicevibe.events import ImagePrompt
+from voicevibe.events import ImagePrompt, WorkerState
 from voicevibe.gui import firstrun
 
 TRANSCRIPT_LINES, PROMPTS_SHOWN = 3, 3  # what must show: three lines of the large type, the three newest prompts
@@ -89,9 +89,12 @@ def test_the_transcript_and_prompts_keep_their_room_and_panic_and_status_stay_on
                            ui.model_status, ui.brain_status, ui.stats, ui.message, ui.log_path):
                 assert within(widget, width, height), f"{where}: {widget} is not wholly on the screen"
             w.show_message("cannot start: " + "a long reason that names the file and the fix " * 6, "error")
+            w.handle(WorkerState("stt", "failed", "speech engine cannot start: " + "where to get the model " * 30))
             pump(w.root)
             bar = ui.message.master
             for label in (ui.model_status, ui.brain_status, ui.stats, ui.log_path, ui.message):
                 assert label.winfo_rootx() + label.winfo_width() <= bar.winfo_rootx() + bar.winfo_width(), where
                 assert label._label.winfo_reqwidth() <= label.winfo_width(), f"{where}: {label.cget('text')} cut"
             assert within(ui.message, width, height), where
+            assert text.winfo_height() >= TRANSCRIPT_LINES * linespace(text.cget("font")), f"{where}, long failure"
+            assert canvas.winfo_height() >= sum(b.winfo_height() for b in newest), f"{where}, long failure"

@@ -15,6 +15,7 @@ from voicevibe.config import Config
 from voicevibe.config_files import load_config
 from voicevibe.events import Panic, SayText, WorkerState
 from voicevibe.gui.brain import NO_SWITCH
+from voicevibe.gui.widgets import FONT_TRANSCRIPT
 from voicevibe.gui.window import PerformanceWindow
 
 
@@ -91,9 +92,9 @@ def test_the_stage_view_opens_shows_the_words_and_the_prompt_and_closes(window) 
     pump(root, lambda: stage.prompt.cget("text") != "")
     [(prompt, _)] = window.ui.prompts.entries
     assert stage.prompt.cget("text") == prompt.text
-    assert stage.words.cget("text") == "the moon rises over the harbour (typed)"
+    assert stage.words.cget("text") == "the moon rises over the harbour"
     assert stage.words.cget("fg") == "#ffffff" and stage.top.cget("background") == "#000000"
-    assert tkfont.Font(font=stage.words.cget("font")).actual("size") >= 60  # very large type
+    assert tkfont.Font(font=stage.words.cget("font")).actual("size") >= 2 * FONT_TRANSCRIPT[1]  # very large type
     x, y = stage.top.winfo_rootx(), stage.top.winfo_rooty()
     xdotool("mousemove", str(x + 10), str(y + 10), "mousedown", "1")  # the operator drags it by any point
     pump(root)

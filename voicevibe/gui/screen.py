@@ -32,6 +32,7 @@ from voicevibe.gui.widgets import (
 PAD = {"padx": 10, "pady": 3}
 TRANSCRIPT_MAX_LINES = 400
 PHRASE_MARK = "  ⏎\n"  # how a phrase end shows in the transcript
+REASON_CHARS = 40  # a fallback's reason in the history: one line with the rest of the detail
 TRANSCRIPT_LINES = 3  # the transcript always shows this many lines of its large type
 TEXTBOX_INSET = 20  # a CTkTextbox's border, corners and spacing around its text, top and bottom
 LOWER_HEIGHT = 260  # the show, summary and OSC area asks for this much; it scrolls when it gets less
@@ -179,7 +180,8 @@ class ScreenPanel:
     def show_prompt(self, prompt: ImagePrompt) -> None:
         """Add a prompt to the history with its source (and why the fallback made it), latency and style."""
         model = f" {prompt.model}" if prompt.model and prompt.source == "model" else ""
-        why = f" ({prompt.reason})" if prompt.reason else ""
+        reason = prompt.reason if len(prompt.reason) <= REASON_CHARS else prompt.reason[:REASON_CHARS - 1] + "…"
+        why = f" ({reason})" if reason else ""  # the whole reason is in the session log
         self.w.ui.prompts.add(prompt, f"{prompt.source}{model}{why} · {prompt.latency_ms:.0f} ms · {prompt.style}")
         self._prompt_shown(prompt.text)
 

@@ -15,17 +15,18 @@ from collections.abc import Callable
 
 import customtkinter as ctk
 
-WORDS_FONT = ("Helvetica", 64, "bold")
-PROMPT_FONT = ("Helvetica", 44)
+WORDS_FONT = ("Helvetica", 56, "bold")
+PROMPT_FONT = ("Helvetica", 36)
 WORDS_COLOUR, PROMPT_COLOUR, BACKGROUND = "#ffffff", "#ffd54f", "#000000"
 SIZE = (1100, 560)  # its first size; dragged and made full screen from there
 MARGIN = 40
-WORDS_SHOWN = 24  # the latest words only: the end of the line being spoken
+WORDS_SHOWN = 12  # the latest words only: the end of the line being spoken
+WORDS_SHARE = 0.55  # of the height; the prompt has the rest (each keeps its share, whatever its length)
 
 
 def latest_words(text: str, limit: int = WORDS_SHOWN) -> str:
     """The last `limit` words of the transcript's current phrase (or the last phrase, between two)."""
-    lines = [line for line in text.replace("⏎", "").splitlines() if line.strip()]
+    lines = [line.strip().removesuffix("(typed)") for line in text.replace("⏎", "").splitlines() if line.strip()]
     words = lines[-1].split() if lines else []
     return ("… " if len(words) > limit else "") + " ".join(words[-limit:])
 
@@ -41,10 +42,12 @@ class StageView:
         self.top.geometry(f"{SIZE[0]}x{SIZE[1]}+{root.winfo_rootx() + 60}+{root.winfo_rooty() + 60}")
         self.words = tk.Label(self.top, text="", font=WORDS_FONT, fg=WORDS_COLOUR, bg=BACKGROUND, anchor="sw",
                               justify="left", wraplength=SIZE[0] - 2 * MARGIN)
-        self.words.pack(fill="both", expand=True, padx=MARGIN, pady=(MARGIN, 10))
+        self.words.place(x=MARGIN, y=MARGIN // 2, relwidth=1.0, width=-2 * MARGIN, relheight=WORDS_SHARE,
+                         height=-MARGIN // 2)
         self.prompt = tk.Label(self.top, text="", font=PROMPT_FONT, fg=PROMPT_COLOUR, bg=BACKGROUND, anchor="nw",
                                justify="left", wraplength=SIZE[0] - 2 * MARGIN)
-        self.prompt.pack(fill="both", expand=True, padx=MARGIN, pady=(10, MARGIN))
+        self.prompt.place(x=MARGIN, rely=WORDS_SHARE, relwidth=1.0, width=-2 * MARGIN, relheight=1 - WORDS_SHARE,
+                          height=-MARGIN // 2)
         self.full = False
         self.shown = -1  # the screen panel's version drawn last
         self._drag = (0, 0)

@@ -18,6 +18,7 @@ from voicevibe.gui.widgets import AMBER, FONT_SMALL, RED, TargetRows, title
 log = logging.getLogger(__name__)
 
 PAD = {"padx": 10, "pady": 3}
+STATUS_CHARS = 240  # the whole text goes to the log; the first-launch strip says how to get a missing model
 LEVEL_COLOURS = {"error": RED, "warning": AMBER, "info": "gray85"}
 
 
@@ -40,6 +41,11 @@ class OscPanel:
     def views(self) -> dict[type, Callable[[Any], None]]:
         """The events this panel shows."""
         return {TargetStatus: self.ui.targets.update_status}
+
+
+def clipped(text: str) -> str:
+    """At most STATUS_CHARS (a few wrapped lines): the bar never takes the room of the transcript."""
+    return text if len(text) <= STATUS_CHARS else text[:STATUS_CHARS - 1] + "… (the whole message is in the log)"
 
 
 class StatusBar:
@@ -76,7 +82,7 @@ class StatusBar:
 
     def message(self, text: str, level: str = "info") -> None:
         """The message line."""
-        self.ui.message.configure(text=text, text_color={"error": RED, "warning": AMBER}.get(level, "gray85"))
+        self.ui.message.configure(text=clipped(text), text_color={"error": RED, "warning": AMBER}.get(level, "gray85"))
 
     def show_stats(self, stats: PipelineStats) -> None:
         """The once-a-second engine figures."""
@@ -91,7 +97,7 @@ class StatusBar:
         which model answers."""
         ui = self.ui
         if status.stage == "stt":
-            ui.model_status.configure(text=f"speech: {status.message}", text_color=LEVEL_COLOURS[status.level])
+            ui.model_status.configure(text=f"speech: {clipped(status.message)}", text_color=LEVEL_COLOURS[status.level])
         elif status.stage == "control":
             ui.control_status.configure(text=f"control in: {status.message}", text_color=LEVEL_COLOURS[status.level])
         return status.stage not in ("stt", "control")
@@ -101,7 +107,7 @@ class StatusBar:
         ui = self.ui
         colour = RED if state.state == "failed" else AMBER if state.state in ("restarting", "starting") else "gray85"
         if state.stage == "stt":
-            ui.model_status.configure(text=f"speech: {state.message}", text_color=colour)
+            ui.model_status.configure(text=f"speech: {clipped(state.message)}", text_color=colour)
             if state.progress is not None:
                 ui.progress.stop()
                 ui.progress.configure(mode="determinate")

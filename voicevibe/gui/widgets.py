@@ -139,7 +139,8 @@ class PromptList(ctk.CTkScrollableFrame):
         button = ctk.CTkButton(self, text=f"{prompt.text}\n{detail}", font=FONT_PROMPT, anchor="w",
                                fg_color="#1f2a36", hover_color="#2c3e50",
                                command=lambda p=prompt: self.on_click(p))
-        wrap_button_text(button, 640)
+        width = self._parent_canvas.winfo_width()
+        wrap_button_text(button, width - 40 if width > 340 else 640)  # the list's width once it is drawn
         if self.entries:
             button.pack(fill="x", pady=ENTRY_GAP, padx=2, before=self.entries[-1][1])
         else:
