@@ -186,7 +186,7 @@ def stage_comparison(checkpoint: Path, seconds: float, idle_seconds: float) -> s
         f"`bench/gui_lag.py --stage-compare` (under `flock /tmp/voicevibe-heavy.lock`), {datetime.date.today()}, "
         f"checkpoint `{checkpoint.name}`, {seconds:.0f} s after Start each, load average at the end "
         f"{load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f}. The stage view redraws its two labels only when the words or "
-        "the prompt changed (the screen panel's version).", "",
+        "the prompt changed, at most every 120 ms (window.STAGE_TICKS polls).", "",
         f"| run and phase | ticks | p50 lateness | p95 | p99 | max | ticks > {STALL_MS:.0f} ms |",
         "|---|---|---|---|---|---|---|",
         *[row for stage in (False, True) for row in tables[stage] if row.startswith("|")], "",

@@ -62,6 +62,7 @@ SAVE_DELAY_MS = 1000  # settings are written this long after the last change
 STOP_JOIN_SECONDS = 60.0  # Pipeline.stop() joins each stage with its own timeout
 GC_MS = 1000  # the young generations are collected this often on the Tk thread, everything every GC_FULL ticks
 GC_FULL = 30
+STAGE_TICKS = 3  # the stage view redraws at most every 120 ms: big type costs, the eye does not see it
 CONFIRM_SECONDS = 2.0  # a second Space within this long stops a running show (show.confirm_stop)
 PipelineFactory = Callable[..., Pipeline]  # (config, controls=, input_spec=, script=, record_audio=)
 
@@ -309,7 +310,7 @@ class PerformanceWindow:
         self.brain.refresh()
         self.models.poll()
         self.cues.refresh()
-        if self.stage is not None and self.stage.shown != self.screen.version:
+        if self.stage is not None and self._ticks % STAGE_TICKS == 0 and self.stage.shown != self.screen.version:
             self.stage.show(self.screen.version, self.screen.latest_lines(), self.screen.latest_prompt)
         self.midi.poll()
         self._ticks += 1
