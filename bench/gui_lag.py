@@ -13,6 +13,9 @@ idle, then while the full-size random 1B checkpoint (bf16) loads and transcribes
 speech through the real Pipeline, with the window's own event poll running. The brain is the
 fallback builder only, so the STT is the load. Goal: p95 under 50 ms. Results go to
 bench/RESULTS-gui.md. Needs a display: uses $DISPLAY, or starts Xvfb.
+
+`--stage-compare` runs the rehearsal twice, with the stage view (gui/stage.py) closed and then open, and
+writes both tables into RESULTS-gui.md's "With the stage view open" section (the rest is kept).
 """
 
 from __future__ import annotations
@@ -95,13 +98,16 @@ def stats(lags: list[float]) -> str:
             f"{np.percentile(a, 99):.1f} ms | {a.max():.1f} ms | {int((a > STALL_MS).sum())} |")
 
 
-def run(checkpoint: Path, seconds: float, idle_seconds: float, trace: IO[str] | None = None) -> str:
+def run(checkpoint: Path, seconds: float, idle_seconds: float, trace: IO[str] | None = None, *,
+        stage: bool = False) -> str:
     with tempfile.TemporaryDirectory() as tmp:
         speech = write_speech(Path(tmp) / "speech.wav")
         config = load_config([], [{"stt": {"model": str(checkpoint), "dtype": "bf16"}, "brain": {"model": "none"}},
                                   {"osc": {"targets": "127.0.0.1:9"}}], include_defaults_files=False)
         root = ctk.CTk()
         window = PerformanceWindow(config, root, input_spec=str(speech), settings_file=Path(tmp) / "settings.toml")
+        if stage:
+            window.toggle_stage()  # it follows the words and the prompts for the whole run
         marks: dict[str, float] = {}
         handle = window.handle
 
@@ -138,8 +144,8 @@ def run(checkpoint: Path, seconds: float, idle_seconds: float, trace: IO[str] | 
     stopping = marks.get("stopping", end)
     rows = [
         f"| idle (window open, nothing running) {stats(probe.between(t0 + 1, marks['start']))}",
-        f"| loading the 1B STT model (bf16, {checkpoint.name}) {stats(probe.between(marks['start'], ready))}",
-        f"| rehearsal: STT stepping the full-size model {stats(probe.between(ready, stopping))}",
+        f"| loading the STT model (bf16, {checkpoint.name}) {stats(probe.between(marks['start'], ready))}",
+        f"| rehearsal: STT stepping the model {stats(probe.between(ready, stopping))}",
     ]
     if "stopping" in marks:
         rows.append(f"| end of the file: Pipeline.stop() joining the threads (in the window's helper thread) "
@@ -260,12 +266,39 @@ def run_slow_lookup(checkpoint: Path, seconds: float, idle_seconds: float) -> st
     ])
 
 
+STAGE_SECTION = "## With the stage view open"
+
+
+def stage_comparison(checkpoint: Path, seconds: float, idle_seconds: float) -> str:
+    """The same rehearsal with the stage view closed, then open: both tables, for RESULTS-gui.md."""
+    tables = {}
+    for stage in (False, True):
+        text = run(checkpoint, seconds, idle_seconds, stage=stage)
+        rows = [line for line in text.splitlines() if line.startswith("| ") and not line.startswith("| phase")]
+        tables[stage] = [f"| stage view {'open' if stage else 'closed'}: {row[2:]}" for row in rows]
+        tables[stage].append(next(line for line in text.splitlines() if line.startswith("- Timeline")))
+    load = os.getloadavg()
+    return "\n".join([
+        STAGE_SECTION, "",
+        f"`bench/gui_lag.py --stage-compare` (under `flock /tmp/voicevibe-heavy.lock`), {datetime.date.today()}, "
+        f"checkpoint `{checkpoint.name}`, {seconds:.0f} s after Start each, load average at the end "
+        f"{load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f}. The stage view redraws its two labels only when the words or "
+        "the prompt changed, at most every 120 ms (window.STAGE_TICKS polls).", "",
+        f"| run and phase | ticks | p50 lateness | p95 | p99 | max | ticks > {STALL_MS:.0f} ms |",
+        "|---|---|---|---|---|---|---|",
+        *[row for stage in (False, True) for row in tables[stage] if row.startswith("|")], "",
+        *[f"- Stage view {'open' if stage else 'closed'}: {tables[stage][-1][2:]}" for stage in (False, True)], "",
+    ])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoint", type=Path, default=DEFAULT_CHECKPOINT)
     parser.add_argument("--seconds", type=float, default=90.0, help="how long to measure after Start")
     parser.add_argument("--idle-seconds", type=float, default=10.0)
     parser.add_argument("--slow-lookup", action="store_true", help="an OSC target whose name takes 5 s to look up")
+    parser.add_argument("--stage-compare", action="store_true",
+                        help="measure with the stage view closed, then open (the section of its own in the results)")
     parser.add_argument("--trace-stalls", type=Path, help=f"write every thread's stack here when a tick is "
                         f"{TRACE_AFTER_S * 1000:.0f} ms late (faulthandler)")
     args = parser.parse_args()
@@ -279,6 +312,9 @@ def main() -> None:
         trace = stack.enter_context(open(args.trace_stalls, "w")) if args.trace_stalls else None
         if args.slow_lookup:
             text = run_slow_lookup(args.checkpoint, args.seconds, args.idle_seconds)
+        elif args.stage_compare:
+            kept = RESULTS.read_text(encoding="utf-8").split(STAGE_SECTION)[0].rstrip() if RESULTS.exists() else ""
+            text = f"{kept}\n\n{stage_comparison(args.checkpoint, args.seconds, args.idle_seconds)}"
         else:
             text = run(args.checkpoint, args.seconds, args.idle_seconds, trace)
     (LOOKUP_RESULTS if args.slow_lookup else RESULTS).write_text(text, encoding="utf-8")

@@ -30,11 +30,12 @@ def test_the_brain_in_use_is_shown_and_the_switch_swaps_and_saves_it(display, gu
     engines = controls.engines
     settings = tmp_path / "settings.toml"
     with window_for(config, guard, pipeline_factory=RecordingPipeline, controls=controls, settings_file=settings) as w:
-        assert w.ui.brain_source.cget("text") == "In use: local: Gemma 3 270M (bundled)"
+        loading = ", loading (fallback prompts meanwhile)"  # these engines start no worker
+        assert w.ui.brain_source.cget("text") == f"In use: local: Gemma 3 270M (bundled){loading}"
         assert w.ui.brain_switch.cget("text") == f"Switch to server: mistral-nemo @ {url}"
         w.ui.brain_switch.invoke()
         assert (engines.configs[-1].brain.model, engines.configs[-1].brain.switch_model) == (url, "bundled")
-        assert w.ui.brain_source.cget("text") == f"In use: server: mistral-nemo @ {url}"
+        assert w.ui.brain_source.cget("text") == f"In use: server: mistral-nemo @ {url}{loading}"
         assert w.ui.brain_switch.cget("text") == "Switch to local: Gemma 3 270M (bundled)"
         w.save_settings()
     assert f'model = "{url}"' in settings.read_text() and 'switch_model = "bundled"' in settings.read_text()
@@ -69,9 +70,12 @@ def test_switching_from_a_server_to_the_local_model_mid_show_restarts_only_the_b
         pump(w.root, lambda: w.pipeline is not None and w.pipeline.started)
         w.inputs.say("a lantern on the pier")
         pump(w.root, lambda: len(peer.on("/visual/json")) >= 1, timeout=WAIT)
+        assert w.ui.brain_source.cget("text") == f"In use: server: {ALIAS} @ {server.url}"  # the worker's word
         w.ui.brain_switch.invoke()
-        assert w.ui.brain_source.cget("text") == "In use: local: Gemma 3 270M (bundled)"
+        assert w.ui.brain_source.cget("text").startswith("In use: local: Gemma 3 270M (bundled), loading")
         pump(w.root, lambda: engines.brain.worker.ready and engines.brain.worker.pid != brain_pid, timeout=WAIT)
+        pump(w.root, lambda: w.ui.brain_source.cget("text") == "In use: local: gemma-3-270m (bundled)")
+        assert w.ui.brain_status.cget("text") == "brain: local: gemma-3-270m (bundled)"
         w.inputs.say("the sea at night under the stars")
         pump(w.root, lambda: len(peer.on("/visual/json")) >= 2, timeout=WAIT)
         assert engines.stt.worker.pid == stt_pid  # the speech engine kept its model

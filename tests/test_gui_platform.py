@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import tkinter as tk
 from collections.abc import Iterator
+from pathlib import Path
 from types import SimpleNamespace
 
 import customtkinter as ctk
@@ -19,6 +23,7 @@ from voicevibe.gui.window import PerformanceWindow
 
 # "Looks like" sizes of the 13-inch MacBook Airs (M1 default 1440x900, M2 default 1470x956, a smaller
 # scaled choice 1280x800), and a big screen.
+ROOT = Path(__file__).resolve().parent.parent
 SCREENS = ["1440x900", "1470x956", "1280x800", "1920x1080"]
 
 
@@ -94,6 +99,7 @@ def test_cmd_q_closes_the_window_cleanly(display: str, guard: list[str]) -> None
         window.start()
         pipeline = window.pipeline
         window.sound.set_gain(-5.0)
+        window.ask_quit = lambda: True  # type: ignore[method-assign]  # the show runs: the dialog's "Yes"
         window.root.tk.call("::tk::mac::Quit")  # what the Quit menu item, the Dock and logout run
         assert window.closed and pipeline.stopped and controls.engines.closed and controls.closed
         assert SetGain(-5.0) in controls.commands
@@ -131,3 +137,19 @@ def test_a_trackpad_scroll_moves_the_controls_column_under_the_pointer(cramped: 
     over_text = SimpleNamespace(delta=pack(0, -60), x_root=transcript.winfo_rootx() + 5,
                                 y_root=transcript.winfo_rooty() + 5)
     assert scroller.on_scroll(over_text) is None  # a text box scrolls itself
+
+
+def test_customtkinter_gets_its_shape_font_without_a_fonts_folder(display: str, tmp_path: Path) -> None:
+    """With no home folder to make ~/.fonts in, CustomTkinter warned "The rendering quality will be bad!" and
+    drew coarse corners; the fonts now reach Tk through fontconfig, and nothing is written."""
+    home = tmp_path / "no-such-home"
+    probe = ("import tkinter, tkinter.font, voicevibe.gui.window\n"
+             "from customtkinter.windows.widgets.core_rendering import DrawEngine\n"
+             "root = tkinter.Tk()\n"
+             "print(DrawEngine.preferred_drawing_method, 'CustomTkinter_shapes_font' in tkinter.font.families(root))\n")
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "HOME": str(home), "PYTHONPATH": str(ROOT)}, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["font_shapes", "True"], done.stdout
+    assert "rendering quality" not in done.stderr and "FontManager" not in done.stderr, done.stderr
+    assert not (home / ".fonts").exists()  # nothing copied into the user's fonts

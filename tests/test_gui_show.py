@@ -77,7 +77,7 @@ def test_rehearsal_fills_transcript_and_prompts_then_leaves_no_thread(
         prompt, button = w.ui.prompts.entries[-1]
         assert prompt.source == "fallback" and prompt.text in button.cget("text")
         assert "log:" in w.ui.log_path.cget("text") and str(tmp_path / "log") in w.ui.log_path.cget("text")
-        assert w.ui.stats.cget("text").startswith("STT real-time factor ")
+        assert w.ui.stats.cget("text").startswith("speech real-time factor ")
         assert any(prompt.text in map(str, args) for _, args in pairs(peer))
     left = [t for t in threading.enumerate() if t not in threads_before and t.is_alive()]
     assert not left, left

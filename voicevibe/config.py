@@ -433,6 +433,8 @@ class ShowConfig:
                                   "the brain (case and accents ignored).")
     min_phrase_words: int = setting(2, "Spoken phrases with fewer words never reach the brain (typed ones do).",
                                     lo=1, hi=20)
+    confirm_stop: bool = setting(True, "While a show runs, Space stops it only when pressed twice within 2 s, and "
+                                 "Quit (Cmd-Q, closing the window) asks first; panic and freeze stay one key.")
 
     def __post_init__(self) -> None:
         _validate(self)

@@ -8,7 +8,7 @@ import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-SCREEN = "1600x1000x24"
+SCREEN = "1920x1200x24"  # holds every screen size the window tests pretend (up to 1920x1080)
 START_TIMEOUT_S = 20.0
 
 

@@ -4,7 +4,9 @@ vibe, pause and memory reset.
 The switch swaps brain.model and brain.switch_model; the engines then restart only the brain
 worker (the speech engine keeps its model), even mid-show: the fallback builder answers while the
 other brain loads or connects. The pause button follows the brain's own state, whatever paused it
-(the button, a key, MIDI or OSC control in).
+(the button, a key, MIDI or OSC control in). The "In use" row and the status bar say the same thing
+(`in_use`): the model the brain worker actually loaded (the bundled 270M when the configured GGUF
+is missing, a server with its URL), or the fallback prompts while it loads or when it cannot.
 """
 
 from __future__ import annotations
@@ -15,13 +17,23 @@ from pathlib import Path
 
 import customtkinter as ctk
 
-from voicevibe.config import BUNDLED, NO_MODEL, BrainConfig, is_server_url
-from voicevibe.events import BrainCommand, PauseBrain, ResetMemory, SetHistory, SetRate, SetStyle, SetVibe
+from voicevibe.config import BUNDLED, NO_MODEL, BrainConfig, Config, is_server_url
+from voicevibe.events import (
+    BrainCommand,
+    PauseBrain,
+    ResetMemory,
+    SetHistory,
+    SetRate,
+    SetStyle,
+    SetVibe,
+    WorkerState,
+)
+from voicevibe.firstrun import missing_models
 from voicevibe.gui.host import WindowHost
-from voicevibe.gui.widgets import AMBER, FONT, FONT_SMALL, GREY, SliderRow, title
+from voicevibe.gui.widgets import AMBER, FONT, FONT_SMALL, GREY, SliderRow, title, wrap_button_text
 
 PAD = {"padx": 10, "pady": 3}
-NO_SWITCH = "set brain.switch_model to a server URL (or a local model) to switch brains here"
+NO_SWITCH = "No second brain set up to switch to"  # the README's Brain section says how
 KEPT = {SetStyle: ("style", "name"), SetVibe: ("vibe", "text"), SetHistory: ("history_seconds", "seconds"),
         SetRate: ("prompt_interval_seconds", "seconds")}  # commands whose value is kept for the next launch
 
@@ -39,6 +51,22 @@ def describe_brain(config: BrainConfig) -> str:
         return "local: Gemma 3 270M (bundled)"
     path = Path(model).expanduser()
     return f"local: {path.name}" if path.suffix == ".gguf" else f"local: {model}/{config.model_file}"
+
+
+def in_use(state: WorkerState | None, config: Config) -> str:
+    """Which model makes the prompts now, from the brain worker's own word (`state`, None before its first)."""
+    brain = config.brain
+    if brain.model == NO_MODEL:
+        return describe_brain(brain)
+    if state is not None and state.state == "ready":
+        name = state.message.removeprefix("brain model: ")
+        return f"server: {name}" if is_server_url(brain.model) else f"local: {name}"
+    if state is not None and state.state in ("failed", "stopped"):
+        return f"fallback prompts only ({state.message})"
+    expected = describe_brain(brain)
+    if not is_server_url(brain.model) and any(m.role == "brain" for m in missing_models(config)):
+        expected = describe_brain(dataclasses.replace(brain, model=BUNDLED))  # what the worker falls back to
+    return f"{expected}, loading (fallback prompts meanwhile)"
 
 
 def switched(config: BrainConfig) -> BrainConfig:
@@ -65,7 +93,9 @@ class BrainPanel:
         ui.brain_source.pack(fill="x", padx=10)
         ui.brain_switch = ctk.CTkButton(parent, text="", font=FONT, fg_color=GREY, command=self.switch)
         ui.brain_switch.pack(fill="x", **PAD)
+        self.state: WorkerState | None = None  # the brain worker's latest
         self.show_source(brain)
+        wrap_button_text(ui.brain_switch, w.fit.left_width - 60)  # its text label exists once it has a text
         ui.history = SliderRow(parent, "History", 10, 300, brain.history_seconds, steps=58,
                                on_change=lambda v: self.command(SetHistory(v)),
                                describe=lambda v: f"{v:.0f} s of transcript")
@@ -124,17 +154,23 @@ class BrainPanel:
         self.w.remember("brain", "model", brain.model)
         self.w.remember("brain", "switch_model", brain.switch_model)
         self.w.controls.engines.reconfigure(self.w.config)  # mid-show too: the fallback answers meanwhile
+        self.state = None  # the other brain's worker reports from now on
         self.show_source(self.w.config.brain)
         self.w.show_message(f"brain: switching to {describe_brain(brain)}", "info")
 
     def show_source(self, config: BrainConfig) -> None:
         """Show the brain in use and what the switch would change to."""
         ui = self.w.ui
-        ui.brain_source.configure(text=f"In use: {describe_brain(config)}")
+        ui.brain_source.configure(text=f"In use: {in_use(self.state, self.w.config)}")
         if config.switch_model:
             ui.brain_switch.configure(text=f"Switch to {describe_brain(switched(config))}", state="normal")
         else:
             ui.brain_switch.configure(text=NO_SWITCH, state="disabled")
+
+    def show_worker(self, state: WorkerState) -> None:
+        """The brain worker's state (the status bar shows the same `in_use` words)."""
+        self.state = state
+        self.show_source(self.w.config.brain)
 
     def refresh(self) -> None:
         """The pause button follows the brain's state (called at every poll; cheap when nothing changed)."""

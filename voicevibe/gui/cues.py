@@ -38,7 +38,7 @@ class CuePanel:
         self.buttons: list[ctk.CTkButton] = []
         self._version = -1
         frame = ctk.CTkFrame(parent, fg_color="transparent")
-        frame.grid(row=8, column=0, sticky="ew", padx=0, pady=(0, 4))
+        frame.grid(row=0, column=0, sticky="ew", padx=0, pady=(0, 4))  # first in the lower area
         row = ctk.CTkFrame(frame, fg_color="transparent")
         row.pack(fill="x", padx=10, pady=3)
         title(row, "Show").pack(side="left")
@@ -48,6 +48,7 @@ class CuePanel:
         self.name.pack(side="left", padx=6)
         self.grid = ctk.CTkFrame(frame, fg_color="transparent")
         self.grid.pack(fill="x", padx=10, pady=3)
+        self.grid.grid_columnconfigure(tuple(range(COLUMNS)), weight=1, uniform="cue")  # they share the width
         row = ctk.CTkFrame(frame, fg_color="transparent")
         row.pack(fill="x", padx=10, pady=3)
         ctk.CTkButton(row, text="◀ Prev (PgUp)", font=FONT_SMALL, width=120, fg_color=GREY,
@@ -98,7 +99,7 @@ class CuePanel:
         self.buttons = []
         for cue in show.cues:
             key = f"[{cue.key}] " if cue.key else ""
-            button = ctk.CTkButton(self.grid, text=f"{key}{cue.name}", font=FONT_SMALL, width=150, height=40,
+            button = ctk.CTkButton(self.grid, text=f"{key}{cue.name}", font=FONT_SMALL, width=80, height=40,
                                    fg_color=CUE_COLOUR, border_width=3, border_color=CUE_COLOUR,
                                    command=lambda n=cue.number: self.w.command(FireCue(n, via="button")))
             button.grid(row=(cue.number - 1) // COLUMNS, column=(cue.number - 1) % COLUMNS, padx=3, pady=3,

@@ -21,6 +21,7 @@ from voicevibe.gui.widgets import AMBER, FONT, FONT_BIG_BUTTON, FONT_SMALL, GREE
 
 PAD = {"padx": 10, "pady": 3}
 NO_DEVICE = "(no input device)"
+SEGMENT_BACK = "#2b2b2b"
 
 
 class InputPanel:
@@ -34,7 +35,10 @@ class InputPanel:
         self.missing = ""  # the saved microphone, when it is not connected
         ui = w.ui
         title(parent, "Input").pack(fill="x", **PAD)
-        ui.mode = ctk.CTkSegmentedButton(parent, values=["Microphone", "File", "Script"], font=FONT)
+        # Unselected segments in the bar's own colour: CTk's default grey reads as a stray bar over them.
+        ui.mode = ctk.CTkSegmentedButton(parent, values=["Microphone", "File", "Script"], font=FONT,
+                                         fg_color=SEGMENT_BACK, unselected_color=SEGMENT_BACK,
+                                         unselected_hover_color=GREY)
         ui.mode.set("Microphone")
         ui.mode.pack(fill="x", **PAD)
         row = ctk.CTkFrame(parent, fg_color="transparent")
@@ -156,11 +160,17 @@ class InputPanel:
         return chosen, None
 
     def say(self, text: str | None = None) -> None:
-        """A typed phrase straight to the brain, as if spoken: show running or not."""
+        """A typed phrase straight to the brain, as if spoken: show running or not. When no model answers (it
+        loads, failed, or there is none) the fallback makes the prompt, and the message line says why at once."""
         text = (self.w.ui.say.get() if text is None else text).strip()
-        if text:
-            self.w.command(SayText(text))
-            self.w.ui.say.delete(0, "end")
+        if not text:
+            return
+        brain = self.w.controls.engines.brain
+        if not (brain.enabled and brain.worker.ready):
+            self.w.show_message(f"no brain model answers yet ({brain.absent_reason()}): a fallback prompt "
+                                f"answers \"{text}\"", "warning")
+        self.w.command(SayText(text))
+        self.w.ui.say.delete(0, "end")
 
     def show_running(self, state: str) -> None:
         """The Start button as the show is: "stopped", "running" or "stopping"."""

@@ -2,8 +2,9 @@
 
 - **Size.** The window prefers 1500x940, more than a 13-inch MacBook Air shows (its default
   "looks like" is 1440x900 or 1470x956, less the menu bar and the Dock). `fit_window` shrinks it
-  to the screen; the transcript and prompt lists give up the height (the status bar and the panic
-  row keep theirs) and the left column narrows; it stays scrollable.
+  to the screen; the transcript and the prompt history keep their minimum (gui/screen.py), the
+  show, summary and OSC area below them gives up the height and scrolls, the status bar and the
+  panic row keep theirs, and the left column narrows; it stays scrollable.
 - **Cmd-Q.** Unless Tcl has a `::tk::mac::Quit` command, Tk answers the Quit Apple Event with
   `Tcl_Exit(0)`: no engine stop, no log close, no settings saved. `handle_quit` defines it.
 - **Trackpad under Tk 9** (Homebrew's python-tk): Tk 9 sends trackpad scrolls as

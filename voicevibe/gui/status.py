@@ -3,6 +3,7 @@ figures, the message line, the session log)."""
 
 from __future__ import annotations
 
+import logging
 import tkinter as tk
 from collections.abc import Callable
 from typing import Any
@@ -10,10 +11,15 @@ from typing import Any
 import customtkinter as ctk
 
 from voicevibe.events import PipelineStats, Status, TargetStatus, WorkerState
+from voicevibe.gui.brain import in_use
 from voicevibe.gui.host import WindowHost
 from voicevibe.gui.widgets import AMBER, FONT_SMALL, RED, TargetRows, title
 
+log = logging.getLogger(__name__)
+
 PAD = {"padx": 10, "pady": 3}
+STATUS_CHARS = 240  # the whole text goes to the log; the first-launch strip says how to get a missing model
+LEVEL_COLOURS = {"error": RED, "warning": AMBER, "info": "gray85"}
 
 
 class OscPanel:
@@ -37,54 +43,71 @@ class OscPanel:
         return {TargetStatus: self.ui.targets.update_status}
 
 
+def clipped(text: str) -> str:
+    """At most STATUS_CHARS (a few wrapped lines): the bar never takes the room of the transcript."""
+    return text if len(text) <= STATUS_CHARS else text[:STATUS_CHARS - 1] + "… (the whole message is in the log)"
+
+
 class StatusBar:
-    """The bottom bar: speech model (with its load progress), brain, figures, message line, session log."""
+    """The bottom bar: speech model (with its load progress), brain, figures, message line, session log.
+
+    Every label wraps within its share of the window's width (never cut off), and each event is said
+    once: a worker's state in its own label, the message line for everything else.
+    """
 
     def __init__(self, w: WindowHost, root: ctk.CTk) -> None:
+        self.w = w
         self.ui = ui = w.ui
         bar = ctk.CTkFrame(root)
         bar.grid(row=2, column=0, columnspan=2, sticky="ew", padx=8, pady=(0, 8))
-        ui.model_status = ctk.CTkLabel(bar, text="speech: not started", font=FONT_SMALL, anchor="w")
+        bar.grid_columnconfigure((0, 2), weight=1, uniform="status")
+        half = (w.fit.width - 220) // 2  # each half of the bar, beside the progress bar
+        ui.model_status = ctk.CTkLabel(bar, text="speech: not started", font=FONT_SMALL, anchor="w", justify="left",
+                                       wraplength=half)
         ui.model_status.grid(row=0, column=0, sticky="w", padx=8)
         ui.progress = ctk.CTkProgressBar(bar, width=140, mode="determinate")
         ui.progress.set(0)
         ui.progress.grid(row=0, column=1, padx=8)
-        ui.brain_status = ctk.CTkLabel(bar, text="brain: not started", font=FONT_SMALL, anchor="w")
+        ui.brain_status = ctk.CTkLabel(bar, text=f"brain: {in_use(None, w.config)}", font=FONT_SMALL, anchor="w",
+                                       justify="left", wraplength=half)
         ui.brain_status.grid(row=0, column=2, sticky="w", padx=8)
-        ui.stats = ctk.CTkLabel(bar, text="STT real-time factor - · brain - · dropped blocks 0", font=FONT_SMALL)
-        ui.stats.grid(row=0, column=3, sticky="w", padx=8)
-        ui.message = ctk.CTkLabel(bar, text="ready", font=FONT_SMALL, anchor="w")
-        ui.message.grid(row=1, column=0, columnspan=3, sticky="w", padx=8)
-        ui.log_path = ctk.CTkLabel(bar, text="log: -", font=FONT_SMALL, anchor="w")
-        ui.log_path.grid(row=1, column=3, sticky="w", padx=8)
+        ui.stats = ctk.CTkLabel(bar, text="speech real-time factor - · brain - · dropped blocks 0", font=FONT_SMALL,
+                                anchor="w", justify="left", wraplength=half)
+        ui.stats.grid(row=1, column=0, sticky="w", padx=8)
+        ui.log_path = ctk.CTkLabel(bar, text="log: -", font=FONT_SMALL, anchor="w", justify="left", wraplength=half)
+        ui.log_path.grid(row=1, column=2, sticky="w", padx=8)
+        ui.message = ctk.CTkLabel(bar, text="ready", font=FONT_SMALL, anchor="w", justify="left",
+                                  wraplength=w.fit.width - 60)
+        ui.message.grid(row=2, column=0, columnspan=3, sticky="w", padx=8)
 
     def message(self, text: str, level: str = "info") -> None:
         """The message line."""
-        self.ui.message.configure(text=text, text_color={"error": RED, "warning": AMBER}.get(level, "gray85"))
+        self.ui.message.configure(text=clipped(text), text_color={"error": RED, "warning": AMBER}.get(level, "gray85"))
 
     def show_stats(self, stats: PipelineStats) -> None:
         """The once-a-second engine figures."""
-        self.ui.stats.configure(text=f"STT real-time factor {stats.stt_rtf:.2f} · brain {stats.brain_latency_ms:.0f} ms"
-                                     f" · dropped blocks {stats.dropped_blocks}")
+        self.ui.stats.configure(text=f"speech real-time factor {stats.stt_rtf:.2f} · brain "
+                                     f"{stats.brain_latency_ms:.0f} ms · dropped blocks {stats.dropped_blocks}")
         self.ui.log_path.configure(text=f"log: {stats.log_path}")
 
     def show_status(self, status: Status) -> bool:
-        """A Status in its part of the bar; True when it also belongs on the message line."""
+        """A Status in its part of the bar, or (False) for the message line: each event on one line.
+
+        The brain's statuses (a fallback note, a server's state) go to the message line: its label says
+        which model answers."""
         ui = self.ui
         if status.stage == "stt":
-            ui.model_status.configure(text=f"speech: {status.message}")
-        elif status.stage == "brain":
-            ui.brain_status.configure(text=f"brain: {status.message}")
+            ui.model_status.configure(text=f"speech: {clipped(status.message)}", text_color=LEVEL_COLOURS[status.level])
         elif status.stage == "control":
-            ui.control_status.configure(text=f"control in: {status.message}")
-        return status.level != "info" or status.stage not in ("stt", "brain", "control")
+            ui.control_status.configure(text=f"control in: {status.message}", text_color=LEVEL_COLOURS[status.level])
+        return status.stage not in ("stt", "control")
 
     def show_worker(self, state: WorkerState) -> None:
         """A model worker's state: the speech engine's with its load progress."""
         ui = self.ui
         colour = RED if state.state == "failed" else AMBER if state.state in ("restarting", "starting") else "gray85"
         if state.stage == "stt":
-            ui.model_status.configure(text=f"speech: {state.message}", text_color=colour)
+            ui.model_status.configure(text=f"speech: {clipped(state.message)}", text_color=colour)
             if state.progress is not None:
                 ui.progress.stop()
                 ui.progress.configure(mode="determinate")
@@ -97,10 +120,10 @@ class StatusBar:
                 ui.progress.configure(mode="determinate")
                 ui.progress.set(0.0)
         else:
-            ui.brain_status.configure(text=f"brain: {state.message}", text_color=colour)
-        if state.state in ("restarting", "failed"):
-            self.message(f"[{state.stage}] {state.message}", "error" if state.state == "failed" else "warning")
+            ui.brain_status.configure(text=f"brain: {in_use(state, self.w.config)}", text_color=colour)
+        if state.state in ("restarting", "failed"):  # said in its label, coloured; logged once here
+            log.warning("%s: %s", state.stage, state.message)
 
     def views(self) -> dict[type, Callable[[Any], None]]:
-        """The events the bar shows (a Status goes through the window: it may also be a message)."""
-        return {PipelineStats: self.show_stats, WorkerState: self.show_worker}
+        """The events the bar shows (a Status and a WorkerState go through the window: they concern others too)."""
+        return {PipelineStats: self.show_stats}

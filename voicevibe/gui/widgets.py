@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import time
 import tkinter as tk
+import tkinter.font as tkfont
 from collections.abc import Callable
 
 import customtkinter as ctk
@@ -25,8 +26,11 @@ FONT_BIG_BUTTON = ("Helvetica", 22, "bold")
 
 GREEN, RED, AMBER, GREY, BLUE = "#2e9e4f", "#c0392b", "#d68910", "#5d6d7e", "#2471a3"
 METER_FLOOR_DB = -60.0  # the meters' left edge; silence sits here
-SHORTCUTS = "Keys: Space start/stop · F freeze · Esc panic · 1-9 cues · PgDn/PgUp next/prev cue"
+SHORTCUTS = "Space start/stop · F freeze\nEsc panic · V stage view\n1-9, PgDn/PgUp cues"  # three short lines
 MAX_PROMPTS = 40  # prompt buttons kept in the history pane (oldest removed)
+PROMPTS_SHOWN = 3  # the history always has room for this many of the newest prompts
+ENTRY_PADDING, ENTRY_GAP = 8, 3  # a prompt button's padding around its text, and the gap between two
+LIST_INSET = 8  # a CTkScrollableFrame's own margin inside its canvas
 
 
 def db_to_linear(db: float) -> float:
@@ -120,20 +124,27 @@ class PromptList(ctk.CTkScrollableFrame):
     """The prompt history, newest on top; clicking an entry hands its prompt to `on_click`."""
 
     def __init__(self, master: tk.Misc, on_click: Callable[[ImagePrompt], None]) -> None:
-        super().__init__(master, label_text="")
+        super().__init__(master, label_text="", height=self.min_height())
         self.on_click = on_click
         self.entries: list[tuple[ImagePrompt, ctk.CTkButton]] = []  # (prompt, button), oldest first
+
+    @staticmethod
+    def min_height() -> int:
+        """Room for the newest PROMPTS_SHOWN entries of two lines (the prompt, its detail), in pixels."""
+        line = tkfont.Font(font=ctk.CTkFont(*FONT_PROMPT)).metrics("linespace")
+        return PROMPTS_SHOWN * (2 * line + ENTRY_PADDING + 2 * ENTRY_GAP) + LIST_INSET
 
     def add(self, prompt: ImagePrompt, detail: str) -> ctk.CTkButton:
         """Show a prompt (an ImagePrompt, or anything with `.text`) with a detail line."""
         button = ctk.CTkButton(self, text=f"{prompt.text}\n{detail}", font=FONT_PROMPT, anchor="w",
                                fg_color="#1f2a36", hover_color="#2c3e50",
                                command=lambda p=prompt: self.on_click(p))
-        wrap_button_text(button, 640)
+        width = self._parent_canvas.winfo_width()
+        wrap_button_text(button, width - 40 if width > 340 else 640)  # the list's width once it is drawn
         if self.entries:
-            button.pack(fill="x", pady=3, padx=2, before=self.entries[-1][1])
+            button.pack(fill="x", pady=ENTRY_GAP, padx=2, before=self.entries[-1][1])
         else:
-            button.pack(fill="x", pady=3, padx=2)
+            button.pack(fill="x", pady=ENTRY_GAP, padx=2)
         self.entries.append((prompt, button))
         while len(self.entries) > MAX_PROMPTS:
             _, oldest = self.entries.pop(0)

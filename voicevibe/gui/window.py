@@ -8,8 +8,10 @@ protocol (gui/host.py); the window keeps the show's lifecycle, the keys, the eve
 settings file. Tk is touched only on the main thread: the events arrive on one queue, drained a
 bounded batch every POLL_MS with `after()`, a poll cancelled when the window closes. Python's
 cyclic garbage collector runs on the Tk thread only (every GC_MS), so a Tk object is never
-finalised on another thread. Keyboard: space start/stop, F freeze, Esc panic, 1-9 cues,
-Page Down/Up next/previous cue (not while typing in a text field).
+finalised on another thread. Keyboard: space start/stop, F freeze, Esc panic, V the stage view
+(gui/stage.py), 1-9 cues, Page Down/Up next/previous cue (not while typing in a text field). While
+a show runs, a stray key does not end it (show.confirm_stop): Space stops it only when pressed
+twice within CONFIRM_SECONDS, and Quit asks first; panic and freeze stay one key.
 """
 
 from __future__ import annotations
@@ -19,10 +21,13 @@ import gc
 import logging
 import queue
 import threading
+import time
 import tkinter as tk
 from collections.abc import Callable
 from pathlib import Path
+from tkinter import messagebox
 from types import SimpleNamespace
+from typing import Any
 
 import customtkinter as ctk
 
@@ -30,7 +35,7 @@ from voicevibe.audio import AudioError
 from voicevibe.brain.assets import AssetError, load_assets
 from voicevibe.config import Config
 from voicevibe.config_files import save_settings
-from voicevibe.events import Command, Levels, Status, Stopped
+from voicevibe.events import Command, Levels, Status, Stopped, WorkerState
 from voicevibe.gui.brain import BrainPanel
 from voicevibe.gui.cues import CuePanel
 from voicevibe.gui.firstrun import ModelsStrip
@@ -39,6 +44,7 @@ from voicevibe.gui.midi import MidiPanel
 from voicevibe.gui.platform import TouchpadScroller, fit_window, handle_quit
 from voicevibe.gui.screen import ScreenPanel
 from voicevibe.gui.sound import SoundPanel
+from voicevibe.gui.stage import StageView
 from voicevibe.gui.status import OscPanel, StatusBar
 from voicevibe.hub import ModelError
 from voicevibe.runtime.controls import Controls
@@ -56,6 +62,8 @@ SAVE_DELAY_MS = 1000  # settings are written this long after the last change
 STOP_JOIN_SECONDS = 60.0  # Pipeline.stop() joins each stage with its own timeout
 GC_MS = 1000  # the young generations are collected this often on the Tk thread, everything every GC_FULL ticks
 GC_FULL = 30
+STAGE_TICKS = 3  # the stage view redraws at most every 120 ms: big type costs, the eye does not see it
+CONFIRM_SECONDS = 2.0  # a second Space within this long stops a running show (show.confirm_stop)
 PipelineFactory = Callable[..., Pipeline]  # (config, controls=, input_spec=, script=, record_audio=)
 
 
@@ -80,11 +88,13 @@ class PerformanceWindow:
         self._poll_id: str | None = None
         self._ticks = 0
         self.closed = False
+        self.stage: StageView | None = None  # the performer's view, when open
+        self._stop_asked = -CONFIRM_SECONDS  # when Space last asked to stop a running show
         root.title("VoiceVibe")
         self.fit = fit_window(root.winfo_screenwidth(), root.winfo_screenheight())
         root.geometry(self.fit.geometry)
-        root.protocol("WM_DELETE_WINDOW", self.close)
-        handle_quit(root, self.close)  # Cmd-Q closes cleanly instead of Tcl_Exit(0)
+        root.protocol("WM_DELETE_WINDOW", self.quit)
+        handle_quit(root, self.quit)  # Cmd-Q closes cleanly instead of Tcl_Exit(0)
         self.touchpad = TouchpadScroller(root)
         self.touchpad.bind()  # Tk 9 on macOS: trackpad scrolling of the left column
         self.ui = SimpleNamespace()
@@ -98,16 +108,18 @@ class PerformanceWindow:
                                  can_rescan=lambda: self.pipeline is None and self._ending is None)
         self.sound = SoundPanel(self, left)
         self.brain = BrainPanel(self, left, _style_names(config))
-        self.screen = ScreenPanel(self, right)
-        osc = ctk.CTkFrame(right, fg_color="transparent")
-        osc.grid(row=7, column=0, sticky="ew", padx=0, pady=(0, 4))
+        self.screen = ScreenPanel(self, right, on_stage=self.toggle_stage)
+        osc = ctk.CTkFrame(self.screen.lower, fg_color="transparent")  # below the show's cues, scrolled with them
+        osc.grid(row=2, column=0, sticky="ew", padx=0, pady=(0, 4))
         self.osc_panel = OscPanel(self, osc)
         self.status = StatusBar(self, root)
         self.models = ModelsStrip(self, root)  # first launch: missing models, a Download button
-        self.cues = CuePanel(self, right)
+        self.cues = CuePanel(self, self.screen.lower)
         self.midi = MidiPanel(self, left)
-        self.views = {**self.sound.views(), **self.screen.views(), **self.osc_panel.views(), **self.status.views()}
-        for key in ("<space>", "<Key-f>", "<Key-F>", "<Escape>"):
+        self.views: dict[type, Callable[[Any], None]] = {
+            **self.sound.views(), **self.screen.views(), **self.osc_panel.views(), **self.status.views(),
+            WorkerState: self.on_worker}
+        for key in ("<space>", "<Key-f>", "<Key-F>", "<Escape>", "<Key-v>", "<Key-V>"):
             root.bind(key, self._on_key)
         self.inputs.refresh_devices()
         self.inputs.preselect(config.audio.input if input_spec is None else input_spec)
@@ -170,6 +182,39 @@ class PerformanceWindow:
         self._stopper = threading.Thread(target=pipeline.stop, name="gui-stop")  # touches no widget
         self._stopper.start()
 
+    def confirm_stop(self) -> None:
+        """Space: start the show, or stop it; while it runs (show.confirm_stop) only a second press within
+        CONFIRM_SECONDS stops it, so a stray key never ends the show."""
+        now = time.monotonic()
+        if self.pipeline is None or not self.config.show.confirm_stop or now - self._stop_asked <= CONFIRM_SECONDS:
+            self._stop_asked = -CONFIRM_SECONDS
+            self.toggle_running()
+            return
+        self._stop_asked = now
+        self.show_message(f"the show is running: press Space again within {CONFIRM_SECONDS:.0f} s to stop it",
+                          "warning")
+
+    def quit(self) -> None:
+        """Cmd-Q, Quit from the Dock, the window's close button: while a show runs (show.confirm_stop) ask first."""
+        if self.pipeline is not None and self.config.show.confirm_stop and not self.ask_quit():
+            return
+        self.close()
+
+    def ask_quit(self) -> bool:
+        """The dialog that asks whether to stop the running show and quit."""
+        return bool(messagebox.askyesno("Quit VoiceVibe?", "A show is running. Stop it and quit?", parent=self.root,
+                                        icon="warning", default="no"))
+
+    def toggle_stage(self) -> None:
+        """Open the stage view (the performer's confidence monitor), or close it."""
+        if self.stage is None:
+            self.stage = StageView(self.root, on_key=self._on_key)
+            self.ui.stage_button.configure(text="Close stage view (V)")
+        else:
+            self.stage.close()
+            self.stage = None
+            self.ui.stage_button.configure(text="Stage view (V)")
+
     def _finish_stop(self) -> None:
         """The stopped show's last event has been shown: ready to start again."""
         if self._stopper is not None:
@@ -198,6 +243,12 @@ class PerformanceWindow:
         self.status.message(text, level)
         getattr(log, {"error": "error", "warning": "warning"}.get(level, "info"))("%s", text)
 
+    def on_worker(self, state: WorkerState) -> None:
+        """A model worker's state: the status bar, and the brain row (the one truth of which model answers)."""
+        self.status.show_worker(state)
+        if state.stage == "brain":
+            self.brain.show_worker(state)
+
     def on_status(self, status: Status) -> None:
         """A Status: its part of the status bar, and the message line for problems and other stages."""
         if self.status.show_status(status):
@@ -218,8 +269,10 @@ class PerformanceWindow:
     def _on_key(self, event: tk.Event) -> str | None:
         if isinstance(event.widget, (tk.Entry, tk.Text)) and event.keysym != "Escape":
             return None  # typing a space or an F in a text field
-        action = {"space": self.toggle_running, "f": self.screen.toggle_freeze, "F": self.screen.toggle_freeze,
-                  "Escape": self.screen.toggle_panic}[event.keysym]
+        action = {"space": self.confirm_stop, "f": self.screen.toggle_freeze, "F": self.screen.toggle_freeze,
+                  "Escape": self.screen.toggle_panic, "v": self.toggle_stage, "V": self.toggle_stage}.get(event.keysym)
+        if action is None:
+            return None  # another key pressed in the stage view
         action()
         return "break"
 
@@ -257,6 +310,8 @@ class PerformanceWindow:
         self.brain.refresh()
         self.models.poll()
         self.cues.refresh()
+        if self.stage is not None and self._ticks % STAGE_TICKS == 0 and self.stage.shown != self.screen.version:
+            self.stage.show(self.screen.version, self.screen.latest_lines(), self.screen.latest_prompt)
         self.midi.poll()
         self._ticks += 1
         if self._ticks % TARGETS_TICKS == 0:
@@ -303,6 +358,8 @@ class PerformanceWindow:
         self.stop()
         if self._stopper is not None:
             self._stopper.join(STOP_JOIN_SECONDS)
+        if self.stage is not None:
+            self.toggle_stage()
         self.models.close()
         self.midi.close()
         self.controls.close()

@@ -49,7 +49,7 @@ from voicevibe.show.triggers import normalize_words
 MAX_CUES = 99
 MAX_TEXT_CHARS = 1000  # a prompt or phrase; OSC cuts prompts to the datagram anyway
 MAX_TRIGGER_WORDS = 6
-RESERVED_KEYS = frozenset("f")  # the window's own keys (F freeze; space and Esc are not letters)
+RESERVED_KEYS = frozenset("fv")  # the window's own keys (F freeze, V stage view; space and Esc are not letters)
 SEED_MAX = 2**31 - 1
 
 
@@ -156,7 +156,7 @@ def _cue(where: str, number: int, table: Any, styles: Collection[str] | None) ->
     key = values.get("key", "")
     if key and not (len(key) == 1 and key.isascii() and key.isalnum() and key.lower() not in RESERVED_KEYS
                     and key != "0"):
-        raise ShowError(f"{where}: key = {key!r}: expected one letter or a digit 1-9 (not F: freeze)")
+        raise ShowError(f"{where}: key = {key!r}: expected one letter or a digit 1-9 (not F: freeze, V: stage view)")
     return Cue(number, name, prompt, phrase, style, values.get("vibe"), values.get("seed"),
                _triggers(where, values.get("triggers", [])), key.lower())
 
