@@ -11,7 +11,7 @@ from importlib import resources
 import pytest
 
 from support.llamaserver import free_port
-from voicevibe.brain.assets import load_assets
+from voicevibe.brain.assets import load_assets, words_of
 from voicevibe.brain.core import Brain
 from voicevibe.brain.fallback import restore_said, said_words
 from voicevibe.brain.prompting import PromptRequest, SummaryRequest, completion_head, completion_text, summary_text
@@ -110,6 +110,10 @@ def test_the_lexicon_gives_each_french_word_one_translation_and_flags_no_english
             assert seen.setdefault(french, english) == english, f"{french}: {seen[french]} or {english}?"
     # French words that are also English words of another meaning stay out: they would reject an English prompt
     assert ASSETS.french_words("the main cave by the pin, a plume, a cascade, a tableau, the voyage, a coin") == []
+    # no translation is blocklisted, nor a French word of the lexicon that means something else ("pain" = bread)
+    english = " ".join(ASSETS.lexicon.values())
+    assert ASSETS.blocked(english) == []
+    assert [w for w in words_of(english) if ASSETS.lexicon.get(w, w) != w] == []
     # nor does an English word of the lexicon stand for a French function word a phrase says ("son" = "his")
     assert [w for _, w in said_words("son chapeau et sa robe", ASSETS)] == ["hat", "dress"]
 
