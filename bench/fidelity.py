@@ -57,9 +57,9 @@ SPACING_SECONDS = 40.0
 LANGUAGES = ("en", "fr")
 
 
-def load_scenes(limit: int = 0) -> list[dict[str, Any]]:
+def load_scenes(limit: int = 0, path: Path = SCENES) -> list[dict[str, Any]]:
     """The scene set; with `limit`, the first limit/2 of each half (a development subset)."""
-    scenes = json.loads(SCENES.read_text(encoding="utf-8"))["scenes"]
+    scenes = json.loads(path.read_text(encoding="utf-8"))["scenes"]
     if not limit:
         return scenes
     tuning = [s for s in scenes if not s["held_out"]][:(limit + 1) // 2]
@@ -133,7 +133,7 @@ def default_1b(assets: Assets) -> tuple[Any, str]:
 
 
 def run(args: argparse.Namespace) -> None:
-    scenes = load_scenes(args.scenes)
+    scenes = load_scenes(args.scenes, Path(args.scene_file))
     assets = load_assets()
     config = BrainConfig(model="bundled")
     results: dict[str, Any] = {"label": args.label, "started": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
@@ -189,7 +189,7 @@ def measures(rows: list[dict[str, Any]], scenes: dict[str, dict[str, Any]], asse
 
 def report(args: argparse.Namespace) -> None:
     assets = load_assets()
-    scenes = {s["id"]: s for s in json.loads(SCENES.read_text(encoding="utf-8"))["scenes"]}
+    scenes = {s["id"]: s for s in load_scenes(0, Path(args.scene_file))}
     light = assets.style("cinematic").light
     out = ["| run | brain | lang | half | retention | English only | CLIP tokens med/max | closing phrase max share "
            "| model answers | median ms | p95 ms |", "|---|---|---|---|---|---|---|---|---|---|---|"]
@@ -232,9 +232,11 @@ def main() -> None:
     r.add_argument("--out", required=True)
     r.add_argument("--brains", default="local,server,1b", help="comma-separated: local, server, 1b")
     r.add_argument("--scenes", type=int, default=0, help="a subset: this many scenes, half of each half")
+    r.add_argument("--scene-file", default=str(SCENES), help="another scene set (the fresh check)")
     p = sub.add_parser("report", help="tables from run files")
     p.add_argument("runs", nargs="+")
     p.add_argument("--misses", action="store_true", help="list every prompt that lost a concept")
+    p.add_argument("--scene-file", default=str(SCENES), help="the scene set the runs used")
     args = parser.parse_args()
     run(args) if args.command == "run" else report(args)
 

@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from importlib import resources
 
 import pytest
 
 from support.llamaserver import free_port
-from voicevibe.brain.assets import load_assets
+from voicevibe.brain.assets import load_assets, words_of
 from voicevibe.brain.core import Brain
-from voicevibe.brain.fallback import restore_said
+from voicevibe.brain.fallback import restore_said, said_words
 from voicevibe.brain.prompting import PromptRequest, SummaryRequest, completion_head, completion_text, summary_text
 from voicevibe.brain.schema import text_answer
 from voicevibe.brain.server import ServerPromptModel
@@ -80,6 +81,41 @@ def test_english_plurals_are_not_taken_for_french_words():
     assert ASSETS.french_words("des roses rouges") == ["des", "rouges"]
     assert prompt_for(Scripted("oranges and lemons in a market"), "oranges and lemons").text.startswith(
         "cinematic film still, oranges and lemons in a market")
+
+
+# ---- the lexicon: the common visual words a performer says, in every form ----------------------
+
+@pytest.mark.parametrize("phrase, gloss", [
+    ("un hérisson dort sous un chêne enneigé", "hedgehog, sleeping, oak, snowy"),
+    ("la sorcière rousse grimpe sur la falaise", "witch, red-haired, climbing, cliff"),
+    ("des girafes traversent la savane ensoleillée", "giraffe, crossing, savanna, sunny"),
+    ("un chevalier blessé porte une armure rouillée", "knight, wounded, door, armour, rusty"),
+    ("les moines chantent dans la cathédrale obscure", "monk, singing, cathedral, dark"),
+])
+def test_the_lexicon_knows_the_common_visual_words_a_performer_says(phrase, gloss):
+    assert ASSETS.gloss(phrase) == gloss
+
+
+def test_the_brain_puts_back_a_common_word_the_model_dropped():
+    result = prompt_for(Scripted("a small animal asleep in the rain"), "un hérisson dort sous la pluie")
+    assert result.text == "cinematic film still, a small animal asleep in the rain, hedgehog" + LIGHT
+
+
+def test_the_lexicon_gives_each_french_word_one_translation_and_flags_no_english_word():
+    seen: dict[str, str] = {}
+    text = (resources.files("voicevibe") / "assets" / "lexicon_fr_en.tsv").read_text(encoding="utf-8")
+    for line in text.splitlines():
+        if line.strip() and not line.startswith("#"):
+            french, _, english = line.partition("\t")
+            assert seen.setdefault(french, english) == english, f"{french}: {seen[french]} or {english}?"
+    # French words that are also English words of another meaning stay out: they would reject an English prompt
+    assert ASSETS.french_words("the main cave by the pin, a plume, a cascade, a tableau, the voyage, a coin") == []
+    # no translation is blocklisted, nor a French word of the lexicon that means something else ("pain" = bread)
+    english = " ".join(ASSETS.lexicon.values())
+    assert ASSETS.blocked(english) == []
+    assert [w for w in words_of(english) if ASSETS.lexicon.get(w, w) != w] == []
+    # nor does an English word of the lexicon stand for a French function word a phrase says ("son" = "his")
+    assert [w for _, w in said_words("son chapeau et sa robe", ASSETS)] == ["hat", "dress"]
 
 
 # ---- repair: the phrase's visual words the model dropped go back in --------------------------
