@@ -55,8 +55,10 @@ class FakeStt:
 
 
 def test_the_watch_logs_every_period_with_each_process_and_without_mlx_when_the_worker_is_silent_or_down() -> None:
-    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    child = subprocess.Popen([sys.executable, "-c", "import time; print('up', flush=True); time.sleep(60)"],
+                             stdout=subprocess.PIPE, text=True)
     try:
+        assert child.stdout is not None and child.stdout.readline() == "up\n"  # its Python is loaded: RSS is real
         stt, lines = FakeStt(), []
         watch = MemoryWatch(60.0, stt, lambda: {"stt": child.pid, "brain": None}, lines.append)  # type: ignore[arg-type]
         watch.tick(100.0)  # the first reading is asked at once
