@@ -83,6 +83,32 @@ def test_english_plurals_are_not_taken_for_french_words():
         "cinematic film still, oranges and lemons in a market")
 
 
+def test_french_function_words_that_are_english_words_keep_their_english_sense_in_english():
+    # "car", "son", "pour" are French function words ("because", "his", "for") and English words
+    model_says = "a red car in the rain, a son and his father, rain starts to pour"
+    result = prompt_for(Scripted(model_says), "a red car drives my son home as the rain starts to pour")
+    assert result.text.startswith(f"cinematic film still, {model_says}")  # the repair drops none of them
+    assert ASSETS.gloss("a red car on the road") == ""  # English: no gloss that leaves the car out
+    assert ASSETS.french_words("my son drives a car, plus a van") == []
+    # in a French phrase they are function words: "car" (because) is no car to put back
+    assert [w for _, w in said_words("il pleut car le ciel est gris", ASSETS)] == ["sky", "grey"]
+    assert ASSETS.gloss("il dort car il fait froid") == "sleeping, cold"
+    assert "car" not in prompt_for(Scripted("a grey sky over the roofs"), "il pleut car le ciel est gris").text
+
+
+def test_expressions_of_several_words_are_translated_whole():
+    assert ASSETS.units("des feux d'artifice au coucher du soleil") == ["des", "feux d artifice", "au",
+                                                                        "coucher du soleil"]
+    assert ASSETS.gloss("des feux d'artifice au coucher du soleil") == "fireworks, sunset"
+    assert ASSETS.gloss("une pomme de terre dans la terre") == "potato, earth"  # not an apple of earth
+    assert ASSETS.gloss("deux étoiles filantes") == "two, shooting star"  # plurals of every word
+    # a dropped expression goes back whole; one the model said is left alone
+    phrase = "une étoile filante traverse la voie lactée"
+    assert restore_said("a bright star in the night sky", phrase, ASSETS) == \
+        "a bright star in the night sky, shooting star, milky way"
+    assert restore_said("shooting stars over the milky way", phrase, ASSETS) == "shooting stars over the milky way"
+
+
 # ---- the lexicon: the common visual words a performer says, in every form ----------------------
 
 @pytest.mark.parametrize("phrase, gloss", [

@@ -5,6 +5,7 @@ every list is matched with."""
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import logging
 import re
@@ -69,6 +70,12 @@ class Assets:
     english_stopwords: frozenset[str]
     french_stopwords: frozenset[str]
     blocklist: frozenset[str]
+    both: frozenset[str] = frozenset()  # French function words that are English words too: "car", "son", "pour"
+
+    @functools.cached_property
+    def longest(self) -> int:
+        """The most words a lexicon entry has ("coucher du soleil": 3)."""
+        return max((key.count(" ") + 1 for key in self.lexicon), default=1)
 
     @property
     def english_values(self) -> frozenset[str]:
@@ -76,39 +83,61 @@ class Assets:
         return frozenset(v.lower() for v in self.lexicon.values())
 
     def translate(self, word: str) -> str | None:
-        """The English for a French word in the lexicon (plurals too), else None."""
+        """The English for a French word or expression in the lexicon (plurals too), else None."""
         key = lexicon_key(word)
-        for candidate in (key, key[:-1] if key.endswith(("s", "x")) else None):
+        singular = " ".join(w[:-1] if w.endswith(("s", "x")) and len(w) > 2 else w for w in key.split(" "))
+        for candidate in (key, key[:-1] if key.endswith(("s", "x")) else None, singular):
             if candidate and candidate in self.lexicon:
                 return self.lexicon[candidate]
         return None
 
+    def units(self, text: str) -> list[str]:
+        """The words of a text, in order, with the lexicon's expressions kept whole: "un coucher de soleil"
+        -> "un", "coucher de soleil" ("feux d'artifice" -> "feux d artifice": apostrophes split words)."""
+        words, out, i = words_of(text), [], 0
+        while i < len(words):
+            for n in range(min(self.longest, len(words) - i), 1, -1):
+                expression = " ".join(words[i:i + n])
+                if self.translate(expression) is not None:
+                    out.append(expression)
+                    i += n
+                    break
+            else:
+                out.append(words[i])
+                i += 1
+        return out
+
+    def is_french(self, text: str) -> bool:
+        """True when something in `text` is French only: "a red car" is English, "il dort car il pleut" French."""
+        return bool(self.french_words(text))
+
     def gloss(self, text: str) -> str:
         """A French phrase's content words in English, in the phrase's order ("renard rouge" -> "fox, red");
         "" when nothing in it is French. Words the lexicon lacks are kept as said (the model may know them)."""
-        if not self.french_words(text):
+        if not self.is_french(text):
             return ""
         out: list[str] = []
-        for word in words_of(text):
+        for word in self.units(text):
             english = self.translate(word)
-            if english is None and (self.is_stopword(word) or len(word) < 2):
+            if english is None and (self.is_stopword(word, french=True) or len(word) < 2):
                 continue
             english = english or word.lower()
             if english not in out:
                 out.append(english)
         return ", ".join(out)
 
-    def is_stopword(self, word: str) -> bool:
-        """True for an English or French function word."""
+    def is_stopword(self, word: str, *, french: bool) -> bool:
+        """True for a function word of the phrase's language: "car" in a French phrase ("because"),
+        not in an English one."""
         key = normalize(word)
-        return key in self.english_stopwords or key in self.french_stopwords
+        return key in self.english_stopwords or (key in self.french_stopwords and (french or key not in self.both))
 
     def french_words(self, text: str) -> list[str]:
         """Words of `text` that are French and not English (lexicon entries, French-only stopwords)."""
         found = []
-        for word in words_of(text):
+        for word in self.units(text):
             key = normalize(word)
-            if key in self.english_stopwords or len(key) == 1:  # "s" of "mother's", not French "s'"
+            if key in self.english_stopwords or key in self.both or len(key) == 1:  # "s" of "mother's"
                 continue
             english = self.translate(word)
             if (english is not None and normalize(english) not in (key, key[:-1])) or key in self.french_stopwords:
@@ -164,7 +193,7 @@ def load_assets(extra_blocklist: str = "") -> Assets:
         french, sep, english = line.partition("\t")
         if not sep or not english.strip():
             raise AssetError(f"voicevibe/assets/lexicon_fr_en.tsv: expected french<TAB>english, got {line!r}")
-        lexicon[lexicon_key(french.strip())] = english.strip()
+        lexicon[" ".join(lexicon_key(w) for w in words_of(french))] = english.strip()  # "feu d'artifice": 3 words
     stop = {lang: frozenset(normalize(w) for w in words.split())
             for lang, _, words in (line.partition(":") for line in _lines("stopwords.txt"))}
     blocked = _lines("blocklist.txt")
@@ -175,6 +204,7 @@ def load_assets(extra_blocklist: str = "") -> Assets:
             raise AssetError(f"{extra_blocklist}: cannot read the blocklist file ({e})") from e
         blocked += [w.strip() for w in text.splitlines() if w.strip() and not w.startswith("#")]
     blocklist = frozenset(normalize(w) for w in blocked)
-    assets = Assets(styles, examples, lexicon, stop.get("en", frozenset()), stop.get("fr", frozenset()), blocklist)
+    assets = Assets(styles, examples, lexicon, stop.get("en", frozenset()), stop.get("fr", frozenset()), blocklist,
+                    stop.get("both", frozenset()))
     return dataclasses.replace(assets, examples=tuple(dataclasses.replace(e, gloss=assets.gloss(e.speech))
                                                       for e in examples))

@@ -18,7 +18,7 @@ import logging
 import math
 import re
 
-from voicevibe.brain.assets import LETTERS, Assets, Style, normalize, words_of
+from voicevibe.brain.assets import LETTERS, Assets, Style, normalize
 
 log = logging.getLogger(__name__)
 
@@ -62,10 +62,11 @@ def finish_prompt(text: str, max_words: int) -> str:
 def english_words(text: str, assets: Assets, *, limit: int = SUBJECT_WORDS) -> list[str]:
     """The content words of a phrase, French ones translated, blocklisted ones dropped."""
     out: list[str] = []
-    for word in words_of(text):
+    french = assets.is_french(text)
+    for word in assets.units(text):
         english = assets.translate(word)
         if english is None:
-            if assets.is_stopword(word) or len(word) < 2:
+            if assets.is_stopword(word, french=french) or len(word) < 2:
                 continue
             english = word.lower()
         if assets.blocked(english) or english in out:
@@ -86,7 +87,7 @@ def repair_french(text: str, assets: Assets) -> str:
         english = assets.translate(word)
         if english is not None:
             return word if normalize(english) == key[:-1] else english  # "oranges" is English too
-        return "" if key in assets.french_stopwords else word
+        return "" if key in assets.french_stopwords and key not in assets.both else word  # "a red car" stays
 
     return " ".join(LETTERS.sub(swap, text).split())
 
@@ -117,11 +118,16 @@ def said_words(phrase: str, assets: Assets) -> list[tuple[int, str]]:
     """The phrase's visual words in English with their place in the phrase: lexicon words (French ones
     translated, English ones as said), not actions (a model says "asleep" for "sleeping") nor function words."""
     out: list[tuple[int, str]] = []
-    for i, word in enumerate(words_of(phrase)):
+    french = assets.is_french(phrase)
+    for i, word in enumerate(assets.units(phrase)):
+        if assets.is_stopword(word, french=french):
+            continue  # French "car" is "because"
         english = assets.translate(word)
         if english is None and word.lower() in assets.english_values:
             english = word.lower()
-        if english and " " not in english and not _is_action(english) and english not in assets.english_stopwords \
+        if not english or (" " in english and " " not in word):
+            continue  # one word said in several ("devant" -> "in front of") is no thing to show
+        if not _is_action(english) and english not in assets.english_stopwords \
                 and english not in {w for _, w in out} and not assets.blocked(english):
             out.append((i, english))
     return out
@@ -135,6 +141,8 @@ def _article(article: str, word: str) -> str:
 
 def _shown(word: str, scene: str) -> re.Match[str] | None:
     """Where the scene shows `word` (or a form of it: plural, "leaves" for "leaf")."""
+    if " " in word:  # an expression ("shooting star"): shown whole, or a plural of it
+        return re.search(rf"\b{re.escape(word)}(?:e?s)?\b", scene, re.IGNORECASE)
     stem = _stem(word)
     for match in re.finditer(r"[^\W\d_]+", scene):
         if match.group(0).lower() == word or _stem(match.group(0)) == stem:
@@ -169,7 +177,8 @@ def restore_said(scene: str, phrase: str, assets: Assets) -> str:
     if not added:
         return scene
     first, sep, rest = scene.partition(",")
-    return f"{first}, {' '.join(added)}{sep}{rest}"
+    joined = ", ".join(added) if any(" " in w for w in added) else " ".join(added)  # "shooting star, milky way"
+    return f"{first}, {joined}{sep}{rest}"
 
 
 def fallback_prompt(phrase: str, style: Style, assets: Assets, *, vibe: str = "", previous: str = "",
