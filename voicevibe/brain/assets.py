@@ -77,7 +77,7 @@ class Assets:
         """The most words a lexicon entry has ("coucher du soleil": 3)."""
         return max((key.count(" ") + 1 for key in self.lexicon), default=1)
 
-    @property
+    @functools.cached_property
     def english_values(self) -> frozenset[str]:
         """The lexicon's English words: the visual vocabulary an English phrase's key words are found in."""
         return frozenset(v.lower() for v in self.lexicon.values())
