@@ -212,12 +212,11 @@ def test_the_server_brain_asks_for_plain_text_and_writes_the_json_itself(standin
 
 
 def test_a_plain_text_answer_cut_inside_the_prompt_is_no_answer():
-    head = completion_head(PromptRequest("x", CINEMATIC))
-    assert json.loads(text_answer(CINEMATIC, head, ' a red fox", "mood": "sly', cut=True))["mood"] == "sly"
+    assert json.loads(text_answer(CINEMATIC, ' a red fox", "mood": "sly', cut=True))["mood"] == "sly"
     with pytest.raises(ValueError, match="not JSON"):
-        text_answer(CINEMATIC, head, " a red fox sleeping under the frozen bridge at the edge of", cut=True)
+        text_answer(CINEMATIC, " a red fox sleeping under the frozen bridge at the edge of", cut=True)
     with pytest.raises(ValueError, match="empty prompt"):
-        text_answer(CINEMATIC, head, ' ", "mood": "calm')
+        text_answer(CINEMATIC, ' ", "mood": "calm')
 
 
 def test_prompt_json_answers_even_when_the_server_check_fails(capsys):

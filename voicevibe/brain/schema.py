@@ -156,8 +156,9 @@ def checked_json(text: str) -> str:
 MOOD_TEXT = re.compile(r'"mood"\s*:\s*"([a-zA-Z -]{1,24})')
 
 
-def text_answer(style: Style, head: str, text: str, *, cut: bool = False) -> str:
-    """A prompt answer's JSON from a plain-text completion of `head` (the JSON opened up to the medium).
+def text_answer(style: Style, text: str, *, cut: bool = False) -> str:
+    """A prompt answer's JSON from a plain-text completion of the JSON opened up to `style`'s medium
+    (prompting.completion_head).
 
     The scene is what the model wrote up to its closing quote (all of it when it wrote none but
     stopped by itself), the mood what follows `"mood": "`, "" when it wrote none; ValueError when
@@ -171,9 +172,8 @@ def text_answer(style: Style, head: str, text: str, *, cut: bool = False) -> str
     scene = " ".join(scene.split()).strip(" ,")
     if not scene:
         raise ValueError("empty prompt")
-    medium = json.loads(head + '"}')["prompt"].rstrip(",")
-    return json.dumps({"style": style.name, "prompt": f"{medium}, {scene}", "mood": mood.group(1) if mood else ""},
-                      ensure_ascii=False)
+    answer = {"style": style.name, "prompt": f"{style.medium}, {scene}", "mood": mood.group(1) if mood else ""}
+    return json.dumps(answer, ensure_ascii=False)
 
 
 def text_summary(text: str) -> str:

@@ -45,7 +45,6 @@ from voicevibe.brain.prompting import (
     PromptRequest,
     SummaryRequest,
     chat_messages,
-    completion_head,
     completion_text,
     summary_text,
 )
@@ -214,7 +213,7 @@ class ServerPromptModel:
         """The answer's JSON text `{"style", "prompt", "mood"}`; Abandoned when `should_stop()` says so."""
         if self.output == TEXT:
             text, cut = self._complete(completion_text(request, self.examples), self.config.max_tokens, should_stop)
-            return text_answer(request.style, completion_head(request), text, cut=cut)
+            return text_answer(request.style, text, cut=cut)
         messages = chat_messages(request, self.examples)
         return self._answer(messages, self.config.max_tokens, prompt_schema(request.style),
                             prompt_grammar(request.style), should_stop)
