@@ -153,8 +153,7 @@ class ScreenPanel:
     def show_word(self, word: Word) -> None:
         """Append a word piece to the transcript."""
         box = self.w.ui.transcript
-        at_line_start = box.get("end-2c", "end-1c") in ("", "\n")
-        box.insert("end", word.text.lstrip() if at_line_start else word.text)
+        box.insert("end", word.text.lstrip() if _at_line_start(box) else word.text)
         box.see("end")
         self.version += 1
 
@@ -172,7 +171,7 @@ class ScreenPanel:
         """A typed phrase in the transcript, as a line of its own (spoken ones arrive word by word)."""
         if phrase.reason == "typed":
             box = self.w.ui.transcript
-            if box.get("end-2c", "end-1c") not in ("", "\n"):
+            if not _at_line_start(box):
                 box.insert("end", "\n")  # a spoken phrase was still open
             box.insert("end", f"{phrase.text} (typed)")
             self.show_phrase_end(None)
@@ -203,3 +202,8 @@ class ScreenPanel:
         """The events this panel shows."""
         return {Word: self.show_word, PhraseEnd: self.show_phrase_end, Phrase: self.show_phrase,
                 ImagePrompt: self.show_prompt, CueFired: self.show_cue, Summary: self.show_summary}
+
+
+def _at_line_start(box: ctk.CTkTextbox) -> bool:
+    """True when the transcript is empty or its last line is finished."""
+    return box.get("end-2c", "end-1c") in ("", "\n")

@@ -82,7 +82,7 @@ class StatusBar:
 
     def message(self, text: str, level: str = "info") -> None:
         """The message line."""
-        self.ui.message.configure(text=clipped(text), text_color={"error": RED, "warning": AMBER}.get(level, "gray85"))
+        self.ui.message.configure(text=clipped(text), text_color=LEVEL_COLOURS.get(level, LEVEL_COLOURS["info"]))
 
     def show_stats(self, stats: PipelineStats) -> None:
         """The once-a-second engine figures."""

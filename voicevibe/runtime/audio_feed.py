@@ -119,11 +119,11 @@ class AudioFeed:
         """The audio loop: record, condition, meter, send; the speech engine never slows it down."""
         send_level = self.config.osc.send_level
         mic = source if isinstance(source, MicSource) else None
-        silence = DigitalSilence() if mic is not None else None  # a denied mic on macOS
+        silence = DigitalSilence()  # a microphone's exact zeros: a denied mic on macOS
         for block in source.blocks():
             if self.stopping.is_set():
                 break
-            if mic is not None and silence is not None and silence.step(block):
+            if mic is not None and silence.step(block):
                 self.feed.post(silence_status(describe(mic), mic.channel))
             if self.record is not None:
                 self.record(block)
