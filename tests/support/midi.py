@@ -60,10 +60,13 @@ class MidiPorts:
 
 @pytest.fixture(scope="module")
 def midi_ports() -> Iterator[MidiPorts]:
-    """Real MIDI ports for a test module: JACK on Linux, CoreMIDI on macOS; skipped, with the reason, only where
-    python-rtmidi has neither."""
+    """Real MIDI ports for a test module: JACK on Linux, CoreMIDI on macOS. On Linux a python-rtmidi without JACK
+    is an error (the tests must run there); elsewhere, without either, they are skipped with the reason."""
     apis = mido.Backend(RTMIDI, load=True).module.get_api_names()
     system = midi_system(sys.platform, apis)
+    if system is None and sys.platform.startswith("linux"):
+        raise RuntimeError(f"python-rtmidi has no JACK API here ({apis}); the pinned wheel has it: "
+                           "`.venv/bin/pip install --force-reinstall python-rtmidi==1.5.8`")
     if system is None:
         pytest.skip(f"no MIDI system with virtual ports on {sys.platform} (python-rtmidi has {apis})")
     if system == "UNIX_JACK":
