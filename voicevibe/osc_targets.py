@@ -51,6 +51,11 @@ def connect_udp(host: str, port: int) -> socket.socket:
     return sock
 
 
+def target_name(host: str, port: int) -> str:
+    """How a target is named to the operator: `host:port`, an IPv6 address in brackets."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
 def is_address(host: str) -> bool:
     """True for an IPv4 or IPv6 address (a scope like `%en0` allowed): connecting to it looks nothing up."""
     try:
@@ -78,7 +83,7 @@ class Target:
 
     def __init__(self, host: str, port: int) -> None:
         self.host, self.port = host, port
-        self.name = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        self.name = target_name(host, port)
         self.sock: socket.socket | None = None
         self.looking_up = False
         self.answered = False  # a lookup has answered (an address or an error): datagrams no longer wait

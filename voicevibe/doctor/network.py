@@ -21,7 +21,7 @@ from voicevibe import macos
 from voicevibe.config import ConfigError, parse_targets
 from voicevibe.doctor.rows import Row
 from voicevibe.osc import osc_message
-from voicevibe.osc_targets import LOCAL_NETWORK_ERRORS, Connector, Outcome
+from voicevibe.osc_targets import LOCAL_NETWORK_ERRORS, Connector, Outcome, target_name
 
 NAME = "OSC target"
 LOOKUP_SECONDS = 10.0  # a name that has not resolved by then would not resolve during the show either
@@ -46,7 +46,7 @@ def check_targets(targets: str, *, mac: bool, connect: Connector,
 def probe_target(host: str, port: int, *, mac: bool, connect: Connector,
                  wait: Callable[[float], None] = time.sleep) -> Row:
     """Look `host` up (at most LOOKUP_SECONDS), send the probe twice, and say what happened."""
-    name = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    name = target_name(host, port)
     outcome = _look_up(host, port, connect)
     if outcome is None:
         return Row(NAME, False, f"{name}: the name did not resolve within {LOOKUP_SECONDS:g} s", USE_AN_ADDRESS)
