@@ -171,8 +171,7 @@ def run(args: argparse.Namespace) -> None:
     print(f"wrote {args.out}")
 
 
-def measures(rows: list[dict[str, Any]], scenes: dict[str, dict[str, Any]], assets: Assets,
-             light: str) -> dict[str, Any]:
+def measures(rows: list[dict[str, Any]], scenes: dict[str, dict[str, Any]], assets: Assets) -> dict[str, Any]:
     kept = total = english = 0
     for row in rows:
         scene = scenes[row["id"]]
@@ -205,7 +204,7 @@ def report(args: argparse.Namespace) -> None:
                     part = [r for r in rows if chosen is None or r["held_out"] == chosen]
                     if not part:
                         continue
-                    m = measures(part, scenes, assets, light)
+                    m = measures(part, scenes, assets)
                     out.append(f"| {data['label']} | {brain} | {lang} | {half} ({m['n']}) | "
                                f"**{m['retention']:.0f}%** | "
                                f"{m['english']:.0f}% | {m['tokens_median']:.0f}/{m['tokens_max']} | "
